@@ -1,0 +1,49 @@
+# mixedbayes: `make demo` runs the main job, `make test` the test suite.
+# Both create .venv with Python >= 3.12 (found on PATH or in pyenv) and install the pinned stack.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+EXTRAS ?= dev
+export PYTENSOR_FLAGS ?= compiledir=$(CURDIR)/.cache/pytensor
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+
+.PHONY: demo test test-fast lint typecheck venv clean lock
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt scripts/find-python.sh
+	@set -e; \
+	if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+	  echo "Removing $(VENV): it was made with a Python older than 3.12"; rm -rf $(VENV); fi; \
+	if [ ! -x $(PY) ]; then \
+	  PYTHON=$${PYTHON:-$$(scripts/find-python.sh)}; \
+	  echo "Creating $(VENV) with $$PYTHON"; \
+	  $$PYTHON -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mixedbayes demo --out out/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mixedbayes tests
+	$(VENV)/bin/ruff format --check mixedbayes tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow"
+
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^mixedbayes' \
+	  | sed '1i # Pinned stack: what CI tested (Python 3.12). Regenerate with `make lock`.' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .cache out .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,110 @@
+"""The group-effect core, shared by every model kind.
+
+For one grouping factor it adds to the model in context:
+
+- ``sd_<group>`` (dim ``<group>_term``): the SD of each term's effects;
+- per correlated block, the Cholesky factor of its LKJ correlation matrix
+  (``cor_chol_<group>``) and, over all the factor's terms, ``cor_<group>``
+  (dims ``<group>_term``, ``<group>_term2``; 0 between terms of different blocks);
+- ``r_<group>`` (dims ``<group>``, ``<group>_term``): the effects, with the real level names.
+
+Each block is centred (``r ~ MvNormal(0, diag(sd) Ω diag(sd))``) or non-centred
+(``z ~ Normal(0, 1)``, ``r = (z Lᵀ) · sd``) as the design chose. The core returns the
+contribution ``sum_k Z[:, k] · r[index, k]`` to the linear predictor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mixedbayes.compile.priors import vector_prior
+from mixedbayes.design.groups import GroupBlock, GroupFactor
+from mixedbayes.priors.table import PriorTable
+
+__all__ = ["add_group_effects", "cor_dim"]
+
+
+def cor_dim(factor: GroupFactor) -> str:
+    """Second dimension name of ``cor_<group>``."""
+    return f"{factor.name}_term2"
+
+
+def _block_effects(
+    factor: GroupFactor, block: GroupBlock, b: int, sd: Any, eta: float, single: bool
+) -> Any:
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    g = factor.name
+    cols = list(block.columns)
+    k = len(cols)
+    sd_b = sd[cols]
+    suffix = "" if single else f"_{b}"
+    dims = (factor.dim, factor.term_dim) if single else None
+    shape = None if single else (factor.n_levels, k)
+    if block.correlated:
+        chol_corr = pm.LKJCorr(f"cor_chol_{g}{suffix}", n=k, eta=eta)
+        if block.parametrization == "centered":
+            chol = sd_b[:, None] * chol_corr
+            return pm.MvNormal(
+                f"r_{g}{suffix}", mu=np.zeros(k), chol=chol, dims=dims, shape=shape
+            ), chol_corr
+        z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims, shape=shape)
+        return pt.dot(z, chol_corr.T) * sd_b, chol_corr
+    if block.parametrization == "centered":
+        return pm.Normal(f"r_{g}{suffix}", 0.0, sd_b, dims=dims, shape=shape), None
+    z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims, shape=shape)
+    return z * sd_b, None
+
+
+def add_group_effects(
+    factor: GroupFactor, priors: PriorTable, *, index: Any, Z: Any, nlpar: str = ""
+) -> Any:
+    """Add the factor's effects to the model in context; return their linear-predictor term.
+
+    Parameters
+    ----------
+    factor : GroupFactor
+    priors : PriorTable
+        Must hold the ``sd`` rows of every term (and ``cor`` for correlated factors).
+    index, Z : tensor-like
+        Level index per row and the term values per row (data containers, so that new data
+        of the same shape can be swapped in).
+    nlpar : str
+        The nonlinear parameter these effects belong to (empty for regression models).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    g = factor.name
+    sd_rows = [priors.get("sd", t, g, nlpar) for t in factor.terms]
+    sd = pt.as_tensor(vector_prior(f"sd_{g}", sd_rows, factor.term_dim, positive=True))
+    eta = float(priors.get("cor", "", g, nlpar).prior.args[0]) if factor.correlated else 1.0
+    # One block per block of the factor; a block covering every term in order is named
+    # r_<group> (or z_<group>) directly.
+    single = len(factor.blocks) == 1
+    pieces = []
+    chols = []
+    for b, block in enumerate(factor.blocks):
+        effects, chol = _block_effects(factor, block, b, sd, eta, single)
+        pieces.append(pt.as_tensor(effects))
+        chols.append(chol)
+    if single and factor.blocks[0].parametrization == "centered":
+        r = pieces[0]
+    else:
+        order = np.argsort(np.concatenate([b.columns for b in factor.blocks]))
+        full = pt.concatenate(pieces, axis=1)[:, order] if not single else pieces[0]
+        r = pm.Deterministic(f"r_{g}", full, dims=(factor.dim, factor.term_dim))
+    if factor.correlated:
+        k = len(factor.terms)
+        cor = pt.eye(k)
+        for block, chol in zip(factor.blocks, chols, strict=True):
+            if chol is not None:
+                cols = np.asarray(block.columns)
+                cor = pt.set_subtensor(cor[np.ix_(cols, cols)], pt.dot(chol, chol.T))
+        pm.Deterministic(f"cor_{g}", cor, dims=(factor.term_dim, cor_dim(factor)))
+    if len(factor.terms) == 1 and factor.terms[0] == "Intercept":
+        return r[index, 0]
+    return pt.sum(Z * r[index], axis=1)

@@ -1,0 +1,30 @@
+"""Turn prior-table rows into PyMC variables (one vector variable per class where possible)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mixedbayes.priors.distributions import build_prior
+from mixedbayes.priors.table import PriorRow
+
+__all__ = ["vector_prior"]
+
+
+def vector_prior(name: str, rows: Sequence[PriorRow], dims: str | None, *, positive: bool) -> Any:
+    """One variable ``name`` with an element per row (``dims``), or a scalar if ``dims`` is None.
+
+    When the rows use one distribution family the variable is a single vectorised random
+    variable; otherwise each element is its own variable (``name[coef]``) and ``name`` is their
+    stack, kept as a deterministic.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    priors = [r.prior for r in rows]
+    if dims is None:
+        return build_prior(name, priors, positive=positive)
+    if len({p.name for p in priors}) == 1:
+        return build_prior(name, priors, dims=dims, positive=positive)
+    parts = [build_prior(f"{name}[{r.coef}]", [r.prior], positive=positive) for r in rows]
+    return pm.Deterministic(name, pt.stack(parts), dims=dims)

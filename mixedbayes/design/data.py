@@ -1,0 +1,164 @@
+"""Checks and cleaning of the user's data before any design matrix is built.
+
+Everything wrong is reported at once, naming the column, rows and values, with the fix.
+The user's frame is never modified: cleaning works on a copy. Rows dropped for missing
+values are counted, named and warned about, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mixedbayes.errors import DataError, Problem, format_rows
+
+__all__ = ["DataReport", "DataWarning", "Dropped", "clean_data"]
+
+
+class DataWarning(UserWarning):
+    """Rows were dropped (or something else was done to the data) and the user should know."""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Rows left out of the fit, why, and for which column."""
+
+    reason: str
+    column: str
+    rows: tuple[object, ...]
+
+    @property
+    def count(self) -> int:
+        """How many rows."""
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
+class DataReport:
+    """What happened to the data on the way into the model."""
+
+    rows_in: int
+    rows_used: int
+    dropped: tuple[Dropped, ...] = field(default_factory=tuple)
+
+    @property
+    def rows_dropped(self) -> int:
+        """Rows left out, for any reason."""
+        return self.rows_in - self.rows_used
+
+    def __str__(self) -> str:
+        lines = [f"{self.rows_used} of {self.rows_in} rows used"]
+        for d in self.dropped:
+            lines.append(f"  {d.count} dropped: {d.reason} in '{d.column}'")
+        return "\n".join(lines)
+
+
+def _closest(name: str, columns: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, [str(c) for c in columns], n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def missing_column_problems(needed: Iterable[str], data: pd.DataFrame) -> list[Problem]:
+    """One problem per column the formula names that the data lack."""
+    columns = [str(c) for c in data.columns]
+    problems = []
+    for name in sorted(needed):
+        if name not in columns:
+            problems.append(
+                Problem(
+                    f"the formula uses column {name!r}, which the data do not have."
+                    + _closest(name, columns),
+                    f"column '{name}'",
+                    f"rename a column or fix the formula; the data's columns are {columns}.",
+                )
+            )
+    return problems
+
+
+def numeric_problems(data: pd.DataFrame, column: str) -> list[Problem]:
+    """A problem if ``column`` (the response) holds values that are not numbers."""
+    values = data[column]
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return []
+    coerced = pd.to_numeric(values, errors="coerce")
+    bad = values.index[coerced.isna() & values.notna()]
+    shown = ", ".join(repr(values[i]) for i in list(bad)[:5])
+    return [
+        Problem(
+            f"the response must be numeric, but rows {format_rows(list(bad))} hold {shown}.",
+            f"column '{column}'",
+            "convert it with pd.to_numeric (mark missing values as NaN, not text).",
+        )
+    ]
+
+
+def grouping_problems(data: pd.DataFrame, columns: Sequence[str]) -> list[Problem]:
+    """A problem per grouping column with missing values (a row must belong to a group)."""
+    problems = []
+    for col in columns:
+        missing = data.index[data[col].isna()]
+        if len(missing):
+            problems.append(
+                Problem(
+                    f"grouping column has missing values in rows {format_rows(list(missing))} "
+                    f"({len(missing)} rows): a row must belong to a level of every grouping "
+                    "factor.",
+                    f"column '{col}'",
+                    f"fill them with a level, or drop them (df.dropna(subset=[{col!r}])).",
+                )
+            )
+    return problems
+
+
+def clean_data(
+    data: pd.DataFrame, *, response: Sequence[str], covariates: Sequence[str], groups: Sequence[str]
+) -> tuple[pd.DataFrame, DataReport]:
+    """Copy ``data`` and drop rows with a missing response or covariate, reporting them.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The user's data; not modified.
+    response, covariates, groups : sequence of str
+        Columns of the response, of the predictors, and of the grouping factors (already
+        checked to exist, and groups to be complete).
+
+    Returns
+    -------
+    (DataFrame, DataReport)
+        The rows to model (a copy) and what was dropped.
+    """
+    frame = data.copy(deep=True)
+    dropped: list[Dropped] = []
+    keep = np.ones(len(frame), dtype=bool)
+    for reason, cols in (("missing response", response), ("missing covariate", covariates)):
+        for col in cols:
+            miss = frame[col].isna().to_numpy() & keep
+            if miss.any():
+                rows = tuple(frame.index[miss])
+                dropped.append(Dropped(reason, col, rows))
+                keep &= ~miss
+    if dropped:
+        detail = "; ".join(
+            f"{d.count} with {d.reason} '{d.column}' (rows {format_rows(list(d.rows), 5)})"
+            for d in dropped
+        )
+        warnings.warn(
+            f"dropped {int((~keep).sum())} of {len(frame)} rows: {detail}. "
+            "They are listed in design.report.",
+            DataWarning,
+            stacklevel=3,
+        )
+    frame = frame.loc[keep]
+    if frame.empty:
+        raise DataError(
+            "no rows are left once rows with missing values are dropped.",
+            where=", ".join(sorted({d.column for d in dropped})),
+            hint="check the columns above for missing values.",
+        )
+    return frame, DataReport(len(data), len(frame), tuple(dropped))

@@ -1,0 +1,313 @@
+"""Stage 2: spec + DataFrame → :class:`Design` (arrays, groups, levels, remembered transforms)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mixedbayes.design.data import (
+    DataReport,
+    clean_data,
+    grouping_problems,
+    missing_column_problems,
+    numeric_problems,
+)
+from mixedbayes.design.groups import GroupFactor, factor_problems, group_factors
+from mixedbayes.design.parametrization import choose_parametrization
+from mixedbayes.errors import DataError, Problem, SpecError, format_rows
+from mixedbayes.families import Family, Link, get_family, get_link
+from mixedbayes.spec.formula import FormulaParts, split_formula
+from mixedbayes.spec.model import ModelSpec
+
+__all__ = ["Design", "NewData", "make_design"]
+
+#: Functions a formula may call (``log(x)``, ``center(x)`` and formulae's own ``C``, ``scale``).
+FORMULA_FUNCTIONS: dict[str, Any] = {
+    "log": np.log,
+    "log1p": np.log1p,
+    "log2": np.log2,
+    "log10": np.log10,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "np": np,
+}
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=float)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class NewData:
+    """Design arrays for new rows (predictions): fixed part and, per group, levels and Z.
+
+    ``group_index[g]`` is -1 for a level the model has not seen.
+    """
+
+    X: np.ndarray
+    group_index: dict[str, np.ndarray]
+    group_Z: dict[str, np.ndarray]
+    new_levels: dict[str, tuple[str, ...]]
+    index: pd.Index
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """A spec applied to data: everything the compile stage needs, and no PyMC.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    family : Family
+    link : Link
+    response : str
+        The response as written (``"Reaction"``, ``"log(y)"``).
+    y : ndarray, shape (n,)
+    X : ndarray, shape (n, p)
+        Fixed-effects design matrix (uncentred, as formulae builds it).
+    fixed_terms : tuple of str
+        Column names of ``X`` (``"Intercept"``, ``"Days"``, ``"trt[B]:time"``).
+    x_means : ndarray, shape (p,)
+        Column means used to centre the non-intercept columns when sampling (0 for the
+        intercept).
+    groups : tuple of GroupFactor
+    data : DataFrame
+        The rows used (a copy of the user's rows, original index kept).
+    report : DataReport
+        Rows in, used, and dropped with reasons.
+    """
+
+    spec: ModelSpec
+    family: Family
+    link: Link
+    formula: FormulaParts
+    response: str
+    y: np.ndarray
+    X: np.ndarray
+    fixed_terms: tuple[str, ...]
+    x_means: np.ndarray
+    groups: tuple[GroupFactor, ...]
+    data: pd.DataFrame
+    report: DataReport
+    _matrices: Any
+
+    @property
+    def n(self) -> int:
+        """Number of rows used."""
+        return int(self.y.shape[0])
+
+    @property
+    def has_intercept(self) -> bool:
+        """Whether the fixed part has an intercept."""
+        return "Intercept" in self.fixed_terms
+
+    @property
+    def obs_index(self) -> pd.Index:
+        """The original row labels of the rows used (the ``obs`` coordinate)."""
+        return self.data.index
+
+    def group(self, name: str) -> GroupFactor:
+        """The grouping factor called ``name``."""
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(f"no grouping factor {name!r}; factors: {[g.name for g in self.groups]}")
+
+    def coords(self) -> dict[str, list[Any]]:
+        """Coordinates of every dimension the model uses."""
+        coords: dict[str, list[Any]] = {
+            "obs": list(self.obs_index),
+            "term": list(self.fixed_terms),
+        }
+        for g in self.groups:
+            coords[g.dim] = list(g.levels)
+            coords[g.term_dim] = list(g.terms)
+        return coords
+
+    def new_data(self, data: pd.DataFrame) -> NewData:
+        """Evaluate the remembered transforms on new rows (for prediction).
+
+        Raises
+        ------
+        DataError
+            If a column the fixed part or a grouping factor needs is missing.
+        """
+        needed = _common_vars(self._matrices)
+        for g in self.groups:
+            for t in g.formulae_terms:
+                needed |= self._matrices.group.terms[t].var_names
+        DataError.collect(missing_column_problems(needed, data))
+        frame = data.copy()
+        X = np.asarray(self._matrices.common.evaluate_new_data(frame).design_matrix, dtype=float)
+        idx: dict[str, np.ndarray] = {}
+        Zs: dict[str, np.ndarray] = {}
+        new: dict[str, tuple[str, ...]] = {}
+        for g in self.groups:
+            cols = []
+            for t in g.formulae_terms:
+                term = self._matrices.group.terms[t]
+                x = np.asarray(term.expr.eval_new_data(frame), dtype=float)
+                cols.append(x[:, None] if x.ndim == 1 else x)
+                J = np.asarray(term.factor.eval_new_data(frame))
+            Zs[g.name] = np.column_stack(cols)
+            known = J.any(axis=1)
+            col = J.argmax(axis=1)
+            lookup = {c: i for i, c in enumerate(g.level_columns)}
+            ix = np.array([lookup.get(int(c), -1) if k else -1 for c, k in zip(col, known, strict=True)])
+            idx[g.name] = ix
+            labels = _factor_labels(frame, g.name)
+            new[g.name] = tuple(sorted({labels[i] for i in np.flatnonzero(ix < 0)}))
+        return NewData(X, idx, Zs, new, frame.index)
+
+
+def _common_vars(matrices: Any) -> set[str]:
+    out: set[str] = set()
+    for term in matrices.common.terms.values():
+        out |= getattr(term, "var_names", set())
+    return out
+
+
+def _factor_labels(frame: pd.DataFrame, name: str) -> list[str]:
+    parts = name.split(":")
+    if all(p in frame.columns for p in parts):
+        return [":".join(str(v) for v in row) for row in frame[parts].itertuples(index=False)]
+    return [""] * len(frame)
+
+
+def _variables(parts: FormulaParts) -> tuple[set[str], set[str], set[str]]:
+    """Columns of the response, of the fixed/varying predictors, and of the grouping factors."""
+    import formulae as fm
+
+    desc = fm.model_description(parts.formulae_formula)
+    response = set(desc.response.var_names) if desc.response is not None else set()
+    groups: set[str] = set()
+    covariates: set[str] = set()
+    for term in desc.common_terms:
+        covariates |= term.var_names
+    for term in desc.group_terms:
+        groups |= term.factor.var_names
+        covariates |= term.expr.var_names
+    return response, covariates - response - groups, groups
+
+
+def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
+    """Apply ``spec`` to ``data``: validate everything, then build the arrays.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : DataFrame
+        Not modified. Rows with a missing response or covariate are dropped with a
+        :class:`~mixedbayes.design.data.DataWarning` and listed in ``design.report``.
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    DataError
+        Naming every problem at once: missing columns, a non-numeric response, missing
+        values in a grouping column, empty data, non-finite values.
+    """
+    import formulae as fm
+
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(
+            f"data must be a pandas DataFrame, not {type(data).__name__}.",
+            where="data",
+            hint="load it with pd.read_csv or mb.datasets.load.",
+        )
+    if data.empty:
+        raise DataError(
+            "the data have no rows.", where="data", hint="pass a DataFrame with observations."
+        )
+    formula = getattr(spec, "formula", None)
+    if formula is None:
+        raise SpecError(f"kind {spec.kind!r} has no formula to design from.", where="kind")
+    parts = split_formula(formula)
+    family = get_family(spec.family.name)
+    link = get_link(spec.family.link_name)
+    response, covariates, groups = _variables(parts)
+    DataError.collect(missing_column_problems(response | covariates | groups, data))
+    problems: list[Problem] = []
+    for col in sorted(response):
+        problems += numeric_problems(data, col)
+    problems += grouping_problems(data, sorted(groups))
+    DataError.collect(problems)
+    frame, report = clean_data(
+        data, response=sorted(response), covariates=sorted(covariates), groups=sorted(groups)
+    )
+    try:
+        dm = fm.design_matrices(
+            parts.formulae_formula, frame, na_action="error", extra_namespace=FORMULA_FUNCTIONS
+        )
+    except Exception as exc:  # formulae raises ValueError/KeyError/TypeError
+        raise DataError(
+            f"formulae could not build the design matrices: {exc}.",
+            where="formula",
+            hint="check that the formula's functions and columns apply to these data.",
+        ) from None
+    y = np.asarray(dm.response.design_matrix, dtype=float).reshape(len(frame), -1)
+    if y.shape[1] != 1:
+        raise SpecError(
+            f"the response {parts.response!r} gives {y.shape[1]} columns; this kind takes one.",
+            where="formula",
+        )
+    y = y[:, 0]
+    X = np.asarray(dm.common.design_matrix, dtype=float)
+    names: list[str] = []
+    for term_name, sl in dm.common.slices.items():
+        labels = dm.common.terms[term_name].labels
+        names += list(labels) if len(labels) == sl.stop - sl.start else [term_name]
+    problems = family.response_problems(pd.Series(y, index=frame.index), parts.response)
+    for j, name in enumerate(names):
+        bad = frame.index[~np.isfinite(X[:, j])]
+        if len(bad):
+            problems.append(
+                Problem(
+                    f"the predictor is not finite in rows {format_rows(list(bad))}.",
+                    f"term '{name}'",
+                    "check the transformation (e.g. log of values <= 0) or the data.",
+                )
+            )
+    DataError.collect(problems)
+    factors = group_factors(dm.group, parts.bars, len(frame))
+    DataError.collect(factor_problems(factors, len(frame)))
+    factors = tuple(
+        choose_parametrization(f, y, X, spec.group_options(f.name).parametrization)
+        for f in factors
+    )
+    unknown = set(spec.group_effects) - {f.name for f in factors}
+    if unknown:
+        raise SpecError(
+            f"group_effects names grouping factors the formula does not have: {sorted(unknown)}.",
+            where="group_effects",
+            hint=f"use the factors of the formula: {[f.name for f in factors]}.",
+        )
+    x_means = X.mean(axis=0)
+    if "Intercept" in names:
+        x_means[names.index("Intercept")] = 0.0
+    else:
+        x_means[:] = 0.0
+    return Design(
+        spec=spec,
+        family=family,
+        link=link,
+        formula=parts,
+        response=parts.response,
+        y=_frozen(y),
+        X=_frozen(X),
+        fixed_terms=tuple(names),
+        x_means=_frozen(x_means),
+        groups=factors,
+        data=frame,
+        report=report,
+        _matrices=dm,
+    )

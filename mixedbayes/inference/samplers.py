@@ -1,0 +1,240 @@
+"""NUTS sampler backends, one class each, in one registry.
+
+Every backend takes a built ``pm.Model`` and returns a ``DataTree`` with ``posterior``,
+``sample_stats``, ``observed_data``, ``constant_data`` and ``log_likelihood``, plus the
+timings (compile and sampling seconds) that the benchmarks and the fit record.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import pymc as pm
+    import xarray as xr
+
+__all__ = ["SAMPLERS", "SAMPLER_NAMES", "SampleResult", "Sampler", "get_sampler", "register_sampler"]
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """A sampler's output: the draws and how long compiling and sampling took."""
+
+    idata: xr.DataTree
+    compile_seconds: float
+    sample_seconds: float
+
+
+class Sampler:
+    """A NUTS backend."""
+
+    name: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def available(self) -> str:
+        """Empty if the backend can run here, else what to install."""
+        import importlib.util
+
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"the {self.name} sampler needs {missing}: pip install 'mixedbayes[jax]'"
+        return ""
+
+    def sample(
+        self,
+        model: pm.Model,
+        *,
+        draws: int,
+        tune: int,
+        chains: int,
+        seed: int,
+        target_accept: float,
+        progressbar: bool,
+    ) -> SampleResult:
+        """Draw from the posterior of ``model``."""
+        raise NotImplementedError
+
+
+SAMPLERS: dict[str, Sampler] = {}
+
+
+def register_sampler(cls: type[Sampler]) -> type[Sampler]:
+    """Class decorator adding a sampler to the registry under ``cls.name``."""
+    SAMPLERS[cls.name] = cls()
+    return cls
+
+
+def get_sampler(name: str) -> Sampler:
+    """The registered sampler ``name``; ``SpecError`` naming the known ones otherwise."""
+    from mixedbayes.errors import SpecError
+
+    if name not in SAMPLERS:
+        raise SpecError(
+            f"unknown sampler {name!r}.", where="sampler.name", hint=f"use one of {SAMPLER_NAMES}."
+        )
+    sampler = SAMPLERS[name]
+    missing = sampler.available()
+    if missing:
+        raise SpecError(missing, where="sampler.name", hint="or choose sampler 'nutpie'.")
+    return sampler
+
+
+def _log_likelihood(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
+    """Add the pointwise ``log_likelihood`` group.
+
+    PyMC's ``compute_log_likelihood`` maps posterior variables to value variables by name,
+    which fails for ``LKJCorr`` (its untransformed value variable is renamed), so the inputs
+    are matched by position here instead.
+    """
+    import xarray as xr
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    umodel = remove_value_transforms(model)
+    observed = list(umodel.observed_RVs)
+    fn = umodel.compile_fn(
+        inputs=umodel.value_vars,
+        outs=umodel.logp(vars=observed, sum=False),
+        on_unused_input="ignore",
+    )
+    post = idata["posterior"].to_dataset()
+    names = [rv.name for rv in umodel.free_RVs]
+    values = [post[name].to_numpy() for name in names]
+    value_names = [umodel.rvs_to_values[rv].name for rv in umodel.free_RVs]
+    dtypes = [umodel.rvs_to_values[rv].type.dtype for rv in umodel.free_RVs]
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    out: list[np.ndarray] = []
+    for c in range(n_chain):
+        for d in range(n_draw):
+            point = {
+                vn: v[c, d].astype(dt, copy=False)
+                for vn, v, dt in zip(value_names, values, dtypes, strict=True)
+            }
+            res = fn(point)
+            if not out:
+                out = [np.empty((n_chain, n_draw, *np.shape(r))) for r in res]
+            for o, r in zip(out, res, strict=True):
+                o[c, d] = r
+    dims = model.named_vars_to_dims
+    data_vars = {
+        rv.name: (("chain", "draw", *dims.get(rv.name, ())), arr)
+        for rv, arr in zip(observed, out, strict=True)
+    }
+    coords = {k: list(v) for k, v in model.coords.items() if v is not None}
+    ds = xr.Dataset(data_vars, coords={"chain": post["chain"], "draw": post["draw"]})
+    ds = ds.assign_coords({k: v for k, v in coords.items() if k in ds.dims})
+    idata["log_likelihood"] = xr.DataTree(ds)
+    return idata
+
+
+@register_sampler
+class Nutpie(Sampler):
+    """nutpie (Rust NUTS, numba-compiled log-density): the default."""
+
+    name = "nutpie"
+    requires = ("nutpie",)
+
+    def sample(
+        self,
+        model: pm.Model,
+        *,
+        draws: int,
+        tune: int,
+        chains: int,
+        seed: int,
+        target_accept: float,
+        progressbar: bool,
+    ) -> SampleResult:
+        import nutpie
+        from pymc.backends.arviz import patch_nutpie_idata
+        from pymc.progress_bar.progress import NutpieProgressBarManager
+
+        t0 = time.perf_counter()
+        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        t1 = time.perf_counter()
+        bars = NutpieProgressBarManager(chains=chains, draws=draws, progressbar=progressbar)
+        with bars:
+            idata = nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=max(tune, 1),
+                chains=chains,
+                cores=chains,
+                seed=seed,
+                save_warmup=False,
+                progress_bar=False,
+                progress_callback=bars.update,
+                target_accept=target_accept,
+            )
+        t2 = time.perf_counter()
+        patch_nutpie_idata(idata, model, sampling_time=t2 - t1)
+        return SampleResult(_log_likelihood(idata, model), t1 - t0, t2 - t1)
+
+
+class _PyMCSampled(Sampler):
+    """A backend driven through ``pm.sample(nuts_sampler=...)``."""
+
+    nuts_sampler: ClassVar[str]
+
+    def sample(
+        self,
+        model: pm.Model,
+        *,
+        draws: int,
+        tune: int,
+        chains: int,
+        seed: int,
+        target_accept: float,
+        progressbar: bool,
+    ) -> SampleResult:
+        import pymc as pm
+
+        extra: dict[str, Any] = {}
+        if self.nuts_sampler == "pymc":
+            extra = {"target_accept": target_accept, "cores": min(chains, _cpus())}
+        else:
+            extra = {"nuts_sampler_kwargs": {"target_accept": target_accept}}
+        t0 = time.perf_counter()
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=seed,
+            nuts_sampler=self.nuts_sampler,  # type: ignore[arg-type]
+            progressbar=progressbar,
+            model=model,
+            compute_convergence_checks=False,
+            quiet=True,
+            **extra,
+        )
+        t1 = time.perf_counter()
+        return SampleResult(_log_likelihood(idata, model), 0.0, t1 - t0)  # type: ignore[arg-type]
+
+
+def _cpus() -> int:
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+@register_sampler
+class PyMCNuts(_PyMCSampled):
+    """PyMC's own NUTS (C-compiled log-density, multiprocess chains)."""
+
+    name = "pymc"
+    nuts_sampler = "pymc"
+
+
+@register_sampler
+class NumPyro(_PyMCSampled):
+    """NumPyro's NUTS on JAX (CPU or GPU); needs the ``jax`` extra."""
+
+    name = "numpyro"
+    nuts_sampler = "numpyro"
+    requires = ("numpyro", "jax")
+
+
+SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)

@@ -1,0 +1,28 @@
+"""Model specs: pure descriptions of models, loadable from YAML, dicts or Python."""
+
+from mixedbayes.spec.io import LMM, load_spec, save_spec, spec_from_dict
+from mixedbayes.spec.model import (
+    SPEC_KINDS,
+    FamilySpec,
+    GroupOptions,
+    LMMSpec,
+    ModelSpec,
+    PriorSpec,
+    SamplerSpec,
+    register_kind,
+)
+
+__all__ = [
+    "LMM",
+    "SPEC_KINDS",
+    "FamilySpec",
+    "GroupOptions",
+    "LMMSpec",
+    "ModelSpec",
+    "PriorSpec",
+    "SamplerSpec",
+    "load_spec",
+    "register_kind",
+    "save_spec",
+    "spec_from_dict",
+]

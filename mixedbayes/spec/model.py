@@ -1,0 +1,255 @@
+"""The model spec: a pure, serialisable description of a model (no PyMC here).
+
+A spec is a pydantic model. Every kind of model (``lmm`` now; ``glmm``, ``nonlinear``,
+``joint`` and ``compositional`` later) is a subclass of :class:`ModelSpec` registered in
+``SPEC_KINDS`` under its ``kind``; they share the family, prior, group-effect and sampler
+settings defined here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mixedbayes.errors import Problem, SpecError
+
+__all__ = [
+    "SPEC_KINDS",
+    "FamilySpec",
+    "GroupOptions",
+    "LMMSpec",
+    "ModelSpec",
+    "PriorSpec",
+    "SamplerSpec",
+    "register_kind",
+]
+
+Parametrization = Literal["auto", "centered", "noncentered"]
+
+
+def validation_problems(exc: ValidationError) -> list[Problem]:
+    """Turn pydantic's errors into problems naming each key path."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        msg = err["msg"].removeprefix("Value error, ")
+        hint = ""
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {err['loc'][-1]!r}"
+            hint = "remove it or check its spelling."
+        elif err["type"] == "missing":
+            msg = "this key is required"
+            hint = "add it to the spec."
+        problems.append(Problem(msg, where, hint))
+    return problems
+
+
+class _Strict(BaseModel):
+    """Base of every spec object: unknown keys are errors; objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise SpecError(validation_problems(exc)) from None
+
+
+class FamilySpec(_Strict):
+    """Response family and link, e.g. ``{"name": "gaussian", "link": "identity"}``.
+
+    A bare string (``family: gaussian``) is accepted and means the family's default link.
+    """
+
+    name: str = "gaussian"
+    link: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _known(self) -> Self:
+        from mixedbayes.families import FAMILIES, LINKS
+
+        if self.name not in FAMILIES:
+            raise ValueError(f"unknown family {self.name!r}; use one of {sorted(FAMILIES)}")
+        fam = FAMILIES[self.name]
+        if self.link is not None:
+            if self.link not in LINKS:
+                raise ValueError(f"unknown link {self.link!r}; use one of {sorted(LINKS)}")
+            if self.link not in fam.links:
+                raise ValueError(
+                    f"family {self.name!r} does not take the link {self.link!r}; "
+                    f"its links: {list(fam.links)}"
+                )
+        return self
+
+    @property
+    def link_name(self) -> str:
+        """The link in force (the family's default when none is given)."""
+        from mixedbayes.families import FAMILIES
+
+        return self.link or FAMILIES[self.name].default_link
+
+
+class PriorSpec(_Strict):
+    """One row of prior overrides, keyed like brms by (class, coef, group, nlpar).
+
+    Parameters
+    ----------
+    class_ : str
+        ``Intercept``, ``b``, ``sd``, ``cor``, ``sigma`` or a family parameter. Written
+        ``class`` in YAML and dicts.
+    prior : str
+        A distribution call, e.g. ``"normal(0, 10)"``, ``"student_t(3, 0, 2.5)"``,
+        ``"lkj(2)"``.
+    coef : str
+        A coefficient (``"Days"``); empty means every coefficient of the class.
+    group : str
+        For ``sd`` and ``cor``: the grouping factor (``"Subject"``); empty means every group.
+    nlpar : str
+        For nonlinear models: the parameter the row belongs to.
+    """
+
+    class_: str = Field(alias="class")
+    prior: str
+    coef: str = ""
+    group: str = ""
+    nlpar: str = ""
+
+    @field_validator("prior")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from mixedbayes.priors.distributions import parse_prior
+
+        parse_prior(value)
+        return value
+
+
+class GroupOptions(_Strict):
+    """Per grouping factor options of the group-effect core."""
+
+    parametrization: Parametrization = "auto"
+
+
+class SamplerSpec(_Strict):
+    """NUTS settings; every one can be overridden by :func:`mixedbayes.fit`'s arguments."""
+
+    name: str = "nutpie"
+    draws: int = Field(1000, ge=1)
+    tune: int = Field(1000, ge=0)
+    chains: int = Field(4, ge=1)
+    seed: int | None = None
+    target_accept: float = Field(0.8, gt=0, lt=1)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from mixedbayes.inference import SAMPLER_NAMES
+
+        if value not in SAMPLER_NAMES:
+            raise ValueError(f"unknown sampler {value!r}; use one of {list(SAMPLER_NAMES)}")
+        return value
+
+
+class ModelSpec(_Strict):
+    """Settings every model kind shares. Use a kind's class (e.g. :class:`LMMSpec`).
+
+    Attributes
+    ----------
+    kind : str
+        The model kind; chooses the subclass.
+    name, description : str
+        Free text, shown in summaries and reports.
+    family : FamilySpec
+        Response family and link.
+    priors : list of PriorSpec
+        Overrides of the default prior table.
+    parametrization : {"auto", "centered", "noncentered"}
+        Default for every group-effect term.
+    group_effects : dict of str to GroupOptions
+        Per grouping factor options, keyed by the factor as in the formula (``"Subject"``,
+        ``"clinic:patient"``).
+    sampler : SamplerSpec
+        NUTS settings.
+    data : str, optional
+        Where the data live: ``"dataset:sleepstudy"`` for a bundled set, or a CSV path
+        (relative paths are relative to the spec file).
+    """
+
+    kind: str
+    name: str = ""
+    description: str = ""
+    family: FamilySpec = FamilySpec()
+    priors: tuple[PriorSpec, ...] = ()
+    parametrization: Parametrization = "auto"
+    group_effects: dict[str, GroupOptions] = Field(default_factory=dict)
+    sampler: SamplerSpec = SamplerSpec()
+    data: str | None = None
+
+    allowed_families: ClassVar[tuple[str, ...] | None] = None
+
+    @model_validator(mode="after")
+    def _family_allowed(self) -> Self:
+        if self.allowed_families is not None and self.family.name not in self.allowed_families:
+            raise ValueError(
+                f"kind {self.kind!r} takes the families {list(self.allowed_families)}, "
+                f"not {self.family.name!r}"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (the keys a YAML file would hold; defaults left out)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data = {"kind": self.kind, **data}
+        return data
+
+    def to_yaml(self) -> str:
+        """The spec as YAML text; :func:`mixedbayes.load_spec` reads it back identically."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def group_options(self, group: str) -> GroupOptions:
+        """Options for one grouping factor (the spec-wide defaults when none are given)."""
+        return self.group_effects.get(group, GroupOptions(parametrization=self.parametrization))
+
+
+SPEC_KINDS: dict[str, type[ModelSpec]] = {}
+
+
+def register_kind[T: type[ModelSpec]](cls: T) -> T:
+    """Class decorator adding a spec kind to the registry under its ``kind`` default."""
+    SPEC_KINDS[cls.model_fields["kind"].default] = cls
+    return cls
+
+
+@register_kind
+class LMMSpec(ModelSpec):
+    """A linear mixed model: an lme4 formula with a gaussian response.
+
+    Examples
+    --------
+    >>> spec = LMMSpec(formula="Reaction ~ Days + (Days | Subject)")
+    >>> spec.kind
+    'lmm'
+    """
+
+    kind: Literal["lmm"] = "lmm"
+    formula: str
+
+    allowed_families: ClassVar[tuple[str, ...] | None] = ("gaussian",)
+
+    @field_validator("formula")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from mixedbayes.spec.formula import formula_problems
+
+        problems = formula_problems(value)
+        if problems:
+            raise ValueError(problems[0].message + " Fix: " + problems[0].hint)
+        return value
