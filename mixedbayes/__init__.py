@@ -3,7 +3,11 @@
 One declarative spec (YAML, dict or Python) → design → PyMC model → NUTS → ArviZ DataTree.
 """
 
+from mixedbayes import datasets, simulate
+from mixedbayes.api import compile, design, fit, get_priors, load, load_data, prior_predictive
+from mixedbayes.design import DataWarning, Design
 from mixedbayes.errors import DataError, MixedBayesError, SpecError
+from mixedbayes.results import Fit
 from mixedbayes.spec import LMM, LMMSpec, ModelSpec, load_spec, save_spec
 
 __version__ = "0.1.0"
@@ -11,6 +15,18 @@ __version__ = "0.1.0"
 __all__ = [
     "LMM",
     "DataError",
+    "DataWarning",
+    "Design",
+    "Fit",
+    "compile",
+    "datasets",
+    "design",
+    "fit",
+    "get_priors",
+    "load",
+    "load_data",
+    "prior_predictive",
+    "simulate",
     "LMMSpec",
     "MixedBayesError",
     "ModelSpec",

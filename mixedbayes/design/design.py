@@ -154,14 +154,11 @@ class Design:
                 term = self._matrices.group.terms[t]
                 x = np.asarray(term.expr.eval_new_data(frame), dtype=float)
                 cols.append(x[:, None] if x.ndim == 1 else x)
-                J = np.asarray(term.factor.eval_new_data(frame))
             Zs[g.name] = np.column_stack(cols)
-            known = J.any(axis=1)
-            col = J.argmax(axis=1)
-            lookup = {c: i for i, c in enumerate(g.level_columns)}
-            ix = np.array([lookup.get(int(c), -1) if k else -1 for c, k in zip(col, known, strict=True)])
-            idx[g.name] = ix
             labels = _factor_labels(frame, g.name)
+            lookup = {lv: i for i, lv in enumerate(g.levels)}
+            ix = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
+            idx[g.name] = ix
             new[g.name] = tuple(sorted({labels[i] for i in np.flatnonzero(ix < 0)}))
         return NewData(X, idx, Zs, new, frame.index)
 
@@ -174,10 +171,9 @@ def _common_vars(matrices: Any) -> set[str]:
 
 
 def _factor_labels(frame: pd.DataFrame, name: str) -> list[str]:
+    """Level label of each row for a (possibly nested ``a:b``) grouping factor."""
     parts = name.split(":")
-    if all(p in frame.columns for p in parts):
-        return [":".join(str(v) for v in row) for row in frame[parts].itertuples(index=False)]
-    return [""] * len(frame)
+    return [":".join(str(v) for v in row) for row in frame[parts].itertuples(index=False)]
 
 
 def _variables(parts: FormulaParts) -> tuple[set[str], set[str], set[str]]:

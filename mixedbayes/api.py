@@ -1,0 +1,188 @@
+"""The public entry points: each stage as a function (``design``, ``compile``, ``fit``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mixedbayes.compile import CompiledModel, compile_model
+from mixedbayes.design import Design, make_design
+from mixedbayes.errors import DataError
+from mixedbayes.inference import get_sampler
+from mixedbayes.priors import PriorTable, build_prior_table
+from mixedbayes.results import Fit, load_fit
+from mixedbayes.spec import ModelSpec, load_spec
+
+__all__ = ["compile", "design", "fit", "get_priors", "load", "load_data", "prior_predictive"]
+
+SpecLike = ModelSpec | dict[str, Any] | str | os.PathLike[str]
+
+
+def load_data(source: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Read the data a spec points at: ``"dataset:NAME"`` (bundled) or a CSV path.
+
+    Parameters
+    ----------
+    source : str or path
+    base : str or path, optional
+        Directory that relative paths are relative to (the spec file's); else the CWD.
+    """
+    text = os.fspath(source)
+    if text.startswith("dataset:"):
+        from mixedbayes import datasets
+
+        return datasets.load(text.removeprefix("dataset:"))
+    path = Path(text)
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    if not path.is_file():
+        raise DataError(
+            f"no data file at {str(path)!r}.",
+            where="data",
+            hint="give a CSV path, or 'dataset:NAME' for a bundled set (mb.datasets.names()).",
+        )
+    return pd.read_csv(path, na_values=["NA"])
+
+
+def _spec_and_data(spec: SpecLike, data: pd.DataFrame | None) -> tuple[ModelSpec, pd.DataFrame]:
+    base = None
+    if isinstance(spec, str | os.PathLike) and Path(os.fspath(spec)).is_file():
+        base = Path(os.fspath(spec)).parent
+    model_spec = load_spec(spec)
+    if data is None:
+        if model_spec.data is None:
+            raise DataError(
+                "no data given and the spec names none.",
+                where="data",
+                hint="pass data=DataFrame, or set 'data:' in the spec (a CSV or 'dataset:NAME').",
+            )
+        data = load_data(model_spec.data, base)
+    return model_spec, data
+
+
+def design(spec: SpecLike, data: pd.DataFrame | None = None) -> Design:
+    """Stage 2: validate ``data`` against ``spec`` and build the design (no PyMC).
+
+    Parameters
+    ----------
+    spec : ModelSpec, dict, YAML path or text
+    data : DataFrame, optional
+        Defaults to the data the spec names.
+
+    Returns
+    -------
+    Design
+    """
+    return make_design(*_spec_and_data(spec, data))
+
+
+def get_priors(spec: SpecLike, data: pd.DataFrame | None = None) -> PriorTable:
+    """The prior table (defaults with provenance, the spec's overrides applied)."""
+    d = design(spec, data)
+    return build_prior_table(d, d.spec.priors)
+
+
+def compile(spec: SpecLike | Design, data: pd.DataFrame | None = None) -> CompiledModel:  # noqa: A001
+    """Stage 3: build the PyMC model (``compiled.model``) of a spec or design."""
+    d = spec if isinstance(spec, Design) else design(spec, data)
+    return compile_model(d)
+
+
+def _seed(seed: int | None) -> int:
+    if seed is not None:
+        return int(seed)
+    return int(np.random.SeedSequence().entropy % (2**31 - 1))  # type: ignore[operator]
+
+
+def fit(
+    spec: SpecLike,
+    data: pd.DataFrame | None = None,
+    *,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    sampler: str | None = None,
+    target_accept: float | None = None,
+    posterior_predictive: bool = False,
+    progressbar: bool = False,
+) -> Fit:
+    """Fit a model: spec → design → compile → NUTS.
+
+    Parameters
+    ----------
+    spec : ModelSpec, dict, YAML path or text
+    data : DataFrame, optional
+        Defaults to the data the spec names. Never modified.
+    draws, tune, chains, seed, sampler, target_accept : optional
+        Override the spec's ``sampler`` settings. ``sampler`` is ``"nutpie"`` (default),
+        ``"pymc"`` or ``"numpyro"``. Without a seed one is drawn and recorded in
+        ``fit.idata.posterior.attrs["seed"]``.
+    posterior_predictive : bool
+        Also draw the ``posterior_predictive`` group.
+    progressbar : bool
+        Show a progress display while sampling.
+
+    Returns
+    -------
+    Fit
+
+    Examples
+    --------
+    >>> import mixedbayes as mb
+    >>> fit = mb.fit("models/sleepstudy.yaml", draws=500, seed=1)  # doctest: +SKIP
+    >>> fit.summary()  # doctest: +SKIP
+    """
+    model_spec, frame = _spec_and_data(spec, data)
+    s = model_spec.sampler
+    chosen = get_sampler(sampler or s.name)
+    t0 = time.perf_counter()
+    d = make_design(model_spec, frame)
+    compiled = compile_model(d)
+    t1 = time.perf_counter()
+    used_seed = _seed(seed if seed is not None else s.seed)
+    result = chosen.sample(
+        compiled.model,
+        draws=draws or s.draws,
+        tune=tune if tune is not None else s.tune,
+        chains=chains or s.chains,
+        seed=used_seed,
+        target_accept=target_accept or s.target_accept,
+        progressbar=progressbar,
+    )
+    timings = {
+        "design_seconds": t1 - t0,
+        "compile_seconds": result.compile_seconds,
+        "sample_seconds": result.sample_seconds,
+    }
+    idata = result.idata
+    idata["posterior"].attrs.update(
+        {"seed": used_seed, "sampler": chosen.name, "mixedbayes_spec": model_spec.to_yaml()}
+    )
+    out = Fit(idata, model_spec, d, compiled.priors, timings, compiled)
+    if posterior_predictive:
+        out.sample_posterior_predictive(seed=used_seed)
+    return out
+
+
+def prior_predictive(
+    spec: SpecLike, data: pd.DataFrame | None = None, *, draws: int = 500, seed: int | None = None
+) -> Any:
+    """Prior predictive draws: a DataTree with ``prior``, ``prior_predictive``, ``observed_data``.
+
+    One call: the spec's priors (defaults plus overrides) with the design of ``data``.
+    """
+    import pymc as pm
+
+    compiled = compile(spec, data)
+    return pm.sample_prior_predictive(draws=draws, model=compiled.model, random_seed=_seed(seed))
+
+
+def load(path: str | os.PathLike[str]) -> Fit:
+    """Load a fit saved with :meth:`Fit.save`; spec and design are restored (it can predict)."""
+    return load_fit(path)

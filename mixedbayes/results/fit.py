@@ -1,0 +1,169 @@
+"""Stage 4 output: :class:`Fit`, the posterior with its spec, design and prior table."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from mixedbayes.results.predict import NewGroups, predict_draws
+from mixedbayes.results.summary import summarise, summary_variables
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from mixedbayes.compile import CompiledModel
+    from mixedbayes.design import Design
+    from mixedbayes.priors import PriorTable
+    from mixedbayes.spec import ModelSpec
+
+__all__ = ["Fit"]
+
+
+@dataclass(eq=False)
+class Fit:
+    """A fitted model.
+
+    Attributes
+    ----------
+    idata : xarray.DataTree
+        ``posterior``, ``sample_stats``, ``observed_data``, ``constant_data``,
+        ``log_likelihood`` and, on request, ``posterior_predictive``.
+    spec : ModelSpec
+    design : Design
+    priors : PriorTable
+        The prior table used (print it to see every prior and its provenance).
+    timings : dict
+        ``compile_seconds`` and ``sample_seconds``.
+    """
+
+    idata: xr.DataTree
+    spec: ModelSpec
+    design: Design
+    priors: PriorTable
+    timings: dict[str, float] = field(default_factory=dict)
+    _compiled: CompiledModel | None = field(default=None, repr=False)
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior draws as an ``xarray.Dataset``."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def compiled(self) -> CompiledModel:
+        """The compiled model (rebuilt on first use after :func:`mixedbayes.load`)."""
+        if self._compiled is None:
+            from mixedbayes.compile import compile_model
+
+            self._compiled = compile_model(self.design, self.priors)
+        return self._compiled
+
+    @property
+    def model(self) -> Any:
+        """The ``pm.Model`` behind the fit."""
+        return self.compiled.model
+
+    def summary(
+        self,
+        prob: float = 0.95,
+        *,
+        var_names: list[str] | None = None,
+        include_group_levels: bool = False,
+    ) -> pd.DataFrame:
+        """Tidy summary: one row per parameter.
+
+        Parameters
+        ----------
+        prob : float
+            Mass of the central interval (``lower``, ``upper``).
+        var_names : list of str, optional
+            Variables to summarise; by default ``b``, ``sd_*``, ``cor_*`` and the family's
+            parameters (``sigma``).
+        include_group_levels : bool
+            Also list every group effect ``r_<group>[level, term]``.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``parameter``, ``class``, ``group``, ``term``, ``mean``, ``sd``,
+            ``median``, ``lower``, ``upper``, ``rhat``, ``ess_bulk``, ``ess_tail``,
+            ``mcse_mean``.
+        """
+        post = self.posterior
+        names = var_names or summary_variables(self.design, post, include_group_levels)
+        return summarise(post, self.design, names, prob)
+
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        *,
+        kind: Literal["link", "mean", "response"] = "mean",
+        include_groups: bool = True,
+        new_groups: NewGroups = "error",
+        seed: int | None = None,
+    ) -> xr.DataArray:
+        """Posterior draws of predictions, dims (chain, draw, obs).
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict for (the fitted rows when None).
+        kind : {"link", "mean", "response"}
+            The linear predictor, the expected response, or simulated new responses.
+        include_groups : bool
+            Include the group effects of known levels.
+        new_groups : {"error", "population"}
+            Unseen levels: raise a ``DataError`` naming them, or predict them without that
+            factor's effect.
+        seed : int, optional
+            Seed for ``kind="response"``; the same seed gives the same draws.
+        """
+        return predict_draws(
+            self.posterior,
+            self.design,
+            newdata,
+            kind=kind,
+            include_groups=include_groups,
+            new_groups=new_groups,
+            seed=seed,
+        )
+
+    def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
+        """Add (and return) the ``posterior_predictive`` group, drawn with PyMC."""
+        import pymc as pm
+
+        pm.sample_posterior_predictive(
+            self.idata,
+            model=self.model,
+            extend_inferencedata=True,
+            random_seed=seed,
+            progressbar=False,
+        )
+        return self.idata
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save to a directory that :func:`mixedbayes.load` restores (spec, data, draws)."""
+        from mixedbayes.results.io import save_fit
+
+        return save_fit(self, path)
+
+    def __repr__(self) -> str:
+        d = self.design
+        post = self.posterior
+        lines = [
+            f"mixedbayes {self.spec.kind} fit: {getattr(self.spec, 'formula', '')}",
+            f"  family: {d.family.name} (link {d.link.name}); "
+            f"{d.report.rows_used} rows"
+            + (f" ({d.report.rows_dropped} dropped)" if d.report.rows_dropped else ""),
+        ]
+        for g in d.groups:
+            params = ", ".join(b.parametrization for b in g.blocks)
+            lines.append(f"  group {g.name}: {g.n_levels} levels, terms {list(g.terms)} [{params}]")
+        lines.append(f"  draws: {post.sizes['chain']} chains × {post.sizes['draw']}")
+        table = self.summary()
+        cols = ["parameter", "mean", "sd", "lower", "upper", "rhat", "ess_bulk", "ess_tail"]
+        lines.append(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""Tidy posterior summaries: one row per scalar parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from mixedbayes.design import Design
+
+__all__ = ["summarise", "summary_variables"]
+
+SAMPLE_DIMS = ("chain", "draw")
+
+
+def summary_variables(design: Design, posterior: xr.Dataset, include_group_levels: bool) -> list[str]:
+    """The variables a summary shows, in a stable order: b, sd_*, cor_*, family params, r_*."""
+    names = ["b"]
+    for g in design.groups:
+        names.append(f"sd_{g.name}")
+        if g.correlated:
+            names.append(f"cor_{g.name}")
+    names += [p.name for p in design.family.params]
+    if include_group_levels:
+        names += [f"r_{g.name}" for g in design.groups]
+    return [n for n in names if n in posterior]
+
+
+def _class_and_group(name: str) -> tuple[str, str]:
+    for prefix in ("sd_", "cor_", "r_"):
+        if name.startswith(prefix):
+            return prefix[:-1], name[len(prefix) :]
+    return name, ""
+
+
+def _cells(da: xr.DataArray, name: str, design: Design) -> Iterable[tuple[str, str, tuple[int, ...]]]:
+    """(label, term, index) of each scalar in ``da`` worth showing."""
+    dims = [d for d in da.dims if d not in SAMPLE_DIMS]
+    coords = [[str(v) for v in da[d].to_numpy()] for d in dims]
+    if not dims:
+        yield name, "", ()
+        return
+    if name.startswith("cor_"):
+        group = design.group(name[4:])
+        for block in group.blocks:
+            if not block.correlated:
+                continue
+            cols = block.columns
+            for a in range(len(cols)):
+                for b in range(a):
+                    i, j = cols[a], cols[b]
+                    pair = f"{coords[0][j]},{coords[1][i]}"
+                    yield f"{name}[{pair}]", pair, (j, i)
+        return
+    for index in np.ndindex(*[len(c) for c in coords]):
+        labels = [coords[k][i] for k, i in enumerate(index)]
+        yield f"{name}[{','.join(labels)}]", labels[-1], index
+
+
+def _stats(ds: xr.Dataset, q: float) -> dict[str, xr.Dataset]:
+    import arviz_stats as azs
+
+    return {
+        "mean": ds.mean(SAMPLE_DIMS),
+        "sd": ds.std(SAMPLE_DIMS, ddof=1),
+        "median": ds.median(SAMPLE_DIMS),
+        "lower": ds.quantile(q, SAMPLE_DIMS).drop_vars("quantile"),
+        "upper": ds.quantile(1 - q, SAMPLE_DIMS).drop_vars("quantile"),
+        "rhat": azs.rhat(ds),
+        "ess_bulk": azs.ess(ds, method="bulk"),
+        "ess_tail": azs.ess(ds, method="tail"),
+        "mcse_mean": azs.mcse(ds, method="mean"),
+    }
+
+
+def summarise(
+    posterior: xr.Dataset, design: Design, var_names: list[str], prob: float = 0.95
+) -> pd.DataFrame:
+    """A tidy summary table of ``var_names``.
+
+    Columns: ``parameter``, ``class``, ``group``, ``term``, ``mean``, ``sd``, ``median``,
+    ``lower``, ``upper`` (central ``prob`` interval), ``rhat``, ``ess_bulk``, ``ess_tail``,
+    ``mcse_mean``. ``df.attrs["prob"]`` holds ``prob``.
+    """
+    ds = posterior[var_names]
+    q = (1 - prob) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stats = _stats(ds, q)
+    rows = []
+    for name in var_names:
+        cls, group = _class_and_group(name)
+        for label, term, index in _cells(ds[name], name, design):
+            row: dict[str, object] = {
+                "parameter": label,
+                "class": cls,
+                "group": group,
+                "term": term,
+            }
+            for key, value in stats.items():
+                row[key] = float(np.asarray(value[name].to_numpy())[index])
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame.attrs["prob"] = prob
+    return frame
