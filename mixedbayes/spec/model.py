@@ -8,6 +8,7 @@ settings defined here.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 Parametrization = Literal["auto", "centered", "noncentered"]
+
+_DEPTH: ContextVar[int] = ContextVar("spec_depth", default=0)
 
 
 def validation_problems(exc: ValidationError) -> list[Problem]:
@@ -51,10 +54,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def __init__(self, /, **data: Any) -> None:
+        depth = _DEPTH.get()
+        token = _DEPTH.set(depth + 1)
         try:
             super().__init__(**data)
         except ValidationError as exc:
+            if depth:  # nested: let the outermost spec report the full key path
+                raise
             raise SpecError(validation_problems(exc)) from None
+        finally:
+            _DEPTH.reset(token)
 
 
 class FamilySpec(_Strict):
