@@ -259,7 +259,10 @@ def _scale_prior(y: np.ndarray) -> tuple[PriorDist, str]:
     from mixedbayes.priors.distributions import PriorDist
 
     s = _sd_scale(y)
-    return PriorDist("student_t", (3.0, 0.0, round_sig(s))), f"Student-t(3, 0, sd(y)), sd(y)={s:.3g}"
+    return (
+        PriorDist("student_t", (3.0, 0.0, round_sig(s))),
+        f"half-Student-t(3, 0, sd(y)); sd(y)={s:.4g}",
+    )
 
 
 def round_sig(x: float, digits: int = 4) -> float:

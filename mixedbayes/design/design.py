@@ -138,10 +138,10 @@ class Design:
         DataError
             If a column the fixed part or a grouping factor needs is missing.
         """
-        needed = _common_vars(self._matrices)
+        needed = {v for v in _common_vars(self._matrices) if v}
         for g in self.groups:
             for t in g.formulae_terms:
-                needed |= self._matrices.group.terms[t].var_names
+                needed |= {v for v in self._matrices.group.terms[t].var_names if v}
         DataError.collect(missing_column_problems(needed, data))
         frame = data.copy()
         X = np.asarray(self._matrices.common.evaluate_new_data(frame).design_matrix, dtype=float)
@@ -189,7 +189,8 @@ def _variables(parts: FormulaParts) -> tuple[set[str], set[str], set[str]]:
     for term in desc.group_terms:
         groups |= term.factor.var_names
         covariates |= term.expr.var_names
-    return response, covariates - response - groups, groups
+    covariates = {v for v in covariates if v} - response - groups
+    return {v for v in response if v}, covariates, {v for v in groups if v}
 
 
 def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:

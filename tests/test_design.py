@@ -1,0 +1,175 @@
+"""Design: group structure, level names, data checks, the data are never mutated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import frame_hash
+
+import mixedbayes as mb
+
+
+def small_frame(n_groups: int = 6, per: int = 5, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = n_groups * per
+    return pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "x": rng.normal(size=n),
+            "t": np.tile(np.arange(per), n_groups).astype(float),
+            "g": np.repeat([f"g{i}" for i in range(n_groups)], per),
+            "clinic": np.repeat([f"c{i // 2}" for i in range(n_groups)], per),
+            "a": rng.choice(["a1", "a2", "a3"], size=n),
+        }
+    )
+
+
+def test_sleepstudy_design(sleepstudy: pd.DataFrame) -> None:
+    d = mb.design(mb.LMM("Reaction ~ Days + (Days | Subject)"), sleepstudy)
+    assert d.fixed_terms == ("Intercept", "Days")
+    (g,) = d.groups
+    assert g.name == "Subject" and g.terms == ("Intercept", "Days")
+    assert g.levels[:3] == ("308", "309", "310") and g.n_levels == 18
+    assert len(g.blocks) == 1 and g.blocks[0].correlated
+    assert (g.counts == 10).all()
+    np.testing.assert_array_equal(g.Z[:, 1], sleepstudy["Days"].to_numpy())
+    assert d.y.shape == (180,) and not d.y.flags.writeable
+
+
+def test_double_bar_gives_independent_blocks() -> None:
+    d = mb.design(mb.LMM("y ~ t + (t || g)"), small_frame())
+    (g,) = d.groups
+    assert [b.correlated for b in g.blocks] == [False, False]
+    assert not g.correlated
+
+
+def test_nested_factors_have_joined_level_names() -> None:
+    d = mb.design(mb.LMM("y ~ t + (1 | clinic/g)"), small_frame())
+    names = [g.name for g in d.groups]
+    assert names == ["clinic", "clinic:g"]
+    nested = d.group("clinic:g")
+    # only observed combinations are levels (formulae's product has 18)
+    assert nested.n_levels == 6 and nested.levels[0] == "c0:g0"
+
+
+def test_crossed_and_several_terms_per_group() -> None:
+    d = mb.design(mb.LMM("y ~ x + (1 | g) + (0 + t | g) + (1 | a)"), small_frame())
+    g = d.group("g")
+    assert g.terms == ("Intercept", "t")
+    assert [b.columns for b in g.blocks] == [(0,), (1,)]
+    assert d.group("a").n_levels == 3
+
+
+def test_repeated_group_term_is_a_spec_error() -> None:
+    with pytest.raises(mb.SpecError, match="twice"):
+        mb.design(mb.LMM("y ~ x + (1 | g) + (t | g)"), small_frame())
+
+
+def test_auto_parametrization_follows_data_per_group() -> None:
+    rng = np.random.default_rng(1)
+    rich = pd.DataFrame({"g": np.repeat(np.arange(20), 50)})
+    rich["y"] = rng.normal(0, 2, 20)[rich["g"]] + rng.normal(0, 1, len(rich))
+    poor = pd.DataFrame({"g": np.repeat(np.arange(200), 2)})
+    poor["y"] = rng.normal(0, 0.3, 200)[poor["g"]] + rng.normal(0, 1, len(poor))
+    spec = mb.LMM("y ~ 1 + (1 | g)")
+    assert mb.design(spec, rich).groups[0].blocks[0].parametrization == "centered"
+    assert mb.design(spec, poor).groups[0].blocks[0].parametrization == "noncentered"
+    forced = mb.LMM("y ~ 1 + (1 | g)", parametrization="noncentered")
+    block = mb.design(forced, rich).groups[0].blocks[0]
+    assert block.parametrization == "noncentered" and "spec" in block.reason
+
+
+def test_missing_column_is_named_with_suggestion(sleepstudy: pd.DataFrame) -> None:
+    with pytest.raises(mb.DataError) as err:
+        mb.design(mb.LMM("Reaction ~ Day + (1 | Subject)"), sleepstudy)
+    assert "column 'Day'" in err.value.where and "Did you mean 'Days'" in str(err.value)
+
+
+def test_non_numeric_response_names_rows() -> None:
+    df = small_frame()
+    df["y"] = df["y"].astype(object)
+    df.loc[3, "y"] = "n/a"
+    with pytest.raises(mb.DataError) as err:
+        mb.design(mb.LMM("y ~ x + (1 | g)"), df)
+    assert "column 'y'" in err.value.where and "rows 3" in str(err.value) and "'n/a'" in str(
+        err.value
+    )
+
+
+def test_nan_in_grouping_column_names_rows() -> None:
+    df = small_frame()
+    df.loc[[2, 7], "g"] = None
+    with pytest.raises(mb.DataError) as err:
+        mb.design(mb.LMM("y ~ x + (1 | g)"), df)
+    assert "column 'g'" in err.value.where and "2, 7" in str(err.value)
+    assert "dropna" in str(err.value)
+
+
+def test_empty_data() -> None:
+    with pytest.raises(mb.DataError, match="no rows"):
+        mb.design(mb.LMM("y ~ x + (1 | g)"), small_frame().iloc[:0])
+
+
+def test_not_a_dataframe() -> None:
+    with pytest.raises(mb.DataError, match="DataFrame"):
+        mb.design(mb.LMM("y ~ x"), [[1, 2]])  # type: ignore[arg-type]
+
+
+def test_infinite_response_and_bad_transform() -> None:
+    df = small_frame()
+    df.loc[4, "y"] = np.inf
+    df.loc[5, "x"] = -1.0
+    with pytest.raises(mb.DataError) as err:
+        mb.design(mb.LMM("y ~ log(x) + (1 | g)"), df.assign(x=df["x"].abs().where(df.index != 5, -1)))
+    text = str(err.value)
+    assert "rows 4" in text and "term 'log(x)'" in text and "rows 5" in text
+
+
+def test_single_level_group_is_a_data_error() -> None:
+    df = small_frame().assign(g="only")
+    with pytest.raises(mb.DataError, match="single level"):
+        mb.design(mb.LMM("y ~ x + (1 | g)"), df)
+
+
+def test_missing_response_rows_are_counted_and_reported() -> None:
+    df = small_frame()
+    df.loc[[0, 5, 9], "y"] = np.nan
+    df.loc[[11], "x"] = np.nan
+    before = frame_hash(df)
+    with pytest.warns(mb.DataWarning, match=r"dropped 4 of 30 rows") as rec:
+        d = mb.design(mb.LMM("y ~ x + (1 | g)"), df)
+    assert "missing response 'y'" in str(rec[0].message)
+    assert d.report.rows_in == 30 and d.report.rows_used == 26 and d.report.rows_dropped == 4
+    reasons = {(x.reason, x.column): x.rows for x in d.report.dropped}
+    assert reasons[("missing response", "y")] == (0, 5, 9)
+    assert reasons[("missing covariate", "x")] == (11,)
+    assert 0 not in d.obs_index
+    assert frame_hash(df) == before
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "Reaction ~ Days + (Days | Subject)",
+        "Reaction ~ Days + (Days || Subject)",
+        "Reaction ~ log(Days + 1) + (1 | Subject)",
+    ],
+)
+def test_design_never_mutates_data(sleepstudy: pd.DataFrame, formula: str) -> None:
+    df = sleepstudy.copy()
+    df.loc[3, "Reaction"] = np.nan
+    before = frame_hash(df)
+    with pytest.warns(mb.DataWarning):
+        mb.design(mb.LMM(formula), df)
+    assert frame_hash(df) == before
+
+
+def test_new_data_maps_levels_and_flags_unknown(sleepstudy: pd.DataFrame) -> None:
+    d = mb.design(mb.LMM("Reaction ~ Days + (Days | Subject)"), sleepstudy)
+    nd = d.new_data(pd.DataFrame({"Days": [1.0, 2.0], "Subject": [309, 1000]}))
+    assert list(nd.group_index["Subject"]) == [1, -1]
+    assert nd.new_levels["Subject"] == ("1000",)
+    np.testing.assert_array_equal(nd.X, [[1.0, 1.0], [1.0, 2.0]])
+    with pytest.raises(mb.DataError, match="column 'Subject'"):
+        d.new_data(pd.DataFrame({"Days": [1.0]}))
