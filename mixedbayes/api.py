@@ -23,7 +23,9 @@ __all__ = ["compile", "design", "fit", "get_priors", "load", "load_data", "prior
 SpecLike = ModelSpec | dict[str, Any] | str | os.PathLike[str]
 
 
-def load_data(source: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+def load_data(
+    source: str | os.PathLike[str], base: str | os.PathLike[str] | None = None
+) -> pd.DataFrame:
     """Read the data a spec points at: ``"dataset:NAME"`` (bundled) or a CSV path.
 
     Parameters
@@ -87,7 +89,7 @@ def get_priors(spec: SpecLike, data: pd.DataFrame | None = None) -> PriorTable:
     return build_prior_table(d, d.spec.priors)
 
 
-def compile(spec: SpecLike | Design, data: pd.DataFrame | None = None) -> CompiledModel:  # noqa: A001
+def compile(spec: SpecLike | Design, data: pd.DataFrame | None = None) -> CompiledModel:
     """Stage 3: build the PyMC model (``compiled.model``) of a spec or design."""
     d = spec if isinstance(spec, Design) else design(spec, data)
     return compile_model(d)

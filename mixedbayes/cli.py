@@ -51,7 +51,13 @@ def _run_fit(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", mb.DataWarning)
         fit = mb.fit(
-            spec, frame, draws=draws, chains=chains, seed=seed, sampler=sampler, progressbar=progress
+            spec,
+            frame,
+            draws=draws,
+            chains=chains,
+            seed=seed,
+            sampler=sampler,
+            progressbar=progress,
         )
     for w in caught:
         if issubclass(w.category, mb.DataWarning):
@@ -67,16 +73,18 @@ def _run_fit(
     summary.to_csv(out / "summary.csv", index=False)
     (out / "priors.txt").write_text(str(fit.priors) + "\n")
     fit.save(out / "fit")
-    out_console.print(f"\nwrote {out / 'summary.csv'}, {out / 'priors.txt'} and the fit in {out / 'fit'}")
+    out_console.print(
+        f"\nwrote {out / 'summary.csv'}, {out / 'priors.txt'} and the fit in {out / 'fit'}"
+    )
     out_console.print(f"reload it with mixedbayes.load({str(out / 'fit')!r})")
-
-
 
 
 @app.command()
 def fit(
     spec: Annotated[Path, typer.Argument(help="YAML model spec.")],
-    data: Annotated[Path | None, typer.Option(help="CSV data (default: the spec's 'data').")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="CSV data (default: the spec's 'data').")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out/fit"),
     draws: Annotated[int | None, typer.Option(help="Draws per chain.")] = None,
     chains: Annotated[int | None, typer.Option(help="Number of chains.")] = None,

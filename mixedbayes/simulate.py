@@ -2,9 +2,9 @@
 
 :func:`lmm` draws longitudinal data (measurements in patients in clinics, optionally crossed
 with raters) from a linear mixed model whose parameters are known; :func:`crossed` draws a
-simple fully crossed two-factor design. Both return a :class:`SimulatedData` holding the data,
-the true parameters, the realised random effects and an lme4-style formula that fits the
-generating model.
+simple fully crossed subjects-by-items design. Both return a :class:`SimulatedData` holding
+the data, the true parameters, the realised random effects and an lme4-style formula that
+fits the generating model.
 
 Only ``numpy.random.default_rng(seed)`` is used: the same arguments and seed give identical
 data.
@@ -395,34 +395,37 @@ def lmm(
 
 
 def crossed(
-    n_a: int = 30,
-    n_b: int = 20,
+    n_subjects: int = 30,
+    n_items: int = 20,
     reps: int = 2,
     *,
     beta0: float = 1.0,
     beta_x: float = 0.5,
-    sd_a: float = 0.6,
-    sd_b: float = 0.4,
+    sd_subject: float = 0.6,
+    sd_item: float = 0.4,
     sigma: float = 0.5,
     seed: int | None = None,
 ) -> SimulatedData:
-    """Simulate a fully crossed two-factor design with random intercepts.
+    """Simulate a fully crossed subjects-by-items design with random intercepts.
 
-    Every level of ``a`` meets every level of ``b`` ``reps`` times;
-    ``y = beta0 + beta_x*x + u_a + u_b + N(0, sigma**2)`` with ``x ~ N(0, 1)`` per row,
-    ``u_a ~ N(0, sd_a**2)`` and ``u_b ~ N(0, sd_b**2)``.
+    Every subject meets every item ``reps`` times;
+    ``y = beta0 + beta_x*x + u_subject + u_item + N(0, sigma**2)`` with ``x ~ N(0, 1)`` per
+    row, ``u_subject ~ N(0, sd_subject**2)`` and ``u_item ~ N(0, sd_item**2)``.
 
     Parameters
     ----------
-    n_a, n_b : int, default 30, 20
-        Numbers of levels of the factors ``a`` (``"a01"``, ...) and ``b`` (``"b01"``, ...)
-        (>= 1).
+    n_subjects : int, default 30
+        Number of subjects (levels ``"s01"``, ...; >= 1).
+    n_items : int, default 20
+        Number of items (levels ``"i01"``, ...; >= 1).
     reps : int, default 2
-        Replicates per ``(a, b)`` cell (>= 1).
+        Replicates per ``(subject, item)`` cell (>= 1).
     beta0, beta_x : float, default 1.0, 0.5
         Intercept and slope of ``x``.
-    sd_a, sd_b : float, default 0.6, 0.4
-        SDs of the random intercepts of ``a`` and ``b`` (>= 0).
+    sd_subject : float, default 0.6
+        SD of the subject random intercepts (>= 0).
+    sd_item : float, default 0.4
+        SD of the item random intercepts (>= 0).
     sigma : float, default 0.5
         Residual SD (>= 0).
     seed : int, optional
@@ -431,10 +434,11 @@ def crossed(
     Returns
     -------
     SimulatedData
-        ``data`` has columns ``y``, ``x``, ``a``, ``b`` (``a`` and ``b`` categorical);
-        ``params`` holds ``"b"`` (``{"Intercept": beta0, "x": beta_x}``), ``"sd_a"``,
-        ``"sd_b"`` (``{"Intercept": ...}``) and ``"sigma"``; ``effects`` holds ``"a"`` and
-        ``"b"``; ``formula`` is ``"y ~ x + (1 | a) + (1 | b)"``.
+        ``data`` has columns ``y``, ``x``, ``subject``, ``item`` (``subject`` and ``item``
+        categorical); ``params`` holds ``"b"`` (``{"Intercept": beta0, "x": beta_x}``),
+        ``"sd_subject"``, ``"sd_item"`` (``{"Intercept": ...}``) and ``"sigma"``;
+        ``effects`` holds ``"subject"`` and ``"item"``; ``formula`` is
+        ``"y ~ x + (1 | subject) + (1 | item)"``.
 
     Raises
     ------
@@ -443,48 +447,53 @@ def crossed(
 
     Examples
     --------
-    >>> crossed(n_a=4, n_b=3, reps=2, seed=0).data.shape
+    >>> sim = crossed(n_subjects=4, n_items=3, reps=2, seed=0)
+    >>> sim.data.shape
     (24, 4)
+    >>> sim.formula
+    'y ~ x + (1 | subject) + (1 | item)'
     """
-    n_a = _count("n_a", n_a)
-    n_b = _count("n_b", n_b)
+    n_subjects = _count("n_subjects", n_subjects)
+    n_items = _count("n_items", n_items)
     reps = _count("reps", reps)
     beta0 = _real("beta0", beta0)
     beta_x = _real("beta_x", beta_x)
-    sd_a = _sd("sd_a", sd_a)
-    sd_b = _sd("sd_b", sd_b)
+    sd_subject = _sd("sd_subject", sd_subject)
+    sd_item = _sd("sd_item", sd_item)
     sigma = _sd("sigma", sigma)
     rng = np.random.default_rng(_seed(seed))
 
-    a_levels = _levels("a", n_a)
-    b_levels = _levels("b", n_b)
-    a = np.repeat(np.arange(n_a), n_b * reps)
-    b = np.tile(np.repeat(np.arange(n_b), reps), n_a)
-    n = a.size
-    u_a = sd_a * rng.standard_normal(n_a)
-    u_b = sd_b * rng.standard_normal(n_b)
+    subject_levels = _levels("s", n_subjects)
+    item_levels = _levels("i", n_items)
+    subject = np.repeat(np.arange(n_subjects), n_items * reps)
+    item = np.tile(np.repeat(np.arange(n_items), reps), n_subjects)
+    n = subject.size
+    u_subject = sd_subject * rng.standard_normal(n_subjects)
+    u_item = sd_item * rng.standard_normal(n_items)
     x = rng.standard_normal(n)
-    y = beta0 + beta_x * x + u_a[a] + u_b[b] + sigma * rng.standard_normal(n)
+    y = beta0 + beta_x * x + u_subject[subject] + u_item[item] + sigma * rng.standard_normal(n)
 
     data = pd.DataFrame(
         {
             "y": y,
             "x": x,
-            "a": _factor(a, a_levels),
-            "b": _factor(b, b_levels),
+            "subject": _factor(subject, subject_levels),
+            "item": _factor(item, item_levels),
         }
     )
     return SimulatedData(
         data=data,
         params={
             "b": {"Intercept": beta0, "x": beta_x},
-            "sd_a": {"Intercept": sd_a},
-            "sd_b": {"Intercept": sd_b},
+            "sd_subject": {"Intercept": sd_subject},
+            "sd_item": {"Intercept": sd_item},
             "sigma": sigma,
         },
         effects={
-            "a": pd.DataFrame({"Intercept": u_a}, index=pd.Index(a_levels, name="a")),
-            "b": pd.DataFrame({"Intercept": u_b}, index=pd.Index(b_levels, name="b")),
+            "subject": pd.DataFrame(
+                {"Intercept": u_subject}, index=pd.Index(subject_levels, name="subject")
+            ),
+            "item": pd.DataFrame({"Intercept": u_item}, index=pd.Index(item_levels, name="item")),
         },
-        formula="y ~ x + (1 | a) + (1 | b)",
+        formula="y ~ x + (1 | subject) + (1 | item)",
     )

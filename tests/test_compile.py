@@ -34,11 +34,16 @@ def test_sleepstudy_graph(sleepstudy: pd.DataFrame) -> None:
         ("y ~ time + (1 | patient) + (1 | rater)", {"sd_patient", "sd_rater"}, set()),
         ("y ~ time + (1 + time | patient) + (0 + dose | patient)", {"cor_patient"}, set()),
         ("y ~ 0 + time + (1 | clinic)", {"b"}, {"Intercept"}),
-        ("y ~ trt * time + age * time + dose + (1 | clinic) + (1 + time | clinic:patient)",
-         {"cor_clinic:patient", "r_clinic:patient"}, {"cor_clinic"}),
+        (
+            "y ~ trt * time + age * time + dose + (1 | clinic) + (1 + time | clinic:patient)",
+            {"cor_clinic:patient", "r_clinic:patient"},
+            {"cor_clinic"},
+        ),
     ],
 )
-def test_graph_variants(sim: pd.DataFrame, formula: str, present: set[str], absent: set[str]) -> None:
+def test_graph_variants(
+    sim: pd.DataFrame, formula: str, present: set[str], absent: set[str]
+) -> None:
     cm = mb.compile(mb.LMM(formula), sim)
     names = set(cm.model.named_vars)
     assert present <= names, names

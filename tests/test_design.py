@@ -92,8 +92,8 @@ def test_non_numeric_response_names_rows() -> None:
     df.loc[3, "y"] = "n/a"
     with pytest.raises(mb.DataError) as err:
         mb.design(mb.LMM("y ~ x + (1 | g)"), df)
-    assert "column 'y'" in err.value.where and "rows 3" in str(err.value) and "'n/a'" in str(
-        err.value
+    assert (
+        "column 'y'" in err.value.where and "rows 3" in str(err.value) and "'n/a'" in str(err.value)
     )
 
 
@@ -121,7 +121,9 @@ def test_infinite_response_and_bad_transform() -> None:
     df.loc[4, "y"] = np.inf
     df.loc[5, "x"] = -1.0
     with pytest.raises(mb.DataError) as err:
-        mb.design(mb.LMM("y ~ log(x) + (1 | g)"), df.assign(x=df["x"].abs().where(df.index != 5, -1)))
+        mb.design(
+            mb.LMM("y ~ log(x) + (1 | g)"), df.assign(x=df["x"].abs().where(df.index != 5, -1))
+        )
     text = str(err.value)
     assert "rows 4" in text and "term 'log(x)'" in text and "rows 5" in text
 
@@ -173,3 +175,10 @@ def test_new_data_maps_levels_and_flags_unknown(sleepstudy: pd.DataFrame) -> Non
     np.testing.assert_array_equal(nd.X, [[1.0, 1.0], [1.0, 2.0]])
     with pytest.raises(mb.DataError, match="column 'Subject'"):
         d.new_data(pd.DataFrame({"Days": [1.0]}))
+
+
+def test_group_named_like_a_model_variable_is_a_spec_error() -> None:
+    df = small_frame().rename(columns={"g": "b"})
+    with pytest.raises(mb.SpecError) as err:
+        mb.design(mb.LMM("y ~ x + (1 | b)"), df)
+    assert "group 'b'" in err.value.where and "rename" in str(err.value)

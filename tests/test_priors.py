@@ -63,7 +63,9 @@ def test_overrides_by_class_coef_group(sleepstudy: pd.DataFrame) -> None:
         ({"class": "b", "prior": "exponential(1)"}, "priors[0].prior", "positive support"),
     ],
 )
-def test_bad_overrides(sleepstudy: pd.DataFrame, prior: dict[str, str], where: str, lists: str) -> None:
+def test_bad_overrides(
+    sleepstudy: pd.DataFrame, prior: dict[str, str], where: str, lists: str
+) -> None:
     with pytest.raises(mb.SpecError) as err:
         mb.get_priors(mb.LMM(FORMULA, priors=[prior]), sleepstudy)
     assert where in err.value.where

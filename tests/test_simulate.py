@@ -270,34 +270,39 @@ def test_lmm_bad_arguments_name_the_argument(kwargs: dict[str, Any], argument: s
 
 
 def test_crossed_design() -> None:
-    sim = crossed(n_a=6, n_b=4, reps=3, seed=1)
+    sim = crossed(n_subjects=6, n_items=4, reps=3, seed=1)
     data = sim.data
     assert data.shape == (6 * 4 * 3, 4)
-    assert list(data.columns) == ["y", "x", "a", "b"]
-    assert list(data["a"].cat.categories) == [f"a{i:02d}" for i in range(1, 7)]
-    assert list(data["b"].cat.categories) == ["b01", "b02", "b03", "b04"]
-    assert data.groupby(["a", "b"], observed=True).size().eq(3).all()
-    assert sim.formula == "y ~ x + (1 | a) + (1 | b)"
+    assert list(data.columns) == ["y", "x", "subject", "item"]
+    assert isinstance(data["subject"].dtype, pd.CategoricalDtype)
+    assert isinstance(data["item"].dtype, pd.CategoricalDtype)
+    assert list(data["subject"].cat.categories) == [f"s{i:02d}" for i in range(1, 7)]
+    assert list(data["item"].cat.categories) == ["i01", "i02", "i03", "i04"]
+    assert data.groupby(["subject", "item"], observed=True).size().eq(3).all()
+    assert sim.formula == "y ~ x + (1 | subject) + (1 | item)"
     assert sim.params == {
         "b": {"Intercept": 1.0, "x": 0.5},
-        "sd_a": {"Intercept": 0.6},
-        "sd_b": {"Intercept": 0.4},
+        "sd_subject": {"Intercept": 0.6},
+        "sd_item": {"Intercept": 0.4},
         "sigma": 0.5,
     }
-    assert list(sim.effects["a"].index) == list(data["a"].cat.categories)
-    assert list(sim.effects["b"].index) == list(data["b"].cat.categories)
+    assert set(sim.effects) == {"subject", "item"}
+    assert list(sim.effects["subject"].index) == list(data["subject"].cat.categories)
+    assert list(sim.effects["item"].index) == list(data["item"].cat.categories)
+    assert sim.effects["subject"].index.name == "subject"
+    assert sim.effects["item"].index.name == "item"
 
 
 def test_crossed_is_reproducible_and_rebuilds_exactly() -> None:
     _assert_same(crossed(seed=5), crossed(seed=5))
     assert not np.allclose(crossed(seed=5).data["y"], crossed(seed=6).data["y"])
-    sim = crossed(n_a=5, n_b=7, reps=1, beta0=2.0, beta_x=-1.0, sigma=0.0, seed=3)
+    sim = crossed(n_subjects=5, n_items=7, reps=1, beta0=2.0, beta_x=-1.0, sigma=0.0, seed=3)
     data = sim.data
     eta = (
         2.0
         - 1.0 * data["x"].to_numpy()
-        + sim.effects["a"]["Intercept"].reindex(data["a"].astype(str)).to_numpy()
-        + sim.effects["b"]["Intercept"].reindex(data["b"].astype(str)).to_numpy()
+        + sim.effects["subject"]["Intercept"].reindex(data["subject"].astype(str)).to_numpy()
+        + sim.effects["item"]["Intercept"].reindex(data["item"].astype(str)).to_numpy()
     )
     np.testing.assert_allclose(data["y"].to_numpy(), eta, atol=1e-12)
 
@@ -305,11 +310,11 @@ def test_crossed_is_reproducible_and_rebuilds_exactly() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [
-        ({"n_a": 0}, "n_a"),
-        ({"n_b": 0}, "n_b"),
+        ({"n_subjects": 0}, "n_subjects"),
+        ({"n_items": 0}, "n_items"),
         ({"reps": 0}, "reps"),
-        ({"sd_a": -1.0}, "sd_a"),
-        ({"sd_b": -1.0}, "sd_b"),
+        ({"sd_subject": -1.0}, "sd_subject"),
+        ({"sd_item": -1.0}, "sd_item"),
         ({"sigma": -1.0}, "sigma"),
         ({"beta_x": float("nan")}, "beta_x"),
         ({"seed": -1}, "seed"),

@@ -27,8 +27,10 @@ def test_three_ways_give_the_same_spec() -> None:
     prior = {"class": "b", "coef": "Days", "prior": "normal(0, 10)"}
     a = mb.LMM(f, priors=[prior])
     b = mb.load_spec({"kind": "lmm", "formula": f, "priors": [prior]})
-    c = mb.load_spec(f"kind: lmm\nformula: {f}\npriors:\n  - class: b\n    coef: Days\n"
-                     "    prior: normal(0, 10)\n")
+    c = mb.load_spec(
+        f"kind: lmm\nformula: {f}\npriors:\n  - class: b\n    coef: Days\n"
+        "    prior: normal(0, 10)\n"
+    )
     assert a == b == c
     assert a.priors[0].class_ == "b"
 
@@ -83,26 +85,60 @@ def test_round_trip_property(
     [
         ({"kind": "lmm", "formula": "y ~ x", "famly": "gaussian"}, "famly", "unknown key"),
         ({"kind": "lmm", "formula": "y ~ x", "family": "gausian"}, "family", "gaussian"),
-        ({"kind": "lmm", "formula": "y ~ x", "family": {"name": "gaussian", "link": "logit"}},
-         "family", "link"),
+        (
+            {"kind": "lmm", "formula": "y ~ x", "family": {"name": "gaussian", "link": "logit"}},
+            "family",
+            "link",
+        ),
         ({"kind": "lmm"}, "formula", "required"),
         ({"kind": "lmx", "formula": "y ~ x"}, "kind", "lmm"),
         ({"kind": "lmm", "formula": "y ~ x + (1 | )"}, "formula", "both sides"),
         ({"kind": "lmm", "formula": "y ~ x +"}, "formula", "malformed formula"),
         ({"kind": "lmm", "formula": "y x"}, "formula", "'~'"),
         ({"kind": "lmm", "formula": "y ~ (x | g"}, "formula", "unbalanced"),
-        ({"kind": "lmm", "formula": "y ~ x", "priors": [{"class": "b", "prior": "norml(0, 1)"}]},
-         "priors.0.prior", "unknown prior distribution"),
-        ({"kind": "lmm", "formula": "y ~ x", "priors": [{"class": "b", "prior": "normal(0, -1)"}]},
-         "priors.0.prior", "sigma must be > 0"),
-        ({"kind": "lmm", "formula": "y ~ x", "priors": [{"class": "b", "prior": "normal(0)"}]},
-         "priors.0.prior", "missing"),
-        ({"kind": "lmm", "formula": "y ~ x", "priors": [{"class": "b", "prior": "os.system('ls')"}]},
-         "priors.0.prior", "must be a call"),
-        ({"kind": "lmm", "formula": "y ~ x", "sampler": {"name": "stan"}}, "sampler.name", "nutpie"),
-        ({"kind": "lmm", "formula": "y ~ x", "sampler": {"draws": 0}}, "sampler.draws", "greater than or equal to 1"),
-        ({"kind": "lmm", "formula": "y ~ x", "parametrization": "sideways"}, "parametrization",
-         "auto"),
+        (
+            {"kind": "lmm", "formula": "y ~ x", "priors": [{"class": "b", "prior": "norml(0, 1)"}]},
+            "priors.0.prior",
+            "unknown prior distribution",
+        ),
+        (
+            {
+                "kind": "lmm",
+                "formula": "y ~ x",
+                "priors": [{"class": "b", "prior": "normal(0, -1)"}],
+            },
+            "priors.0.prior",
+            "sigma must be > 0",
+        ),
+        (
+            {"kind": "lmm", "formula": "y ~ x", "priors": [{"class": "b", "prior": "normal(0)"}]},
+            "priors.0.prior",
+            "missing",
+        ),
+        (
+            {
+                "kind": "lmm",
+                "formula": "y ~ x",
+                "priors": [{"class": "b", "prior": "os.system('ls')"}],
+            },
+            "priors.0.prior",
+            "must be a call",
+        ),
+        (
+            {"kind": "lmm", "formula": "y ~ x", "sampler": {"name": "stan"}},
+            "sampler.name",
+            "nutpie",
+        ),
+        (
+            {"kind": "lmm", "formula": "y ~ x", "sampler": {"draws": 0}},
+            "sampler.draws",
+            "greater than or equal to 1",
+        ),
+        (
+            {"kind": "lmm", "formula": "y ~ x", "parametrization": "sideways"},
+            "parametrization",
+            "auto",
+        ),
     ],
 )
 def test_bad_specs_name_the_key(source: dict[str, object], where: str, text: str) -> None:

@@ -66,7 +66,11 @@ def compile_model(design: Design, priors: PriorTable | None = None) -> CompiledM
     """
     kind = design.spec.kind
     if kind not in BUILDERS:
-        raise SpecError(f"no model builder for kind {kind!r}.", where="kind", hint=f"use one of {sorted(BUILDERS)}.")
+        raise SpecError(
+            f"no model builder for kind {kind!r}.",
+            where="kind",
+            hint=f"use one of {sorted(BUILDERS)}.",
+        )
     table = priors if priors is not None else build_prior_table(design, design.spec.priors)
     model = BUILDERS[kind](design, table)
     return CompiledModel(model, design, table, response_var_name(design))

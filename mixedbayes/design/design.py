@@ -163,6 +163,27 @@ class Design:
         return NewData(X, idx, Zs, new, frame.index)
 
 
+#: Names the model itself uses (variables and dimensions); a grouping factor may not take them.
+RESERVED_NAMES = frozenset(
+    {"b", "b_slope", "Intercept", "term", "slope", "obs", "X", "y_obs", "chain", "draw"}
+)
+
+
+def name_problems(factors: tuple[GroupFactor, ...], family: Family) -> list[Problem]:
+    """Grouping factors whose names collide with the model's own variables or dimensions."""
+    reserved = RESERVED_NAMES | {p.name for p in family.params}
+    return [
+        Problem(
+            f"the grouping factor {f.name!r} has a name the model uses for its own "
+            f"variables or dimensions ({sorted(reserved)}).",
+            f"group '{f.name}'",
+            f"rename the column (e.g. df.rename(columns={{{f.name!r}: {f.name + '_id'!r}}})).",
+        )
+        for f in factors
+        if f.name in reserved
+    ]
+
+
 def _common_vars(matrices: Any) -> set[str]:
     out: set[str] = set()
     for term in matrices.common.terms.values():
@@ -276,10 +297,10 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
             )
     DataError.collect(problems)
     factors = group_factors(dm.group, parts.bars, len(frame))
+    SpecError.collect(name_problems(factors, family))
     DataError.collect(factor_problems(factors, len(frame)))
     factors = tuple(
-        choose_parametrization(f, y, X, spec.group_options(f.name).parametrization)
-        for f in factors
+        choose_parametrization(f, y, X, spec.group_options(f.name).parametrization) for f in factors
     )
     unknown = set(spec.group_effects) - {f.name for f in factors}
     if unknown:

@@ -71,14 +71,14 @@ def choose_parametrization(
 ) -> GroupFactor:
     """The factor with each block's parametrization set (``requested`` unless ``"auto"``)."""
     if requested != "auto":
-        blocks = tuple(
+        fixed = tuple(
             GroupBlock(b.columns, b.correlated, requested, f"{requested} (set in the spec)")  # type: ignore[arg-type]
             for b in factor.blocks
         )
-        return factor.with_blocks(blocks)
+        return factor.with_blocks(fixed)
     beta, *_ = np.linalg.lstsq(X, y, rcond=None)
     resid = y - X @ beta
-    blocks = []
+    blocks: list[GroupBlock] = []
     for b in factor.blocks:
         est, inv_diag, s2 = no_pooling(resid, factor, b.columns)
         ok = ~np.isnan(est).any(axis=1)

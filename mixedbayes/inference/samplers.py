@@ -8,16 +8,23 @@ timings (compile and sampling seconds) that the benchmarks and the fit record.
 from __future__ import annotations
 
 import time
-
-import numpy as np
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 if TYPE_CHECKING:
     import pymc as pm
     import xarray as xr
 
-__all__ = ["SAMPLERS", "SAMPLER_NAMES", "SampleResult", "Sampler", "get_sampler", "register_sampler"]
+__all__ = [
+    "SAMPLERS",
+    "SAMPLER_NAMES",
+    "SampleResult",
+    "Sampler",
+    "get_sampler",
+    "register_sampler",
+]
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,9 @@ class Distribution:
         return self.rv(name, kwargs, dims)
 
     def kwargs(self, args: np.ndarray) -> dict[str, Any]:
-        return {p: np.squeeze(a) if np.ndim(a) else a for p, a in zip(self.params, args, strict=True)}
+        return {
+            p: np.squeeze(a) if np.ndim(a) else a for p, a in zip(self.params, args, strict=True)
+        }
 
     def rv(self, name: str, kwargs: dict[str, Any], dims: Any) -> Any:
         raise NotImplementedError
@@ -338,13 +340,13 @@ def build_prior(
     if any(p.name != dist.name for p in priors):
         raise ValueError("build_prior takes priors of one distribution family")
     if dims is None and len(priors) == 1:
-        args = np.asarray(priors[0].args, dtype=float)
-        return dist.build(name, args, dims=None, positive=positive)
+        return dist.build(
+            name, np.asarray(priors[0].args, dtype=float), dims=None, positive=positive
+        )
     args = np.asarray([p.args for p in priors], dtype=float).T
     if np.all(args == args[:, :1]):
-        args = args[:, 0]
         import pytensor.tensor as pt
 
-        stacked = dist.build(name, args, dims=dims, positive=positive)
+        stacked = dist.build(name, args[:, 0], dims=dims, positive=positive)
         return pt.as_tensor(stacked)
     return dist.build(name, args, dims=dims, positive=positive)

@@ -206,7 +206,9 @@ def _check_override(
     if spec.coef and spec.coef not in coefs:
         choices = sorted(c for c in coefs if c)
         hint = f"valid coefs: {choices}." if choices else f"class {cls!r} takes no coef."
-        return [Problem(f"unknown coefficient {spec.coef!r} for class {cls!r}.", where + ".coef", hint)]
+        return [
+            Problem(f"unknown coefficient {spec.coef!r} for class {cls!r}.", where + ".coef", hint)
+        ]
     support = prior.distribution.support
     if (cls == "cor") != (support == "correlation"):
         need = "an lkj(eta) prior" if cls == "cor" else "a prior other than lkj"

@@ -73,7 +73,9 @@ def linear_predictor_draws(
         idx = group_index[g.name]
         known = idx >= 0
         contrib = np.zeros(eta.shape)
-        contrib[..., known] = np.einsum("cdnk,nk->cdn", r[:, :, idx[known], :], group_Z[g.name][known])
+        contrib[..., known] = np.einsum(
+            "cdnk,nk->cdn", r[:, :, idx[known], :], group_Z[g.name][known]
+        )
         eta = eta + contrib
     return eta, index
 

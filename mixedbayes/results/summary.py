@@ -18,7 +18,9 @@ __all__ = ["summarise", "summary_variables"]
 SAMPLE_DIMS = ("chain", "draw")
 
 
-def summary_variables(design: Design, posterior: xr.Dataset, include_group_levels: bool) -> list[str]:
+def summary_variables(
+    design: Design, posterior: xr.Dataset, include_group_levels: bool
+) -> list[str]:
     """The variables a summary shows, in a stable order: b, sd_*, cor_*, family params, r_*."""
     names = ["b"]
     for g in design.groups:
@@ -38,7 +40,9 @@ def _class_and_group(name: str) -> tuple[str, str]:
     return name, ""
 
 
-def _cells(da: xr.DataArray, name: str, design: Design) -> Iterable[tuple[str, str, tuple[int, ...]]]:
+def _cells(
+    da: xr.DataArray, name: str, design: Design
+) -> Iterable[tuple[str, str, tuple[int, ...]]]:
     """(label, term, index) of each scalar in ``da`` worth showing."""
     dims = [d for d in da.dims if d not in SAMPLE_DIMS]
     coords = [[str(v) for v in da[d].to_numpy()] for d in dims]

@@ -102,7 +102,7 @@ def save_spec(spec: ModelSpec, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def LMM(formula: str, **options: Any) -> LMMSpec:  # noqa: N802 - reads like a model class
+def LMM(formula: str, **options: Any) -> LMMSpec:
     """Build a linear mixed model spec in Python.
 
     Parameters

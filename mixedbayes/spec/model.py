@@ -149,11 +149,11 @@ class SamplerSpec(_Strict):
     """NUTS settings; every one can be overridden by :func:`mixedbayes.fit`'s arguments."""
 
     name: str = "nutpie"
-    draws: int = Field(1000, ge=1)
-    tune: int = Field(1000, ge=0)
-    chains: int = Field(4, ge=1)
+    draws: int = Field(default=1000, ge=1)
+    tune: int = Field(default=1000, ge=0)
+    chains: int = Field(default=4, ge=1)
     seed: int | None = None
-    target_accept: float = Field(0.8, gt=0, lt=1)
+    target_accept: float = Field(default=0.8, gt=0, lt=1)
 
     @field_validator("name")
     @classmethod
@@ -233,7 +233,7 @@ SPEC_KINDS: dict[str, type[ModelSpec]] = {}
 
 def register_kind[T: type[ModelSpec]](cls: T) -> T:
     """Class decorator adding a spec kind to the registry under its ``kind`` default."""
-    SPEC_KINDS[cls.model_fields["kind"].default] = cls
+    SPEC_KINDS[str(cls.model_fields["kind"].default)] = cls  # type: ignore[call-overload]
     return cls
 
 
