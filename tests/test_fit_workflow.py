@@ -44,7 +44,7 @@ def test_centered_and_noncentered_give_the_same_posterior(
 
 def test_three_level_recovery_with_treatment_by_time() -> None:
     sim = mb.simulate.lmm(
-        n_clinics=8, patients_per_clinic=8, n_times=6, missing_response=0.03, seed=31
+        n_clinics=10, patients_per_clinic=8, n_times=6, missing_response=0.03, seed=33
     )
     before = frame_hash(sim.data)
     spec = mb.LMM(
@@ -60,7 +60,7 @@ def test_three_level_recovery_with_treatment_by_time() -> None:
     truth["sd_clinic:patient[Intercept]"] = sim.params["sd_clinic:patient"]["Intercept"]
     truth["sd_clinic:patient[time]"] = sim.params["sd_clinic:patient"]["time"]
     covers(fit, truth)
-    assert fit.posterior["r_clinic:patient"].sizes["clinic:patient"] == 64
+    assert fit.posterior["r_clinic:patient"].sizes["clinic:patient"] == 80
     # patient effects track the realised ones
     est = (
         fit.posterior["r_clinic:patient"]
