@@ -55,6 +55,7 @@ class NewData:
     group_Z: dict[str, np.ndarray]
     new_levels: dict[str, tuple[str, ...]]
     index: pd.Index
+    group_labels: dict[str, list[str]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +149,7 @@ class Design:
         idx: dict[str, np.ndarray] = {}
         Zs: dict[str, np.ndarray] = {}
         new: dict[str, tuple[str, ...]] = {}
+        all_labels: dict[str, list[str]] = {}
         for g in self.groups:
             cols = []
             for t in g.formulae_terms:
@@ -156,11 +158,12 @@ class Design:
                 cols.append(x[:, None] if x.ndim == 1 else x)
             Zs[g.name] = np.column_stack(cols)
             labels = _factor_labels(frame, g.name)
+            all_labels[g.name] = labels
             lookup = {lv: i for i, lv in enumerate(g.levels)}
             ix = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
             idx[g.name] = ix
             new[g.name] = tuple(sorted({labels[i] for i in np.flatnonzero(ix < 0)}))
-        return NewData(X, idx, Zs, new, frame.index)
+        return NewData(X, idx, Zs, new, frame.index, all_labels)
 
 
 #: Names the model itself uses (variables and dimensions); a grouping factor may not take them.

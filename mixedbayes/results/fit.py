@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from mixedbayes.results.predict import NewGroups, predict_draws
+from mixedbayes.results.predict import Level, NewGroups, predict_draws
 from mixedbayes.results.summary import summarise, summary_variables
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class Fit:
         newdata: pd.DataFrame | None = None,
         *,
         kind: Literal["link", "mean", "response"] = "mean",
-        include_groups: bool = True,
+        level: Level = None,
         new_groups: NewGroups = "error",
         seed: int | None = None,
     ) -> xr.DataArray:
@@ -113,20 +113,27 @@ class Fit:
             Rows to predict for (the fitted rows when None).
         kind : {"link", "mean", "response"}
             The linear predictor, the expected response, or simulated new responses.
-        include_groups : bool
-            Include the group effects of known levels.
-        new_groups : {"error", "population"}
-            Unseen levels: raise a ``DataError`` naming them, or predict them without that
-            factor's effect.
+        level : None, "population", str or list of str
+            Grouping factors whose effects are included: all (None), none ("population"),
+            or the ones named (e.g. ``["clinic"]``, like lme4's ``re.form``).
+        new_groups : {"error", "sample", "population"}
+            Levels the model has not seen: raise a ``DataError`` naming them; draw their
+            effects from the fitted group-level distribution (a new patient in a known clinic
+            keeps the clinic's effect and draws only its own); or leave them out.
         seed : int, optional
-            Seed for ``kind="response"``; the same seed gives the same draws.
+            The same seed gives the same predictions (new-level effects and responses).
+
+        Examples
+        --------
+        >>> new = pd.DataFrame({"Days": [0, 9], "Subject": ["308", "new"]})  # doctest: +SKIP
+        >>> fit.predict(new, new_groups="sample", seed=1).mean(("chain", "draw"))  # doctest: +SKIP
         """
         return predict_draws(
             self.posterior,
             self.design,
             newdata,
             kind=kind,
-            include_groups=include_groups,
+            level=level,
             new_groups=new_groups,
             seed=seed,
         )

@@ -1,22 +1,75 @@
-"""Posterior predictions from a fit's draws (no recompilation): linear predictor and response."""
+"""Posterior predictions from a fit's draws (no recompilation).
+
+Predictions can include every grouping factor (the default), none (population level), or
+some (``level=["clinic"]``, like lme4's ``re.form``). A level the model has not seen is an
+error, gets no effect (population level for that factor), or gets an effect drawn from the
+fitted group-level distribution, one draw per posterior draw (``new_groups="sample"``). For
+nested factors this is exactly right per level: a new patient in a known clinic keeps that
+clinic's effect and draws only its patient effect.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from mixedbayes.errors import DataError
+from mixedbayes.errors import DataError, SpecError
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from mixedbayes.design import Design
+    from mixedbayes.design import Design, GroupFactor
 
-__all__ = ["linear_predictor_draws", "predict_draws"]
+__all__ = ["Level", "NewGroups", "linear_predictor_draws", "predict_draws"]
 
-NewGroups = Literal["error", "population"]
+NewGroups = Literal["error", "sample", "population"]
+Level = str | Sequence[str] | None
+
+
+def included_groups(design: Design, level: Level) -> list[GroupFactor]:
+    """The grouping factors a prediction includes (``level`` as in :meth:`Fit.predict`)."""
+    if level is None:
+        return list(design.groups)
+    if isinstance(level, str):
+        if level == "population":
+            return []
+        level = [level]
+    names = [g.name for g in design.groups]
+    unknown = [lv for lv in level if lv not in names]
+    if unknown:
+        raise SpecError(
+            f"level names grouping factors the model does not have: {unknown}.",
+            where="level",
+            hint=f"use None (all), 'population' (none) or some of {names}.",
+        )
+    return [g for g in design.groups if g.name in level]
+
+
+def _group_covariance_chol(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
+    """Cholesky factor of each draw's covariance of the factor's effects, (chain, draw, k, k)."""
+    sd = posterior[f"sd_{g.name}"].transpose("chain", "draw", g.term_dim).to_numpy()
+    k = sd.shape[-1]
+    name = f"cor_{g.name}"
+    if name in posterior:
+        cor = posterior[name].transpose("chain", "draw", ...).to_numpy()
+    else:
+        cor = np.broadcast_to(np.eye(k), (*sd.shape[:2], k, k))
+    cov = sd[..., :, None] * cor * sd[..., None, :]
+    jitter = 1e-12 * np.eye(k) * np.maximum(1.0, np.abs(cov).max())
+    return np.asarray(np.linalg.cholesky(cov + jitter))
+
+
+def _new_effects(
+    posterior: xr.Dataset, g: GroupFactor, labels: list[str], rng: np.random.Generator
+) -> np.ndarray:
+    """Effects of unseen levels drawn from the group-level distribution, (chain, draw, n_new, k)."""
+    chol = _group_covariance_chol(posterior, g)
+    c, d, k, _ = chol.shape
+    z = rng.standard_normal((c, d, len(labels), k))
+    return np.einsum("cdkl,cdul->cduk", chol, z)
 
 
 def linear_predictor_draws(
@@ -24,8 +77,9 @@ def linear_predictor_draws(
     design: Design,
     newdata: pd.DataFrame | None,
     *,
-    include_groups: bool = True,
+    level: Level = None,
     new_groups: NewGroups = "error",
+    seed: int | None = None,
 ) -> tuple[np.ndarray, pd.Index]:
     """Draws of the linear predictor, shape (chain, draw, rows), and the rows' index.
 
@@ -35,47 +89,56 @@ def linear_predictor_draws(
     design : Design
     newdata : DataFrame, optional
         Rows to predict for; the fitted rows when None.
-    include_groups : bool
-        Add the group effects of known levels (False: population level only).
-    new_groups : {"error", "population"}
-        What to do with a level the model has not seen: raise a ``DataError`` naming it, or
-        give it no group effect (the population-level prediction for that factor).
+    level : None, "population", str or list of str
+        Grouping factors whose effects are included (None: all).
+    new_groups : {"error", "sample", "population"}
+        Unseen levels: raise a ``DataError`` naming them; draw their effects from the fitted
+        group-level distribution; or give them no effect.
+    seed : int, optional
+        Seed of the draws for new levels; the same seed gives the same predictions.
     """
+    if new_groups not in ("error", "sample", "population"):
+        raise SpecError(
+            f"unknown new_groups {new_groups!r}.",
+            where="new_groups",
+            hint="use 'error', 'sample' or 'population'.",
+        )
+    groups = included_groups(design, level)
     if newdata is None:
         X = design.X
         index = design.obs_index
         group_index = {g.name: g.index for g in design.groups}
         group_Z = {g.name: g.Z for g in design.groups}
+        labels: dict[str, list[str]] = {}
         new_levels: dict[str, tuple[str, ...]] = {}
     else:
         nd = design.new_data(newdata)
-        X, index, group_index, group_Z, new_levels = (
-            nd.X,
-            nd.index,
-            nd.group_index,
-            nd.group_Z,
-            nd.new_levels,
-        )
+        X, index, group_index, group_Z = nd.X, nd.index, nd.group_index, nd.group_Z
+        labels, new_levels = nd.group_labels, nd.new_levels
     b = posterior["b"].transpose("chain", "draw", "term").to_numpy()
     eta = np.einsum("cdp,np->cdn", b, X)
-    if not include_groups:
-        return eta, index
-    unknown = {g: lv for g, lv in new_levels.items() if lv}
+    unknown = {g.name: new_levels[g.name] for g in groups if new_levels.get(g.name)}
     if unknown and new_groups == "error":
         detail = "; ".join(f"{g}: {list(lv)[:8]}" for g, lv in unknown.items())
         raise DataError(
             f"newdata has levels the model has not seen ({detail}).",
             where=", ".join(f"group '{g}'" for g in unknown),
-            hint="pass new_groups='population' to predict them at the population level.",
+            hint="pass new_groups='sample' to draw their effects from the fitted distribution, "
+            "or new_groups='population' to predict them without that factor's effect.",
         )
-    for g in design.groups:
+    rng = np.random.default_rng(seed)
+    for g in groups:
         r = posterior[f"r_{g.name}"].transpose("chain", "draw", g.dim, g.term_dim).to_numpy()
         idx = group_index[g.name]
+        Z = group_Z[g.name]
         known = idx >= 0
         contrib = np.zeros(eta.shape)
-        contrib[..., known] = np.einsum(
-            "cdnk,nk->cdn", r[:, :, idx[known], :], group_Z[g.name][known]
-        )
+        contrib[..., known] = np.einsum("cdnk,nk->cdn", r[:, :, idx[known], :], Z[known])
+        if new_groups == "sample" and (~known).any():
+            rows = np.flatnonzero(~known)
+            levels, inverse = np.unique([labels[g.name][i] for i in rows], return_inverse=True)
+            r_new = _new_effects(posterior, g, list(levels), rng)
+            contrib[..., rows] = np.einsum("cdnk,nk->cdn", r_new[:, :, inverse, :], Z[rows])
         eta = eta + contrib
     return eta, index
 
@@ -86,15 +149,21 @@ def predict_draws(
     newdata: pd.DataFrame | None,
     *,
     kind: Literal["link", "mean", "response"] = "mean",
-    include_groups: bool = True,
+    level: Level = None,
     new_groups: NewGroups = "error",
     seed: int | None = None,
 ) -> xr.DataArray:
     """Predictive draws (chain, draw, obs) of the linear predictor, the mean, or new responses."""
     import xarray as xr
 
+    if kind not in ("link", "mean", "response"):
+        raise SpecError(
+            f"unknown kind {kind!r}.", where="kind", hint="use 'link', 'mean' or 'response'."
+        )
+    rng = np.random.default_rng(seed)
+    group_seed, noise_seed = rng.integers(0, 2**31 - 1, size=2)
     eta, index = linear_predictor_draws(
-        posterior, design, newdata, include_groups=include_groups, new_groups=new_groups
+        posterior, design, newdata, level=level, new_groups=new_groups, seed=int(group_seed)
     )
     if kind == "link":
         values = eta
@@ -106,8 +175,7 @@ def predict_draws(
         }
         values = design.family.mean_numpy(mu, params)
         if kind == "response":
-            rng = np.random.default_rng(seed)
-            values = design.family.simulate(mu, params, rng)
+            values = design.family.simulate(mu, params, np.random.default_rng(noise_seed))
     return xr.DataArray(
         values,
         dims=("chain", "draw", "obs"),
