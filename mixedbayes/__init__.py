@@ -8,6 +8,7 @@ from mixedbayes.api import compile, design, fit, get_priors, load, load_data, pr
 from mixedbayes.design import DataWarning, Design
 from mixedbayes.errors import DataError, MixedBayesError, SpecError
 from mixedbayes.results import Fit
+from mixedbayes.results.naive import compare_naive
 from mixedbayes.spec import LMM, LMMSpec, ModelSpec, load_spec, save_spec
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "ModelSpec",
     "SpecError",
     "__version__",
+    "compare_naive",
     "compile",
     "datasets",
     "design",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -137,6 +138,61 @@ class Fit:
             new_groups=new_groups,
             seed=seed,
         )
+
+    def hypothesis(
+        self,
+        hypotheses: str | Sequence[str],
+        *,
+        prob: float = 0.95,
+        rope: tuple[float, float] | None = None,
+    ) -> pd.DataFrame:
+        """Posterior tests of hypotheses such as ``"trt:time < 0"`` (as brms's ``hypothesis``).
+
+        See :func:`mixedbayes.results.hypothesis.hypothesis`.
+        """
+        from mixedbayes.results.hypothesis import hypothesis
+
+        return hypothesis(self, hypotheses, prob=prob, rope=rope)
+
+    def slopes(
+        self,
+        variable: str,
+        *,
+        by: str | None = None,
+        values: Sequence[Any] | None = None,
+        at: Mapping[str, Any] | None = None,
+        prob: float = 0.95,
+        rope: tuple[float, float] | None = None,
+        compare: bool = False,
+    ) -> pd.DataFrame:
+        """Population-level slope of E[y] in ``variable`` per value of ``by`` (e.g. per arm).
+
+        ``compare=True`` adds each value's slope minus the first's: are trajectories parallel?
+        See :func:`mixedbayes.results.slopes.slopes`.
+        """
+        from mixedbayes.results.slopes import slopes
+
+        return slopes(
+            self, variable, by=by, values=values, at=at, prob=prob, rope=rope, compare=compare
+        )
+
+    def contrasts(
+        self,
+        variable: str,
+        values: Sequence[Any] | None = None,
+        *,
+        by: str | None = None,
+        at: Mapping[str, Any] | None = None,
+        prob: float = 0.95,
+        rope: tuple[float, float] | None = None,
+    ) -> pd.DataFrame:
+        """Differences in E[y] between values of ``variable`` (against the first), per ``by``.
+
+        See :func:`mixedbayes.results.slopes.contrasts`.
+        """
+        from mixedbayes.results.slopes import contrasts
+
+        return contrasts(self, variable, values, by=by, at=at, prob=prob, rope=rope)
 
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group, drawn with PyMC."""

@@ -165,3 +165,18 @@ def formula_problems(formula: str, key: str = "formula") -> list[Problem]:
             )
         ]
     return []
+
+
+def fixed_formula(formula: str) -> str:
+    """The formula without its random-effect bars (the pooled, 'naive' model)."""
+    import formulae as fm
+
+    parts = split_formula(formula)
+    desc = fm.model_description(parts.formulae_formula)
+    names = [t.name for t in desc.common_terms]
+    has_intercept = any(type(t).__name__ == "Intercept" for t in desc.common_terms)
+    terms = [n for n in names if n != "Intercept"]
+    rhs = " + ".join(terms) if terms else "1"
+    if not has_intercept:
+        rhs = "0 + " + rhs if terms else "0"
+    return f"{formula.split('~')[0].strip()} ~ {rhs}"
