@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from mixedbayes.compile import CompiledModel
     from mixedbayes.design import Design
     from mixedbayes.priors import PriorTable
+    from mixedbayes.results.shrinkage import Shrinkage
+    from mixedbayes.results.trajectories import Trajectories
     from mixedbayes.spec import ModelSpec
 
 __all__ = ["Fit"]
@@ -193,6 +195,35 @@ class Fit:
         from mixedbayes.results.slopes import contrasts
 
         return contrasts(self, variable, values, by=by, at=at, prob=prob, rope=rope)
+
+    def shrinkage(self, group: str | None = None, prob: float = 0.95) -> Shrinkage:
+        """No-pooling, complete-pooling and partial-pooling estimates per level and term.
+
+        See :func:`mixedbayes.results.shrinkage.shrinkage`; ``.plot()`` draws the arrows.
+        """
+        from mixedbayes.results.shrinkage import shrinkage
+
+        return shrinkage(self, group, prob)
+
+    def trajectories(
+        self,
+        groups: Sequence[str] | None = None,
+        at: Sequence[float] | None = None,
+        *,
+        time: str | None = None,
+        group: str | None = None,
+        prob: float = 0.95,
+        max_groups: int = 12,
+    ) -> Trajectories:
+        """Each individual's fitted trajectory and the population trajectory.
+
+        See :func:`mixedbayes.results.trajectories.trajectories`; ``.plot()`` adds the data.
+        """
+        from mixedbayes.results.trajectories import trajectories
+
+        return trajectories(
+            self, groups, at, time=time, group=group, prob=prob, max_groups=max_groups
+        )
 
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group, drawn with PyMC."""
