@@ -6,6 +6,7 @@ One declarative spec (YAML, dict or Python) → design → PyMC model → NUTS �
 from mixedbayes import datasets, simulate
 from mixedbayes.api import compile, design, fit, get_priors, load, load_data, prior_predictive
 from mixedbayes.design import DataWarning, Design
+from mixedbayes.diagnostics import ConvergenceWarning, compare
 from mixedbayes.errors import DataError, MixedBayesError, SpecError
 from mixedbayes.results import Fit
 from mixedbayes.results.naive import compare_naive
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LMM",
+    "ConvergenceWarning",
     "DataError",
     "DataWarning",
     "Design",
@@ -24,6 +26,7 @@ __all__ = [
     "ModelSpec",
     "SpecError",
     "__version__",
+    "compare",
     "compare_naive",
     "compile",
     "datasets",

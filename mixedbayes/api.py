@@ -113,6 +113,7 @@ def fit(
     target_accept: float | None = None,
     posterior_predictive: bool = False,
     progressbar: bool = False,
+    check: bool = True,
 ) -> Fit:
     """Fit a model: spec → design → compile → NUTS.
 
@@ -129,6 +130,9 @@ def fit(
         Also draw the ``posterior_predictive`` group.
     progressbar : bool
         Show a progress display while sampling.
+    check : bool
+        Run the convergence gates after sampling and warn (``ConvergenceWarning``) with the
+        numbers and remedies when one does not pass.
 
     Returns
     -------
@@ -167,6 +171,10 @@ def fit(
         {"seed": used_seed, "sampler": chosen.name, "mixedbayes_spec": model_spec.to_yaml()}
     )
     out = Fit(idata, model_spec, d, compiled.priors, timings, compiled)
+    if check:
+        from mixedbayes.diagnostics import diagnose, warn_if_bad
+
+        warn_if_bad(diagnose(out), stacklevel=3)
     if posterior_predictive:
         out.sample_posterior_predictive(seed=used_seed)
     return out

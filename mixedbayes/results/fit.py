@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from mixedbayes.compile import CompiledModel
     from mixedbayes.design import Design
+    from mixedbayes.diagnostics import Diagnostics, LooReport
     from mixedbayes.priors import PriorTable
     from mixedbayes.results.shrinkage import Shrinkage
     from mixedbayes.results.trajectories import Trajectories
@@ -224,6 +225,36 @@ class Fit:
         return trajectories(
             self, groups, at, time=time, group=group, prob=prob, max_groups=max_groups
         )
+
+    def diagnose(self, **thresholds: Any) -> Diagnostics:
+        """Convergence gates with their numbers: R-hat, bulk/tail ESS, divergences, tree depth,
+        E-BFMI. See :func:`mixedbayes.diagnostics.diagnose` for the thresholds."""
+        from mixedbayes.diagnostics import diagnose
+
+        return diagnose(self, **thresholds)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every convergence gate passes at the default thresholds."""
+        return self.diagnose().ok
+
+    def loo(self, *, pointwise: bool = False, moment_match: bool = False) -> LooReport:
+        """PSIS-LOO with a Pareto-k report. See :func:`mixedbayes.diagnostics.loo`."""
+        from mixedbayes.diagnostics import loo
+
+        return loo(self, pointwise=pointwise, moment_match=moment_match)
+
+    def plot_ppc(self, *, num_draws: int = 100, seed: int | None = None) -> Any:
+        """Posterior predictive density overlay (arviz-plots); draws the group if missing."""
+        from mixedbayes.diagnostics import plot_ppc
+
+        return plot_ppc(self, num_draws=num_draws, seed=seed)
+
+    def ppc_stats(self, *, seed: int | None = None) -> pd.DataFrame:
+        """Posterior predictive p-values of the response's mean, sd, min and max."""
+        from mixedbayes.diagnostics import ppc_stats
+
+        return ppc_stats(self, seed=seed)
 
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group, drawn with PyMC."""

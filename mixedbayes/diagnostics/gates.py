@@ -1,0 +1,578 @@
+"""Convergence gates of a fit: R-hat, ESS, divergences, tree depth and E-BFMI.
+
+:func:`diagnose` turns the usual MCMC checks (Vehtari et al. 2021; Betancourt 2016) into a
+:class:`Diagnostics` object of :class:`Gate` s, each with a status (``pass``, ``warn``,
+``fail``), the numbers behind it and what to do about it.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from mixedbayes.design import Design
+
+__all__ = ["ConvergenceWarning", "Diagnostics", "FitLike", "Gate", "diagnose", "warn_if_bad"]
+
+Status = Literal["pass", "warn", "fail"]
+SAMPLE_DIMS = ("chain", "draw")
+RHAT_FAIL = 1.05
+TREEDEPTH_STATS = ("maxdepth_reached", "reached_max_treedepth")
+GROUP_PREFIXES = ("cor_chol_", "sd_", "cor_", "r_", "z_")
+
+
+class ConvergenceWarning(UserWarning):
+    """Issued by :func:`warn_if_bad` when a convergence gate does not pass."""
+
+
+class FitLike(Protocol):
+    """What the diagnostics need of a fit: its draws and its design."""
+
+    @property
+    def idata(self) -> xr.DataTree: ...
+
+    @property
+    def design(self) -> Design: ...
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One convergence check.
+
+    Attributes
+    ----------
+    name : str
+        ``rhat``, ``rhat_all``, ``ess_bulk``, ``ess_tail``, ``divergences``, ``treedepth`` or
+        ``ebfmi``.
+    value : float
+        The statistic checked (NaN when the sampler did not record it).
+    threshold : float
+        The limit it is checked against.
+    status : {"pass", "warn", "fail"}
+    message : str
+        What was found, with the numbers.
+    remedy : str
+        What to do when the gate does not pass (empty when it passes).
+    parameter : str
+        The worst parameter with its coordinates (``sd_Subject[Days]``), where it applies.
+    """
+
+    name: str
+    value: float
+    threshold: float
+    status: Status
+    message: str
+    remedy: str = ""
+    parameter: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the status is ``pass``."""
+        return self.status == "pass"
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """The convergence gates of one fit.
+
+    Attributes
+    ----------
+    gates : tuple of Gate
+    n_chains, n_draws : int
+        Chains and draws per chain of the posterior checked.
+    """
+
+    gates: tuple[Gate, ...]
+    n_chains: int = 0
+    n_draws: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True only when every gate passes."""
+        return all(g.passed for g in self.gates)
+
+    @property
+    def failed(self) -> tuple[Gate, ...]:
+        """The gates that failed."""
+        return tuple(g for g in self.gates if g.status == "fail")
+
+    @property
+    def warned(self) -> tuple[Gate, ...]:
+        """The gates that warned."""
+        return tuple(g for g in self.gates if g.status == "warn")
+
+    @property
+    def not_passed(self) -> tuple[Gate, ...]:
+        """The gates that failed or warned, in order."""
+        return tuple(g for g in self.gates if not g.passed)
+
+    def __getitem__(self, name: str) -> Gate:
+        for g in self.gates:
+            if g.name == name:
+                return g
+        raise KeyError(f"no gate {name!r}; gates: {[g.name for g in self.gates]}")
+
+    def __iter__(self) -> Iterator[Gate]:
+        return iter(self.gates)
+
+    def __len__(self) -> int:
+        return len(self.gates)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per gate.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``gate``, ``status``, ``value``, ``threshold``, ``parameter``,
+            ``message``, ``remedy``.
+        """
+        return pd.DataFrame(
+            {
+                "gate": [g.name for g in self.gates],
+                "status": [g.status for g in self.gates],
+                "value": [g.value for g in self.gates],
+                "threshold": [g.threshold for g in self.gates],
+                "parameter": [g.parameter for g in self.gates],
+                "message": [g.message for g in self.gates],
+                "remedy": [g.remedy for g in self.gates],
+            }
+        )
+
+    def _headline(self) -> str:
+        draws = f"{self.n_chains} chains × {self.n_draws} draws"
+        if self.ok:
+            return f"Convergence: all {len(self.gates)} gates pass ({draws})."
+        return (
+            f"Convergence: {len(self.failed)} failed, {len(self.warned)} warned "
+            f"of {len(self.gates)} gates ({draws})."
+        )
+
+    def __str__(self) -> str:
+        width = max(len(g.name) for g in self.gates) if self.gates else 4
+        lines = [self._headline()]
+        for g in self.gates:
+            lines.append(f"  {g.status.upper():<4}  {g.name:<{width}}  {g.message}")
+        bad = self.not_passed
+        if bad:
+            lines.append("Remedies:")
+            lines += [f"  {g.name}: {g.remedy}" for g in bad]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        colours = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
+        rows = []
+        for g in self.gates:
+            style = f"color:{colours[g.status]};font-weight:bold"
+            cells = [
+                f'<td style="{style}">{g.status}</td>',
+                f"<td>{html.escape(g.name)}</td>",
+                f"<td>{html.escape(g.message)}</td>",
+                f"<td>{html.escape(g.remedy)}</td>",
+            ]
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        head = "<tr><th>status</th><th>gate</th><th>finding</th><th>remedy</th></tr>"
+        return (
+            f"<p>{html.escape(self._headline())}</p>"
+            f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+
+
+def warn_if_bad(diagnostics: Diagnostics, *, stacklevel: int = 2) -> bool:
+    """Issue one :class:`ConvergenceWarning` listing every gate that did not pass.
+
+    Parameters
+    ----------
+    diagnostics : Diagnostics
+    stacklevel : int
+        Passed to :func:`warnings.warn`.
+
+    Returns
+    -------
+    bool
+        Whether a warning was issued.
+    """
+    bad = diagnostics.not_passed
+    if not bad:
+        return False
+    lines = [f"{len(bad)} convergence gate(s) did not pass:"]
+    for g in bad:
+        lines.append(f"- {g.name} [{g.status}]: {g.message} Remedy: {g.remedy}")
+    warnings.warn("\n".join(lines), ConvergenceWarning, stacklevel=stacklevel)
+    return True
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _by_sample_dims(da: xr.DataArray) -> xr.DataArray:
+    rest = [d for d in da.dims if d not in SAMPLE_DIMS]
+    return da.transpose(*SAMPLE_DIMS, *rest)
+
+
+def _checked_cells(name: str, da: xr.DataArray) -> np.ndarray:
+    """Mask of the cells of ``da`` (without sample dims) worth checking.
+
+    Constant cells (R-hat is NaN) are left out (:func:`_stuck` reports those that should not
+    be constant), and of a correlation matrix ``cor_<group>`` only the upper triangle (the
+    diagonal is 1, the lower triangle repeats the upper).
+    """
+    values = _by_sample_dims(da).to_numpy()
+    cells = np.ones(values.shape[2:], dtype=bool)
+    constant = np.all(values == values[:1, :1], axis=(0, 1))
+    if name.startswith("cor_") and not name.startswith("cor_chol_") and values.ndim == 4:
+        cells = np.triu(cells, k=1)
+    return np.asarray(cells & ~constant)
+
+
+def _structural(name: str) -> bool:
+    """Whether constant cells are expected (correlation matrices and their Cholesky factors)."""
+    return name.startswith("cor_")
+
+
+def _stuck(draws: xr.Dataset, names: Sequence[str]) -> list[str]:
+    """Labels of cells that never moved although they should (a stuck sampler)."""
+    out = []
+    for name in names:
+        if _structural(name):
+            continue
+        values = _by_sample_dims(draws[name]).to_numpy()
+        if values.shape[0] * values.shape[1] < 2:
+            continue
+        constant = np.all(values == values[:1, :1], axis=(0, 1))
+        for index in zip(*np.nonzero(np.atleast_1d(constant)), strict=False):
+            cell = tuple(int(i) for i in index) if values.ndim > 2 else ()
+            out.append(_cell_label(name, draws[name], cell))
+    return out
+
+
+def _cell_label(name: str, da: xr.DataArray, index: tuple[int, ...]) -> str:
+    dims = [d for d in _by_sample_dims(da).dims if d not in SAMPLE_DIMS]
+    if not dims:
+        return name
+    labels = [
+        str(da[d].to_numpy()[i]) if d in da.coords else str(i)
+        for d, i in zip(dims, index, strict=True)
+    ]
+    return f"{name}[{','.join(labels)}]"
+
+
+def _extreme(
+    stat: xr.Dataset, draws: xr.Dataset, names: Sequence[str], worst: Literal["max", "min"]
+) -> tuple[float, str]:
+    """The worst finite value of ``stat`` over the checked cells of ``names``, and its label."""
+    best_value = np.nan
+    best_label = ""
+    for name in names:
+        mask = _checked_cells(name, draws[name])
+        rest = [d for d in _by_sample_dims(draws[name]).dims if d not in SAMPLE_DIMS]
+        values = np.asarray(stat[name].transpose(*rest).to_numpy(), dtype=float)
+        values = np.where(mask & np.isfinite(values), values, np.nan)
+        if np.all(np.isnan(values)):
+            continue
+        flat = int(np.nanargmax(values) if worst == "max" else np.nanargmin(values))
+        index = tuple(int(i) for i in np.unravel_index(flat, values.shape))
+        value = float(values[index]) if values.ndim else float(values)
+        better = value > best_value if worst == "max" else value < best_value
+        if np.isnan(best_value) or better:
+            best_value, best_label = value, _cell_label(name, draws[name], index)
+    return best_value, best_label
+
+
+def _group_of(parameter: str, design: Design | None) -> str:
+    """The grouping factor a parameter belongs to (``sd_Subject[Days]`` → ``Subject``)."""
+    if design is None:
+        return ""
+    base = parameter.split("[", 1)[0]
+    known = {g.name for g in design.groups}
+    for prefix in GROUP_PREFIXES:
+        if base.startswith(prefix) and base[len(prefix) :] in known:
+            return base[len(prefix) :]
+    return ""
+
+
+def _switch_advice(design: Design | None, group: str) -> str:
+    """How to switch the parametrization of ``group`` in the spec."""
+    if design is None or not group:
+        return ""
+    current = {b.parametrization for b in design.group(group).blocks}
+    other = "centered" if current == {"noncentered"} else "noncentered"
+    return (
+        f"use parametrization: {other} for group {group} "
+        f"(spec: group_effects: {{{group}: {{parametrization: {other}}}}})"
+    )
+
+
+def _centred_groups(design: Design | None) -> list[str]:
+    if design is None:
+        return []
+    return [g.name for g in design.groups if any(b.parametrization == "centered" for b in g.blocks)]
+
+
+def _geometry_advice(design: Design | None) -> str:
+    """Advice for funnel-like geometry: non-centre the centred groups, or tighten priors."""
+    centred = _centred_groups(design)
+    if centred:
+        groups = ", ".join(centred)
+        return (
+            f"use parametrization: noncentered for group {groups} "
+            f"(spec: group_effects: {{{centred[0]}: {{parametrization: noncentered}}}})"
+        )
+    return "put stronger priors on the sd_* parameters, or reparametrize the model"
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "nan" if not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+# -- gates -----------------------------------------------------------------------------------
+
+
+def _rhat_gate(
+    name: str,
+    rhat: xr.Dataset,
+    draws: xr.Dataset,
+    names: Sequence[str],
+    rhat_max: float,
+    design: Design | None,
+    scope: str,
+) -> Gate:
+    stuck = _stuck(draws, names)
+    if stuck:
+        shown = ", ".join(stuck[:5]) + (f" and {len(stuck) - 5} more" if len(stuck) > 5 else "")
+        message = f"{shown} constant over all draws: the sampler did not move ({scope})."
+        remedy = (
+            "check the model (initial values, priors, a parameter without data) and refit; "
+            "reparametrize if the sampler stays stuck."
+        )
+        return Gate(name, np.inf, rhat_max, "fail", message, remedy, stuck[0])
+    value, label = _extreme(rhat, draws, names, "max")
+    if np.isnan(value):
+        return Gate(name, value, rhat_max, "pass", f"no R-hat to check ({scope}).")
+    fail_at = max(rhat_max, RHAT_FAIL)
+    status: Status = "fail" if value > fail_at else "warn" if value > rhat_max else "pass"
+    message = f"max R-hat {_fmt(value, 4)} at {label} ({scope}; threshold {rhat_max})."
+    remedy = ""
+    if status != "pass":
+        advice = _switch_advice(design, _group_of(label, design))
+        remedy = (
+            "run longer chains (e.g. mb.fit(..., draws=2000, tune=2000)); if the chains "
+            "disagree, look for multimodality, use stronger priors"
+            + (f", or {advice}" if advice else ", or reparametrize the model")
+            + "."
+        )
+    return Gate(name, value, rhat_max, status, message, remedy, label)
+
+
+def _ess_gate(
+    method: Literal["bulk", "tail"],
+    ess: xr.Dataset,
+    draws: xr.Dataset,
+    names: Sequence[str],
+    threshold: float,
+    design: Design | None,
+) -> Gate:
+    name = f"ess_{method}"
+    value, label = _extreme(ess, draws, names, "min")
+    if np.isnan(value):
+        return Gate(name, value, threshold, "pass", f"no {method} ESS to check.")
+    status: Status = "fail" if value < 0.1 * threshold else "warn" if value < threshold else "pass"
+    message = f"min {method} ESS {value:.0f} at {label} (threshold {threshold:.0f})."
+    remedy = ""
+    if status != "pass":
+        advice = _switch_advice(design, _group_of(label, design))
+        remedy = (
+            "draw more (e.g. mb.fit(..., draws=2000, tune=2000)); if the draws are strongly "
+            "autocorrelated, "
+            + (advice if advice else "reparametrize the model or use stronger priors")
+            + "."
+        )
+    return Gate(name, value, threshold, status, message, remedy, label)
+
+
+def _divergence_gate(
+    stats: xr.Dataset | None, total: int, limit: int, design: Design | None
+) -> Gate:
+    if stats is None or "diverging" not in stats:
+        return Gate("divergences", np.nan, limit, "pass", "not recorded by the sampler; skipped.")
+    diverging = _by_sample_dims(stats["diverging"]).to_numpy().astype(bool)
+    count = int(diverging.sum())
+    pct = 100.0 * count / max(total, 1)
+    per_chain = ", ".join(str(int(n)) for n in diverging.sum(axis=1))
+    message = f"{count} divergent transitions ({pct:.2f}% of {total} draws; per chain {per_chain})."
+    if count <= limit:
+        return Gate("divergences", float(count), limit, "pass", message)
+    status: Status = "fail" if pct > 1.0 else "warn"
+    remedy = (
+        "raise target_accept (e.g. mb.fit(..., target_accept=0.95)) or "
+        + _geometry_advice(design)
+        + "."
+    )
+    return Gate("divergences", float(count), limit, status, message, remedy)
+
+
+def _treedepth_gate(stats: xr.Dataset | None, limit: float) -> Gate:
+    found = [s for s in TREEDEPTH_STATS if stats is not None and s in stats]
+    if stats is None or not found:
+        return Gate("treedepth", np.nan, limit, "pass", "not recorded by the sampler; skipped.")
+    hit = _by_sample_dims(stats[found[0]]).to_numpy().astype(bool)
+    fraction = float(hit.mean())
+    depth = ""
+    for key in ("depth", "tree_depth"):
+        if key in stats:
+            depth = f"; largest depth {int(np.nanmax(stats[key].to_numpy()))}"
+            break
+    message = (
+        f"{int(hit.sum())} of {hit.size} draws ({100 * fraction:.2f}%) hit the maximum tree "
+        f"depth{depth}."
+    )
+    if fraction <= limit:
+        return Gate("treedepth", fraction, limit, "pass", message)
+    remedy = (
+        "the posterior is slow to traverse (strong correlations or very different scales): "
+        "reparametrize, use stronger priors or rescale predictors; raising the maximum tree "
+        "depth only buys time."
+    )
+    return Gate("treedepth", fraction, limit, "warn", message, remedy)
+
+
+def ebfmi_values(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI of each chain: ``sum(diff(E)**2) / sum((E - mean(E))**2)``.
+
+    Parameters
+    ----------
+    energy : ndarray, shape (chain, draw)
+
+    Returns
+    -------
+    ndarray, shape (chain,)
+    """
+    e = np.asarray(energy, dtype=float)
+    num = np.sum(np.diff(e, axis=1) ** 2, axis=1)
+    den = np.sum((e - e.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(num / den)
+
+
+def _ebfmi(stats: xr.Dataset) -> np.ndarray:
+    energy = _by_sample_dims(stats["energy"])
+    try:
+        import arviz_stats as azs
+
+        out = azs.bfmi(energy.to_dataset(name="energy"), var_names="energy")["energy"]
+        return np.asarray(out.to_numpy(), dtype=float).reshape(-1)
+    except Exception:  # arviz_stats API changes: fall back to the definition
+        return ebfmi_values(energy.to_numpy())
+
+
+def _ebfmi_gate(stats: xr.Dataset | None, limit: float, design: Design | None) -> Gate:
+    if stats is None or "energy" not in stats:
+        return Gate("ebfmi", np.nan, limit, "pass", "energy not recorded by the sampler; skipped.")
+    values = _ebfmi(stats)
+    shown = ", ".join(_fmt(v, 2) for v in values)
+    low = [i for i, v in enumerate(values) if np.isfinite(v) and v < limit]
+    value = float(np.nanmin(values)) if np.any(np.isfinite(values)) else np.nan
+    if not low:
+        return Gate("ebfmi", value, limit, "pass", f"E-BFMI per chain: {shown}.")
+    message = f"E-BFMI below {limit} in chain(s) {low}; per chain: {shown}."
+    remedy = (
+        "the momentum resampling explores the energy poorly (heavy tails or a funnel): "
+        + _geometry_advice(design)
+        + "; or use stronger priors and a longer tune."
+    )
+    return Gate("ebfmi", value, limit, "warn", message, remedy)
+
+
+def _default_names(fit: FitLike, posterior: xr.Dataset) -> list[str]:
+    from mixedbayes.results.summary import summary_variables
+
+    return summary_variables(fit.design, posterior, False)
+
+
+def diagnose(
+    fit: FitLike,
+    *,
+    rhat_max: float = 1.01,
+    ess_bulk_min: float | None = None,
+    ess_tail_min: float | None = None,
+    max_divergences: int = 0,
+    max_treedepth_fraction: float = 0.0,
+    ebfmi_min: float = 0.3,
+    var_names: Sequence[str] | None = None,
+) -> Diagnostics:
+    """Check the convergence of a fit.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit (anything with ``idata`` and ``design``).
+    rhat_max : float
+        Largest acceptable rank-normalized split R-hat. Above it the gate warns; above
+        ``max(rhat_max, 1.05)`` it fails.
+    ess_bulk_min, ess_tail_min : float, optional
+        Smallest acceptable bulk / tail ESS; default 100 per chain (400 for 4 chains, as
+        Vehtari et al. 2021 recommend). Below it the gate warns; below 10% of it it fails.
+    max_divergences : int
+        Divergent transitions tolerated. More warn; more than 1% of the draws fail.
+    max_treedepth_fraction : float
+        Fraction of draws allowed to hit the maximum tree depth (any, by default).
+    ebfmi_min : float
+        Smallest acceptable E-BFMI in every chain.
+    var_names : sequence of str, optional
+        Variables for the R-hat and ESS gates; by default those of ``fit.summary()``:
+        ``b``, ``sd_<group>``, ``cor_<group>`` (off-diagonal) and the family's parameters.
+
+    Returns
+    -------
+    Diagnostics
+        Gates ``rhat``, ``rhat_all`` (every posterior variable, group effects ``r_*``
+        included), ``ess_bulk``, ``ess_tail``, ``divergences``, ``treedepth``, ``ebfmi``.
+
+    Examples
+    --------
+    >>> d = diagnose(fit)  # doctest: +SKIP
+    >>> d.ok, d["rhat"].message  # doctest: +SKIP
+    """
+    import arviz_stats as azs
+
+    tree = fit.idata
+    posterior = tree["posterior"].to_dataset()
+    names = list(var_names) if var_names is not None else _default_names(fit, posterior)
+    missing = [n for n in names if n not in posterior]
+    if missing:
+        raise KeyError(f"not in the posterior: {missing}; variables: {list(posterior.data_vars)}")
+    n_chains = int(posterior.sizes.get("chain", 1))
+    n_draws = int(posterior.sizes.get("draw", 0))
+    total = n_chains * n_draws
+    bulk_min = float(ess_bulk_min) if ess_bulk_min is not None else 100.0 * n_chains
+    tail_min = float(ess_tail_min) if ess_tail_min is not None else 100.0 * n_chains
+    design: Design | None = getattr(fit, "design", None)
+
+    all_names = [str(n) for n in posterior.data_vars]
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat_all = azs.rhat(posterior[all_names])
+        checked = posterior[names]
+        ess_bulk = azs.ess(checked, method="bulk")
+        ess_tail = azs.ess(checked, method="tail")
+
+    stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
+    gates = (
+        _rhat_gate("rhat", rhat_all, posterior, names, rhat_max, design, "summary parameters"),
+        _rhat_gate("rhat_all", rhat_all, posterior, all_names, rhat_max, design, "all variables"),
+        _ess_gate("bulk", ess_bulk, posterior, names, bulk_min, design),
+        _ess_gate("tail", ess_tail, posterior, names, tail_min, design),
+        _divergence_gate(stats, total, max_divergences, design),
+        _treedepth_gate(stats, max_treedepth_fraction),
+        _ebfmi_gate(stats, ebfmi_min, design),
+    )
+    return Diagnostics(gates, n_chains, n_draws)
