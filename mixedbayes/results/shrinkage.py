@@ -38,6 +38,7 @@ import pandas as pd
 
 from mixedbayes.design.parametrization import no_pooling
 from mixedbayes.errors import SpecError
+from mixedbayes.results.summary import check_prob
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -61,15 +62,6 @@ LEVEL_COLUMNS = [
     "shrinkage_factor",
 ]
 TERM_COLUMNS = ["group", "term", "shrinkage_pct", "n_levels"]
-
-
-def _check_prob(prob: float) -> None:
-    if not 0.0 < prob < 1.0:
-        raise SpecError(
-            f"prob must lie strictly between 0 and 1, not {prob!r}.",
-            where="prob",
-            hint="use e.g. 0.95 for a central 95% interval.",
-        )
 
 
 def _factors(design: Design, group: str | None) -> list[GroupFactor]:
@@ -204,7 +196,7 @@ def shrinkage(fit: Fit, group: str | None = None, prob: float = 0.95) -> Shrinka
     >>> s.terms  # doctest: +SKIP
     >>> s.plot()  # doctest: +SKIP
     """
-    _check_prob(prob)
+    check_prob(prob)
     design = fit.design
     factors = _factors(design, group)
     posterior = fit.posterior

@@ -13,9 +13,21 @@ if TYPE_CHECKING:
 
     from mixedbayes.design import Design
 
-__all__ = ["summarise", "summary_variables"]
+__all__ = ["check_prob", "summarise", "summary_variables"]
 
 SAMPLE_DIMS = ("chain", "draw")
+
+
+def check_prob(prob: float) -> None:
+    """Raise ``SpecError`` unless ``prob`` (an interval's mass) lies in (0, 1)."""
+    from mixedbayes.errors import SpecError
+
+    if not 0.0 < prob < 1.0:
+        raise SpecError(
+            f"prob must lie strictly between 0 and 1, not {prob!r}.",
+            where="prob",
+            hint="use e.g. 0.95 for a central 95% interval.",
+        )
 
 
 def summary_variables(
@@ -91,6 +103,7 @@ def summarise(
     ``lower``, ``upper`` (central ``prob`` interval), ``rhat``, ``ess_bulk``, ``ess_tail``,
     ``mcse_mean``. ``df.attrs["prob"]`` holds ``prob``.
     """
+    check_prob(prob)
     ds = posterior[var_names]
     q = (1 - prob) / 2
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.errors import DataError, SpecError
+from mixedbayes.results.summary import check_prob
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -121,15 +122,6 @@ class Trajectories:
         fig.supylabel(self.response)
         fig.tight_layout()
         return fig
-
-
-def _check_prob(prob: float) -> None:
-    if not 0.0 < prob < 1.0:
-        raise SpecError(
-            f"prob must lie strictly between 0 and 1, not {prob!r}.",
-            where="prob",
-            hint="use e.g. 0.95 for a central 95% interval.",
-        )
 
 
 def _factor(design: Design, group: str | None) -> GroupFactor:
@@ -313,7 +305,7 @@ def trajectories(
     >>> tr = mb.trajectories(fit, max_groups=6)  # doctest: +SKIP
     >>> tr.plot(ncols=3)  # doctest: +SKIP
     """
-    _check_prob(prob)
+    check_prob(prob)
     design = fit.design
     g = _factor(design, group)
     chosen = _levels(g, groups, max_groups)
