@@ -112,7 +112,7 @@ def default_priors(design: Design) -> PriorTable:
     - family parameters (``sigma``): the family's default, e.g. half-Student-t(3, 0, sd(y)).
     """
     y = design.y
-    loc, s, ytext = response_scale(design.family, y)
+    loc, s, ytext = response_scale(design.family, y, design.link)
     rows: list[PriorRow] = []
     if design.has_intercept:
         rows.append(

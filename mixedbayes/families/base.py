@@ -1,0 +1,226 @@
+"""Family and link base classes and their registries (one registry each, of objects).
+
+A family knows its allowed links, its default link, its own parameters (with the prior class
+and default prior of each), how to check a response for support, and how to add its
+likelihood to a PyMC model. A link knows its inverse as a PyTensor expression and itself in
+NumPy. New families and links are one class each, registered with a decorator, and picked up
+by the registry-driven tests.
+
+This module imports no PyMC at import time: specs validate family names without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from mixedbayes.errors import Problem, SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mixedbayes.priors.distributions import PriorDist
+
+__all__ = [
+    "FAMILIES",
+    "LINKS",
+    "Family",
+    "FamilyParam",
+    "Link",
+    "get_family",
+    "get_link",
+    "register_family",
+    "register_link",
+]
+
+
+# --------------------------------------------------------------------------- links
+class Link:
+    """A link function g with g(mu) = eta."""
+
+    name: ClassVar[str]
+
+    def inverse(self, eta: Any) -> Any:
+        """mu = g^-1(eta) as a PyTensor expression."""
+        raise NotImplementedError
+
+    def inverse_numpy(self, eta: np.ndarray) -> np.ndarray:
+        """mu = g^-1(eta) in NumPy."""
+        raise NotImplementedError
+
+    def link_numpy(self, mu: np.ndarray) -> np.ndarray:
+        """eta = g(mu) in NumPy."""
+        raise NotImplementedError
+
+
+LINKS: dict[str, Link] = {}
+
+
+def register_link(cls: type[Link]) -> type[Link]:
+    """Class decorator adding a link to the registry under ``cls.name``."""
+    LINKS[cls.name] = cls()
+    return cls
+
+
+def get_link(name: str) -> Link:
+    """The registered link called ``name`` (``SpecError`` listing the known ones otherwise)."""
+    try:
+        return LINKS[name]
+    except KeyError:
+        raise SpecError(
+            f"unknown link {name!r}.", where="family.link", hint=f"use one of {sorted(LINKS)}."
+        ) from None
+
+
+# --------------------------------------------------------------------------- families
+@dataclass(frozen=True)
+class FamilyParam:
+    """A family's own parameter (``sigma``, ``alpha``, ``phi``, ``nu``, ``zi``).
+
+    Attributes
+    ----------
+    name : str
+        The parameter's name, also its prior class.
+    default_prior : callable
+        Maps the response (a NumPy array) to ``(prior, provenance)``.
+    positive : bool
+        Whether the parameter is constrained positive (half/truncated priors).
+    predictor : bool
+        Whether the parameter has its own linear predictor (the zero-inflation probability
+        ``zi`` of a zero-inflated family, on the logit scale, from the spec's ``zi``
+        formula); its ``default_prior`` is then the prior of that predictor's intercept.
+    """
+
+    name: str
+    default_prior: Callable[[np.ndarray], tuple[PriorDist, str]]
+    positive: bool = True
+    predictor: bool = False
+
+
+class Family:
+    """A response distribution with its links and parameters.
+
+    ``mu`` below is always the inverse link of the linear predictor: the mean for most
+    families, the success probability for bernoulli/binomial, the mean of the count part for
+    zero-inflated families. ``params`` maps the family's parameter names to values (arrays
+    broadcastable with ``mu``); ``trials`` is the number of trials (binomial only).
+    """
+
+    name: ClassVar[str]
+    links: ClassVar[tuple[str, ...]]
+    default_link: ClassVar[str]
+    params: ClassVar[tuple[FamilyParam, ...]] = ()
+    #: Integer-valued response (counts): rootograms, integer checks.
+    discrete: ClassVar[bool] = False
+    #: Needs a number of trials per row (``cbind(k, n - k)`` or ``k | trials(n)``).
+    needs_trials: ClassVar[bool] = False
+
+    def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
+        """Location (on the link scale) and scale ``s`` of the response, for default priors.
+
+        Default (non-gaussian families): ``link(mean(y))`` when finite (else 0) and ``s = 1``,
+        the scale of a linear predictor on a log or logit scale.
+        """
+        with np.errstate(all="ignore"):
+            loc = float(link.link_numpy(np.asarray([np.mean(y)]))[0]) if y.size else 0.0
+        if not np.isfinite(loc):
+            loc = 0.0
+        return round_sig(loc), 1.0, f"link(mean(y))={loc:.4g}, s=1 on the link scale"
+
+    def response_problems(
+        self, y: pd.Series, column: str, trials: np.ndarray | None = None
+    ) -> list[Problem]:
+        """Problems with the (non-missing) response values for this family's support."""
+        return []
+
+    def likelihood(
+        self,
+        name: str,
+        mu: Any,
+        params: dict[str, Any],
+        observed: Any,
+        dims: str,
+        trials: Any = None,
+    ) -> Any:
+        """Add the observed variable to the model in context and return it."""
+        raise NotImplementedError
+
+    def logp_reference(
+        self,
+        y: np.ndarray,
+        mu: np.ndarray,
+        params: dict[str, np.ndarray],
+        trials: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Pointwise log-density with SciPy (the registry-driven tests compare PyMC to it)."""
+        raise NotImplementedError
+
+    def mean_numpy(
+        self, mu: np.ndarray, params: dict[str, np.ndarray], trials: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The expected response E[y] (``mu`` for most families)."""
+        return mu
+
+    def simulate(
+        self,
+        mu: np.ndarray,
+        params: dict[str, np.ndarray],
+        rng: np.random.Generator,
+        trials: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Draw responses (for predictions of kind ``"response"`` and simulation)."""
+        raise NotImplementedError
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(cls: type[Family]) -> type[Family]:
+    """Class decorator adding a family to the registry under ``cls.name``."""
+    FAMILIES[cls.name] = cls()
+    return cls
+
+
+def get_family(name: str) -> Family:
+    """The registered family called ``name`` (``SpecError`` listing the known ones otherwise)."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise SpecError(
+            f"unknown family {name!r}.", where="family", hint=f"use one of {sorted(FAMILIES)}."
+        ) from None
+
+
+def _sd_scale(y: np.ndarray) -> float:
+    sd = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
+    return sd if np.isfinite(sd) and sd > 0 else 1.0
+
+
+def _scale_prior(y: np.ndarray) -> tuple[PriorDist, str]:
+    from mixedbayes.priors.distributions import PriorDist
+
+    s = _sd_scale(y)
+    return (
+        PriorDist("student_t", (3.0, 0.0, round_sig(s))),
+        f"half-Student-t(3, 0, sd(y)); sd(y)={s:.4g}",
+    )
+
+
+def round_sig(x: float, digits: int = 4) -> float:
+    """Round to ``digits`` significant digits (prior scales print and serialise cleanly)."""
+    if x == 0 or not np.isfinite(x):
+        return float(x)
+    return float(f"{x:.{digits}g}")
+
+
+def response_scale(family: Family, y: np.ndarray, link: Link) -> tuple[float, float, str]:
+    """Location and scale of the response on the linear-predictor scale, for default priors."""
+    return family.prior_reference(y, link)
+
+
+def sd_scale(y: np.ndarray) -> float:
+    """sd(y), or 1 when it is 0 or undefined."""
+    return _sd_scale(y)
