@@ -10,17 +10,19 @@ from mixedbayes.diagnostics import ConvergenceWarning, compare
 from mixedbayes.errors import DataError, MixedBayesError, SpecError
 from mixedbayes.results import Fit
 from mixedbayes.results.naive import compare_naive
-from mixedbayes.spec import LMM, LMMSpec, ModelSpec, load_spec, save_spec
+from mixedbayes.spec import GLMM, LMM, GLMMSpec, LMMSpec, ModelSpec, load_spec, save_spec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GLMM",
     "LMM",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
     "Design",
     "Fit",
+    "GLMMSpec",
     "LMMSpec",
     "MixedBayesError",
     "ModelSpec",

@@ -15,6 +15,13 @@ from mixedbayes.design.data import (
     missing_column_problems,
     numeric_problems,
 )
+from mixedbayes.design.glm import (
+    auxiliary_variables,
+    split_offsets,
+    trials_array,
+    working_response,
+    zi_design,
+)
 from mixedbayes.design.groups import GroupFactor, factor_problems, group_factors
 from mixedbayes.design.parametrization import choose_parametrization
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
@@ -56,6 +63,9 @@ class NewData:
     new_levels: dict[str, tuple[str, ...]]
     index: pd.Index
     group_labels: dict[str, list[str]]
+    offset: np.ndarray | None = None
+    trials: np.ndarray | None = None
+    zi_X: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +92,12 @@ class Design:
         The rows used (a copy of the user's rows, original index kept).
     report : DataReport
         Rows in, used, and dropped with reasons.
+    offset : ndarray, shape (n,)
+        Sum of the formula's ``offset(...)`` terms (zeros when there are none).
+    trials : ndarray, optional
+        Trials per row (binomial).
+    zi_X, zi_terms
+        Zero-inflation design and its term names (zero-inflated families).
     """
 
     spec: ModelSpec
@@ -97,6 +113,11 @@ class Design:
     data: pd.DataFrame
     report: DataReport
     _matrices: Any
+    offset: np.ndarray | None = None
+    trials: np.ndarray | None = None
+    zi_X: np.ndarray | None = None
+    zi_terms: tuple[str, ...] = ()
+    _zi_matrices: Any = None
 
     @property
     def n(self) -> int:
@@ -145,7 +166,18 @@ class Design:
                 needed |= {v for v in self._matrices.group.terms[t].var_names if v}
         DataError.collect(missing_column_problems(needed, data))
         frame = data.copy()
-        X = np.asarray(self._matrices.common.evaluate_new_data(frame).design_matrix, dtype=float)
+        X_all = np.asarray(
+            self._matrices.common.evaluate_new_data(frame).design_matrix, dtype=float
+        )
+        _, X, offset = split_offsets(common_names(self._matrices.common), X_all)
+        trials = None
+        if self.trials is not None:
+            trials = _new_trials(self, frame)
+        zi_X = None
+        if self._zi_matrices is not None:
+            zi_X = np.asarray(
+                self._zi_matrices.common.evaluate_new_data(frame).design_matrix, dtype=float
+            )
         idx: dict[str, np.ndarray] = {}
         Zs: dict[str, np.ndarray] = {}
         new: dict[str, tuple[str, ...]] = {}
@@ -163,7 +195,7 @@ class Design:
             ix = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
             idx[g.name] = ix
             new[g.name] = tuple(sorted({labels[i] for i in np.flatnonzero(ix < 0)}))
-        return NewData(X, idx, Zs, new, frame.index, all_labels)
+        return NewData(X, idx, Zs, new, frame.index, all_labels, offset, trials, zi_X)
 
 
 #: Names the model itself uses (variables and dimensions); a grouping factor may not take them.
@@ -185,6 +217,33 @@ def name_problems(factors: tuple[GroupFactor, ...], family: Family) -> list[Prob
         for f in factors
         if f.name in reserved
     ]
+
+
+def common_names(common: Any) -> list[str]:
+    """Column names of formulae's common (fixed) matrix (``Intercept``, ``trt[B]:time``)."""
+    names: list[str] = []
+    for term_name, sl in common.slices.items():
+        labels = common.terms[term_name].labels
+        names += list(labels) if len(labels) == sl.stop - sl.start else [term_name]
+    return names
+
+
+def _new_trials(design: Design, frame: pd.DataFrame) -> np.ndarray:
+    parts = design.formula
+    needed = auxiliary_variables(parts) | (
+        {design.response} if parts.failures is not None else set()
+    )
+    missing = sorted(c for c in needed if c not in frame.columns)
+    if missing:
+        raise DataError(
+            f"newdata lacks {missing}, needed for the number of trials.",
+            where=", ".join(f"column '{c}'" for c in missing),
+            hint="add the trials columns to newdata.",
+        )
+    if parts.trials is not None:
+        return trials_array(parts, design.family, frame, np.zeros(len(frame)), FORMULA_FUNCTIONS)  # type: ignore[return-value]
+    y = frame[design.response].to_numpy(dtype=float)
+    return trials_array(parts, design.family, frame, y, FORMULA_FUNCTIONS)  # type: ignore[return-value]
 
 
 def _common_vars(matrices: Any) -> set[str]:
@@ -256,6 +315,10 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     family = get_family(spec.family.name)
     link = get_link(spec.family.link_name)
     response, covariates, groups = _variables(parts)
+    response |= auxiliary_variables(parts)
+    zi_formula: str | None = getattr(spec, "zi", None)
+    if zi_formula:
+        covariates |= _variables(split_formula("zi " + zi_formula))[1]
     DataError.collect(missing_column_problems(response | covariates | groups, data))
     problems: list[Problem] = []
     for col in sorted(response):
@@ -283,11 +346,10 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         )
     y = y[:, 0]
     X = np.asarray(dm.common.design_matrix, dtype=float)
-    names: list[str] = []
-    for term_name, sl in dm.common.slices.items():
-        labels = dm.common.terms[term_name].labels
-        names += list(labels) if len(labels) == sl.stop - sl.start else [term_name]
-    problems = family.response_problems(pd.Series(y, index=frame.index), parts.response)
+    names, X, offset = split_offsets(common_names(dm.common), X)
+    trials = trials_array(parts, family, frame, y, FORMULA_FUNCTIONS)
+    zi_X, zi_terms, zi_matrices = zi_design(spec, family, parts, frame, FORMULA_FUNCTIONS)
+    problems = family.response_problems(pd.Series(y, index=frame.index), parts.response, trials)
     for j, name in enumerate(names):
         bad = frame.index[~np.isfinite(X[:, j])]
         if len(bad):
@@ -298,12 +360,22 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
                     "check the transformation (e.g. log of values <= 0) or the data.",
                 )
             )
+    bad_offset = frame.index[~np.isfinite(offset)]
+    if len(bad_offset):
+        problems.append(
+            Problem(
+                f"the offset is not finite in rows {format_rows(list(bad_offset))}.",
+                "offset",
+                "an offset(log(exposure)) needs exposure > 0.",
+            )
+        )
     DataError.collect(problems)
     factors = group_factors(dm.group, parts.bars, len(frame))
     SpecError.collect(name_problems(factors, family))
     DataError.collect(factor_problems(factors, len(frame)))
+    z = working_response(family, link, y, trials) - offset
     factors = tuple(
-        choose_parametrization(f, y, X, spec.group_options(f.name).parametrization) for f in factors
+        choose_parametrization(f, z, X, spec.group_options(f.name).parametrization) for f in factors
     )
     unknown = set(spec.group_effects) - {f.name for f in factors}
     if unknown:
@@ -331,4 +403,9 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         data=frame,
         report=report,
         _matrices=dm,
+        offset=_frozen(offset),
+        trials=None if trials is None else _frozen(trials),
+        zi_X=None if zi_X is None else _frozen(zi_X),
+        zi_terms=zi_terms,
+        _zi_matrices=zi_matrices,
     )

@@ -1,9 +1,10 @@
 """Model specs: pure descriptions of models, loadable from YAML, dicts or Python."""
 
-from mixedbayes.spec.io import LMM, load_spec, save_spec, spec_from_dict
+from mixedbayes.spec.io import GLMM, LMM, load_spec, save_spec, spec_from_dict
 from mixedbayes.spec.model import (
     SPEC_KINDS,
     FamilySpec,
+    GLMMSpec,
     GroupOptions,
     LMMSpec,
     ModelSpec,
@@ -13,9 +14,11 @@ from mixedbayes.spec.model import (
 )
 
 __all__ = [
+    "GLMM",
     "LMM",
     "SPEC_KINDS",
     "FamilySpec",
+    "GLMMSpec",
     "GroupOptions",
     "LMMSpec",
     "ModelSpec",

@@ -9,6 +9,7 @@ correlated. It never parses terms itself: each bar is handed to formulae.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,12 +46,39 @@ class Bar:
 
 @dataclass(frozen=True)
 class FormulaParts:
-    """A formula split for formulae, with the bar structure kept."""
+    """A formula split for formulae, with the bar structure kept.
+
+    For binomial responses, ``failures`` (``cbind(k, n - k)``) or ``trials``
+    (``k | trials(n)``) hold the expression formulae evaluates beside the response ``k``.
+    """
 
     formula: str
     formulae_formula: str
     response: str
     bars: tuple[Bar, ...]
+    failures: str | None = None
+    trials: str | None = None
+
+
+def _split_response(lhs: str) -> tuple[str, str | None, str | None]:
+    """``cbind(k, n - k)`` → (k, n - k, None); ``k | trials(n)`` → (k, None, n); else (lhs,)."""
+    text = lhs.strip()
+    m = re.fullmatch(r"cbind\s*\((.*)\)", text)
+    if m:
+        inner = m.group(1)
+        depth = 0
+        for i, ch in enumerate(inner):
+            depth += ch == "("
+            depth -= ch == ")"
+            if ch == "," and depth == 0:
+                k, rest = inner[:i].strip(), inner[i + 1 :].strip()
+                if k and rest:
+                    return k, rest, None
+        raise ValueError("cbind() takes two arguments: cbind(successes, failures)")
+    m = re.fullmatch(r"(.+?)\|\s*trials\s*\((.+)\)", text)
+    if m:
+        return m.group(1).strip(), None, m.group(2).strip()
+    return text, None, None
 
 
 def _find_bars(rhs: str) -> list[tuple[int, int, int, bool]]:
@@ -125,6 +153,7 @@ def split_formula(formula: str) -> FormulaParts:
     lhs, rhs = formula.split("~")
     if not lhs.strip():
         raise ValueError("the formula has no response on the left of '~'")
+    lhs, failures, trials = _split_response(lhs)
     bars = _find_bars(rhs)
     pieces = []
     last = 0
@@ -149,7 +178,7 @@ def split_formula(formula: str) -> FormulaParts:
     except Exception as exc:  # formulae raises ScanError/ParseError/ValueError
         raise ValueError(f"formulae cannot parse it: {exc}") from None
     response = desc.response.term.name if desc.response is not None else lhs.strip()
-    return FormulaParts(formula, new_formula, response, tuple(parsed))
+    return FormulaParts(formula, new_formula, response, tuple(parsed), failures, trials)
 
 
 def formula_problems(formula: str, key: str = "formula") -> list[Problem]:
@@ -180,3 +209,8 @@ def fixed_formula(formula: str) -> str:
     if not has_intercept:
         rhs = "0 + " + rhs if terms else "0"
     return f"{formula.split('~')[0].strip()} ~ {rhs}"
+
+
+def auxiliary_formula(expr: str) -> str:
+    """A formulae formula whose response evaluates ``expr`` (e.g. ``size - incidence``)."""
+    return f"{{{expr}}} ~ 1" if not re.fullmatch(r"[A-Za-z_][\w.]*", expr) else f"{expr} ~ 1"

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from mixedbayes.errors import Problem, SpecError
-from mixedbayes.spec.model import SPEC_KINDS, LMMSpec, ModelSpec
+from mixedbayes.spec.model import SPEC_KINDS, GLMMSpec, LMMSpec, ModelSpec
 
-__all__ = ["LMM", "load_spec", "save_spec", "spec_from_dict"]
+__all__ = ["GLMM", "LMM", "load_spec", "save_spec", "spec_from_dict"]
 
 
 def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
@@ -120,6 +120,23 @@ def LMM(formula: str, **options: Any) -> LMMSpec:
     LMMSpec
     """
     return LMMSpec(formula=formula, **options)
+
+
+def GLMM(formula: str, family: str | dict[str, Any] = "poisson", **options: Any) -> GLMMSpec:
+    """Build a generalised linear mixed model spec in Python.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax; binomial responses as ``cbind(k, n - k)`` or ``k | trials(n)``; offsets as
+        ``offset(log(exposure))``.
+    family : str or dict
+        A registered family (``"poisson"``, ``"binomial"``, ``"negbinomial"``, ...) or
+        ``{"name": ..., "link": ...}``.
+    **options
+        Any other :class:`~mixedbayes.spec.GLMMSpec` field (``zi``, ``priors``, ...).
+    """
+    return GLMMSpec(formula=formula, family=family, **options)  # type: ignore[arg-type]
 
 
 def problems_of(source: Any) -> list[Problem]:

@@ -262,3 +262,60 @@ class LMMSpec(ModelSpec):
         if problems:
             raise ValueError(problems[0].message + " Fix: " + problems[0].hint)
         return value
+
+
+@register_kind
+class GLMMSpec(LMMSpec):
+    """A generalised linear mixed model: an lme4 formula, any registered family and link.
+
+    Binomial responses are written ``cbind(successes, failures) ~ ...`` (lme4) or
+    ``successes | trials(n) ~ ...`` (brms); offsets as ``offset(log(exposure))``.
+
+    Attributes
+    ----------
+    zi : str, optional
+        Zero-inflation formula of the zero-inflated families, fixed effects on the logit
+        scale of the structural-zero probability, e.g. ``"~ 1"`` (the default) or
+        ``"~ Trt"``.
+
+    Examples
+    --------
+    >>> spec = GLMMSpec(formula="count ~ zAge + (1 | patient)", family="poisson")
+    >>> spec.family.link_name
+    'log'
+    """
+
+    kind: Literal["glmm"] = "glmm"  # type: ignore[assignment]
+    zi: str | None = None
+
+    allowed_families: ClassVar[tuple[str, ...] | None] = None
+
+    @field_validator("zi")
+    @classmethod
+    def _zi_parses(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from mixedbayes.spec.formula import formula_problems, split_formula
+
+        text = value.strip()
+        if not text.startswith("~"):
+            raise ValueError(f"the zi formula must start with '~', e.g. '~ 1 + x', not {value!r}")
+        problems = formula_problems("zi " + text, "zi")
+        if problems:
+            raise ValueError(problems[0].message + " Fix: " + problems[0].hint)
+        if split_formula("zi " + text).bars:
+            raise ValueError("the zi formula takes fixed effects only (no '(... | group)' terms)")
+        return value
+
+    @model_validator(mode="after")
+    def _zi_family(self) -> Self:
+        from mixedbayes.families import FAMILIES
+
+        if self.zi is not None and not any(p.predictor for p in FAMILIES[self.family.name].params):
+            zi_families = sorted(
+                n for n, f in FAMILIES.items() if any(p.predictor for p in f.params)
+            )
+            raise ValueError(
+                f"zi is only for zero-inflated families ({zi_families}), not {self.family.name!r}"
+            )
+        return self
