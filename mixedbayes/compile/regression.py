@@ -61,22 +61,49 @@ def linear_predictor(design: Design, priors: PriorTable, nlpar: str = "") -> Any
     return eta
 
 
+def zi_predictor(design: Design, priors: PriorTable) -> Any:
+    """``b_zi`` (dim ``zi_term``) and the zero-inflation probability per row (logit link)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    assert design.zi_X is not None
+    rows = [
+        priors.get(
+            "Intercept" if t == "Intercept" else "b", "" if t == "Intercept" else t, "", "zi"
+        )
+        for t in design.zi_terms
+    ]
+    b_zi = pt.as_tensor(vector_prior("b_zi", rows, "zi_term", positive=False))
+    X_zi = pm.Data("X_zi", design.zi_X, dims=("obs", "zi_term"))
+    return pt.sigmoid(pt.dot(X_zi, b_zi))
+
+
 def build_regression(design: Design, priors: PriorTable) -> Any:
-    """Build the ``pm.Model`` of a regression-kind design."""
+    """Build the ``pm.Model`` of a regression-kind design (``lmm``, ``glmm``)."""
     import pymc as pm
 
     coords = design.coords()
     coords["slope"] = [t for t in design.fixed_terms if t != "Intercept"]
+    if design.zi_terms:
+        coords["zi_term"] = list(design.zi_terms)
     for g in design.groups:
         if g.correlated:
             coords[cor_dim(g)] = list(g.terms)
     with pm.Model(coords=coords) as model:
         eta = linear_predictor(design, priors)
+        if design.offset is not None and np.any(design.offset != 0):
+            eta = eta + pm.Data("offset", np.asarray(design.offset), dims="obs")
         mu = design.link.inverse(eta)
-        params = {
-            p.name: build_prior(p.name, [priors.get(p.name).prior], positive=p.positive)
-            for p in design.family.params
-        }
+        params: dict[str, Any] = {}
+        for p in design.family.params:
+            if p.predictor:
+                params[p.name] = zi_predictor(design, priors)
+            else:
+                prior = priors.get(p.name).prior
+                params[p.name] = build_prior(p.name, [prior], positive=p.positive)
+        trials = None
+        if design.trials is not None:
+            trials = pm.Data("trials", np.asarray(design.trials, dtype="int64"), dims="obs")
         y = pm.Data("y_obs", np.asarray(design.y), dims="obs")
-        design.family.likelihood(response_var_name(design), mu, params, y, "obs")
+        design.family.likelihood(response_var_name(design), mu, params, y, "obs", trials=trials)
     return model

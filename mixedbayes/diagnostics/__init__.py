@@ -8,16 +8,19 @@ from mixedbayes.diagnostics.gates import (
     diagnose,
     warn_if_bad,
 )
+from mixedbayes.diagnostics.rootogram import Rootogram, rootogram
 
 __all__ = [
     "ConvergenceWarning",
     "Diagnostics",
     "Gate",
     "LooReport",
+    "Rootogram",
     "compare",
     "diagnose",
     "loo",
     "plot_ppc",
     "ppc_stats",
+    "rootogram",
     "warn_if_bad",
 ]

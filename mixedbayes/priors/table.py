@@ -170,7 +170,25 @@ def default_priors(design: Design) -> PriorTable:
             )
     for param in design.family.params:
         prior, text = param.default_prior(y)
-        rows.append(PriorRow(param.name, "", "", "", prior, "default", text))
+        if not param.predictor:
+            rows.append(PriorRow(param.name, "", "", "", prior, "default", text))
+            continue
+        for j, term in enumerate(design.zi_terms):
+            if term == "Intercept":
+                rows.append(PriorRow("Intercept", "", "", param.name, prior, "default", text))
+                continue
+            sx = _sd(design.zi_X[:, j]) if design.zi_X is not None else 1.0
+            rows.append(
+                PriorRow(
+                    "b",
+                    term,
+                    "",
+                    param.name,
+                    PriorDist("normal", (0.0, round_sig(2.5 / sx))),
+                    "default",
+                    f"Normal(0, 2.5/sd(x)) on logit({param.name}); sd({term})={sx:.4g}",
+                )
+            )
     return PriorTable(tuple(rows))
 
 
@@ -182,13 +200,22 @@ def _valid(table: PriorTable) -> dict[str, dict[str, set[str]]]:
     return out
 
 
+def _nlpars(table: PriorTable) -> set[str]:
+    return {r.nlpar for r in table if r.nlpar}
+
+
 def _check_override(
-    i: int, spec: PriorSpec, prior: PriorDist, valid: dict[str, dict[str, set[str]]]
+    i: int,
+    spec: PriorSpec,
+    prior: PriorDist,
+    valid: dict[str, dict[str, set[str]]],
+    nlpars: set[str],
 ) -> list[Problem]:
     where = f"priors[{i}]"
     cls = spec.class_
-    if spec.nlpar:
-        return [Problem("nlpar is for nonlinear models only.", where + ".nlpar", "remove it.")]
+    if spec.nlpar and spec.nlpar not in nlpars:
+        hint = f"use one of {sorted(nlpars)}." if nlpars else "remove it."
+        return [Problem(f"this model has no nlpar {spec.nlpar!r}.", where + ".nlpar", hint)]
     if cls not in valid:
         return [
             Problem(
@@ -234,12 +261,21 @@ def build_prior_table(design: Design, overrides: Sequence[PriorSpec] = ()) -> Pr
         ones) or a prior whose support does not fit the class; every problem at once.
     """
     table = default_priors(design)
-    valid = _valid(table)
+    nlpars = _nlpars(table)
+    valid = _valid(PriorTable(tuple(r for r in table if not r.nlpar)))
     problems: list[Problem] = []
     parsed: list[tuple[int, PriorSpec, PriorDist]] = []
     for i, spec in enumerate(overrides):
         prior = parse_prior(spec.prior)
-        found = _check_override(i, spec, prior, valid)
+        found = _check_override(
+            i,
+            spec,
+            prior,
+            _valid(PriorTable(tuple(r for r in table if r.nlpar == spec.nlpar)))
+            if spec.nlpar
+            else valid,
+            nlpars,
+        )
         problems += found
         if not found:
             parsed.append((i, spec, prior))
@@ -251,7 +287,7 @@ def build_prior_table(design: Design, overrides: Sequence[PriorSpec] = ()) -> Pr
     rows = list(table.rows)
     for i, spec, prior in sorted(parsed, key=lambda t: rank(t[1])):
         for j, row in enumerate(rows):
-            if row.class_ != spec.class_:
+            if row.class_ != spec.class_ or row.nlpar != spec.nlpar:
                 continue
             if spec.group and row.group != spec.group:
                 continue

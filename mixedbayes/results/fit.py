@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from mixedbayes.compile import CompiledModel
     from mixedbayes.design import Design
-    from mixedbayes.diagnostics import Diagnostics, LooReport
+    from mixedbayes.diagnostics import Diagnostics, LooReport, Rootogram
     from mixedbayes.priors import PriorTable
     from mixedbayes.results.shrinkage import Shrinkage
     from mixedbayes.results.trajectories import Trajectories
@@ -249,6 +249,12 @@ class Fit:
         from mixedbayes.diagnostics import plot_ppc
 
         return plot_ppc(self, num_draws=num_draws, seed=seed)
+
+    def rootogram(self, *, max_count: int | None = None, seed: int | None = None) -> Rootogram:
+        """Hanging rootogram of a count model (``.plot()`` draws it)."""
+        from mixedbayes.diagnostics import rootogram
+
+        return rootogram(self, max_count=max_count, seed=seed)
 
     def ppc_stats(self, *, seed: int | None = None) -> pd.DataFrame:
         """Posterior predictive p-values of the response's mean, sd, min and max."""

@@ -21,7 +21,7 @@ from mixedbayes.errors import DataError, SpecError
 if TYPE_CHECKING:
     import xarray as xr
 
-    from mixedbayes.design import Design, GroupFactor
+    from mixedbayes.design import Design, GroupFactor, NewData
 
 __all__ = ["Level", "NewGroups", "linear_predictor_draws", "predict_draws"]
 
@@ -72,6 +72,40 @@ def _new_effects(
     return np.einsum("cdkl,cdul->cduk", chol, z)
 
 
+def rows_of(design: Design, newdata: pd.DataFrame | None) -> NewData:
+    """Design arrays of the rows to predict for (the fitted rows when ``newdata`` is None)."""
+    from mixedbayes.design import NewData
+
+    if newdata is not None:
+        return design.new_data(newdata)
+    return NewData(
+        X=design.X,
+        group_index={g.name: g.index for g in design.groups},
+        group_Z={g.name: g.Z for g in design.groups},
+        new_levels={},
+        index=design.obs_index,
+        group_labels={},
+        offset=design.offset,
+        trials=design.trials,
+        zi_X=design.zi_X,
+    )
+
+
+def family_params(posterior: xr.Dataset, design: Design, nd: NewData) -> dict[str, np.ndarray]:
+    """Draws of the family's parameters, broadcastable to (chain, draw, rows)."""
+    from scipy.special import expit
+
+    out: dict[str, np.ndarray] = {}
+    for p in design.family.params:
+        if p.predictor:
+            b = posterior[f"b_{p.name}"].transpose("chain", "draw", f"{p.name}_term").to_numpy()
+            assert nd.zi_X is not None
+            out[p.name] = expit(np.einsum("cdp,np->cdn", b, nd.zi_X))
+        else:
+            out[p.name] = posterior[p.name].transpose("chain", "draw").to_numpy()[..., None]
+    return out
+
+
 def linear_predictor_draws(
     posterior: xr.Dataset,
     design: Design,
@@ -104,19 +138,13 @@ def linear_predictor_draws(
             hint="use 'error', 'sample' or 'population'.",
         )
     groups = included_groups(design, level)
-    if newdata is None:
-        X = design.X
-        index = design.obs_index
-        group_index = {g.name: g.index for g in design.groups}
-        group_Z = {g.name: g.Z for g in design.groups}
-        labels: dict[str, list[str]] = {}
-        new_levels: dict[str, tuple[str, ...]] = {}
-    else:
-        nd = design.new_data(newdata)
-        X, index, group_index, group_Z = nd.X, nd.index, nd.group_index, nd.group_Z
-        labels, new_levels = nd.group_labels, nd.new_levels
+    nd = rows_of(design, newdata)
+    X, index, group_index, group_Z = nd.X, nd.index, nd.group_index, nd.group_Z
+    labels, new_levels = nd.group_labels, nd.new_levels
     b = posterior["b"].transpose("chain", "draw", "term").to_numpy()
     eta = np.einsum("cdp,np->cdn", b, X)
+    if nd.offset is not None:
+        eta = eta + nd.offset
     unknown = {g.name: new_levels[g.name] for g in groups if new_levels.get(g.name)}
     if unknown and new_groups == "error":
         detail = "; ".join(f"{g}: {list(lv)[:8]}" for g, lv in unknown.items())
@@ -168,14 +196,13 @@ def predict_draws(
     if kind == "link":
         values = eta
     else:
+        nd = rows_of(design, newdata)
         mu = design.link.inverse_numpy(eta)
-        params = {
-            p.name: posterior[p.name].transpose("chain", "draw").to_numpy()[..., None]
-            for p in design.family.params
-        }
-        values = design.family.mean_numpy(mu, params)
+        params = family_params(posterior, design, nd)
+        values = design.family.mean_numpy(mu, params, nd.trials)
         if kind == "response":
-            values = design.family.simulate(mu, params, np.random.default_rng(noise_seed))
+            rng_noise = np.random.default_rng(noise_seed)
+            values = design.family.simulate(mu, params, rng_noise, nd.trials)
     return xr.DataArray(
         values,
         dims=("chain", "draw", "obs"),

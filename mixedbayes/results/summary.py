@@ -39,7 +39,9 @@ def summary_variables(
         names.append(f"sd_{g.name}")
         if g.correlated:
             names.append(f"cor_{g.name}")
-    names += [p.name for p in design.family.params]
+    names += [p.name for p in design.family.params if not p.predictor]
+    if design.zi_terms:
+        names.append("b_zi")
     if include_group_levels:
         names += [f"r_{g.name}" for g in design.groups]
     return [n for n in names if n in posterior]
