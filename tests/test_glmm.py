@@ -147,3 +147,15 @@ def test_every_family_builds_a_graph() -> None:
         formula = "y | trials(n) ~ x + (1 | g)" if family.needs_trials else "y ~ x + (1 | g)"
         cm = mb.compile(mb.GLMM(formula, name), df)
         assert np.isfinite(cm.initial_logp()), name
+
+
+def test_positive_prior_on_family_parameter() -> None:
+    df = counts_frame()
+    spec = mb.GLMM(
+        "y ~ x + (1 | g)", "negbinomial", priors=[{"class": "alpha", "prior": "gamma(2, 0.1)"}]
+    )
+    assert str(mb.get_priors(spec, df).get("alpha").prior) == "gamma(2, 0.1)"
+    with pytest.raises(mb.SpecError, match="positive support"):
+        mb.get_priors(
+            mb.GLMM("y ~ x", "poisson", priors=[{"class": "b", "prior": "gamma(2, 1)"}]), df
+        )

@@ -15,7 +15,7 @@ __all__ = ["BUILDERS", "CompiledModel", "compile_model", "register_builder"]
 
 Builder = Callable[[Design, PriorTable], Any]
 
-BUILDERS: dict[str, Builder] = {"lmm": build_regression}
+BUILDERS: dict[str, Builder] = {"lmm": build_regression, "glmm": build_regression}
 
 
 def register_builder(kind: str) -> Callable[[Builder], Builder]:

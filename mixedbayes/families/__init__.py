@@ -8,7 +8,13 @@ A new family or link is one class in one module, registered with a decorator; im
 package registers them all. No PyMC is imported at import time.
 """
 
-from mixedbayes.families import gaussian, links  # noqa: F401 - registration
+from mixedbayes.families import (  # noqa: F401 - registration
+    binary,
+    continuous,
+    counts,
+    gaussian,
+    links,
+)
 from mixedbayes.families.base import (
     FAMILIES,
     LINKS,

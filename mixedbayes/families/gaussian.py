@@ -41,7 +41,7 @@ class Gaussian(Family):
     def response_problems(
         self, y: pd.Series, column: str, trials: np.ndarray | None = None
     ) -> list[Problem]:
-        bad = y.index[~np.isfinite(y.to_numpy(dtype=float))]
+        bad = y.index[np.isinf(y.to_numpy(dtype=float))]
         if len(bad):
             return [
                 Problem(

@@ -80,7 +80,14 @@ def format_values(values: Sequence[float] | np.ndarray, limit: int = 8) -> str:
 
 
 def bad_rows_problem(
-    y: pd.Series, bad: np.ndarray, column: str, what: str, hint: str
+    y: pd.Series,
+    bad: np.ndarray,
+    column: str,
+    what: str,
+    hint: str,
+    *,
+    values: np.ndarray | None = None,
+    where: str | None = None,
 ) -> list[Problem]:
     """One :class:`Problem` naming the rows where ``bad`` holds and their values (or none).
 
@@ -97,6 +104,10 @@ def bad_rows_problem(
         integer"``.
     hint : str
         How to fix it.
+    values : numpy.ndarray, optional
+        The values to quote, aligned with ``y`` (default: the response itself).
+    where : str, optional
+        The ``where`` of the problem (default: ``column '<column>'``).
 
     Returns
     -------
@@ -106,11 +117,11 @@ def bad_rows_problem(
     if not np.any(bad):
         return []
     rows = list(y.index[bad])
-    values = present_values(y)[bad]
+    quoted = (present_values(y) if values is None else np.asarray(values, dtype=float))[bad]
     return [
         Problem(
-            f"{what}; rows {format_rows(rows)} hold {format_values(values)}.",
-            f"column '{column}'",
+            f"{what}; rows {format_rows(rows)} hold {format_values(quoted)}.",
+            f"column '{column}'" if where is None else where,
             hint,
         )
     ]

@@ -210,6 +210,7 @@ def _check_override(
     prior: PriorDist,
     valid: dict[str, dict[str, set[str]]],
     nlpars: set[str],
+    family_positive: tuple[str, ...] = (),
 ) -> list[Problem]:
     where = f"priors[{i}]"
     cls = spec.class_
@@ -237,10 +238,11 @@ def _check_override(
             Problem(f"unknown coefficient {spec.coef!r} for class {cls!r}.", where + ".coef", hint)
         ]
     support = prior.distribution.support
+    positive = set(POSITIVE_CLASSES) | set(family_positive)
     if (cls == "cor") != (support == "correlation"):
         need = "an lkj(eta) prior" if cls == "cor" else "a prior other than lkj"
         return [Problem(f"class {cls!r} takes {need}, not {prior}.", where + ".prior")]
-    if support == "positive" and cls not in POSITIVE_CLASSES:
+    if support == "positive" and (cls not in positive or spec.nlpar):
         return [
             Problem(
                 f"{prior} has positive support but class {cls!r} can be negative.",
@@ -275,6 +277,7 @@ def build_prior_table(design: Design, overrides: Sequence[PriorSpec] = ()) -> Pr
             if spec.nlpar
             else valid,
             nlpars,
+            tuple(p.name for p in design.family.params if p.positive and not p.predictor),
         )
         problems += found
         if not found:
