@@ -19,6 +19,7 @@ import numpy as np
 from mixedbayes.compile.group_effects import add_group_effects, cor_dim
 from mixedbayes.compile.priors import vector_prior
 from mixedbayes.design import Design
+from mixedbayes.design.design import OBS_DIM
 from mixedbayes.priors.distributions import build_prior
 from mixedbayes.priors.table import PriorTable
 
@@ -42,7 +43,7 @@ def linear_predictor(design: Design, priors: PriorTable, nlpar: str = "") -> Any
     eta: Any = pt.zeros(design.n)
     parts: dict[str, Any] = {}
     if slopes:
-        X_data = pm.Data("X", Xc, dims=("obs", "slope"))
+        X_data = pm.Data("X", Xc, dims=(OBS_DIM, "slope"))
         rows = [priors.get("b", t, "", nlpar) for t in slopes]
         b_slope = pt.as_tensor(vector_prior("b_slope", rows, "slope", positive=False))
         eta = eta + pt.dot(X_data, b_slope)
@@ -55,8 +56,8 @@ def linear_predictor(design: Design, priors: PriorTable, nlpar: str = "") -> Any
     if terms:
         pm.Deterministic("b", pt.stack([parts[t] for t in terms]), dims="term")
     for g in design.groups:
-        index = pm.Data(f"index_{g.name}", g.index, dims="obs")
-        Z = pm.Data(f"Z_{g.name}", g.Z, dims=("obs", g.term_dim))
+        index = pm.Data(f"index_{g.name}", g.index, dims=OBS_DIM)
+        Z = pm.Data(f"Z_{g.name}", g.Z, dims=(OBS_DIM, g.term_dim))
         eta = eta + add_group_effects(g, priors, index=index, Z=Z, nlpar=nlpar)
     return eta
 
@@ -74,7 +75,7 @@ def zi_predictor(design: Design, priors: PriorTable) -> Any:
         for t in design.zi_terms
     ]
     b_zi = pt.as_tensor(vector_prior("b_zi", rows, "zi_term", positive=False))
-    X_zi = pm.Data("X_zi", design.zi_X, dims=("obs", "zi_term"))
+    X_zi = pm.Data("X_zi", design.zi_X, dims=(OBS_DIM, "zi_term"))
     return pt.sigmoid(pt.dot(X_zi, b_zi))
 
 
@@ -92,7 +93,7 @@ def build_regression(design: Design, priors: PriorTable) -> Any:
     with pm.Model(coords=coords) as model:
         eta = linear_predictor(design, priors)
         if design.offset is not None and np.any(design.offset != 0):
-            eta = eta + pm.Data("offset", np.asarray(design.offset), dims="obs")
+            eta = eta + pm.Data("offset", np.asarray(design.offset), dims=OBS_DIM)
         mu = design.link.inverse(eta)
         params: dict[str, Any] = {}
         for p in design.family.params:
@@ -103,7 +104,7 @@ def build_regression(design: Design, priors: PriorTable) -> Any:
                 params[p.name] = build_prior(p.name, [prior], positive=p.positive)
         trials = None
         if design.trials is not None:
-            trials = pm.Data("trials", np.asarray(design.trials, dtype="int64"), dims="obs")
-        y = pm.Data("y_obs", np.asarray(design.y), dims="obs")
-        design.family.likelihood(response_var_name(design), mu, params, y, "obs", trials=trials)
+            trials = pm.Data("trials", np.asarray(design.trials, dtype="int64"), dims=OBS_DIM)
+        y = pm.Data("y_obs", np.asarray(design.y), dims=OBS_DIM)
+        design.family.likelihood(response_var_name(design), mu, params, y, OBS_DIM, trials=trials)
     return model

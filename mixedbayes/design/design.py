@@ -29,7 +29,10 @@ from mixedbayes.families import Family, Link, get_family, get_link
 from mixedbayes.spec.formula import FormulaParts, split_formula
 from mixedbayes.spec.model import ModelSpec
 
-__all__ = ["Design", "NewData", "make_design"]
+__all__ = ["OBS_DIM", "Design", "NewData", "make_design"]
+
+#: Dimension of the observations (rows used) in the model and the DataTree.
+OBS_DIM = "observation"
 
 #: Functions a formula may call (``log(x)``, ``center(x)`` and formulae's own ``C``, ``scale``).
 FORMULA_FUNCTIONS: dict[str, Any] = {
@@ -131,7 +134,7 @@ class Design:
 
     @property
     def obs_index(self) -> pd.Index:
-        """The original row labels of the rows used (the ``obs`` coordinate)."""
+        """The original row labels of the rows used (the ``observation`` coordinate)."""
         return self.data.index
 
     def group(self, name: str) -> GroupFactor:
@@ -144,7 +147,7 @@ class Design:
     def coords(self) -> dict[str, list[Any]]:
         """Coordinates of every dimension the model uses."""
         coords: dict[str, list[Any]] = {
-            "obs": list(self.obs_index),
+            OBS_DIM: list(self.obs_index),
             "term": list(self.fixed_terms),
         }
         for g in self.groups:
@@ -200,7 +203,7 @@ class Design:
 
 #: Names the model itself uses (variables and dimensions); a grouping factor may not take them.
 RESERVED_NAMES = frozenset(
-    {"b", "b_slope", "Intercept", "term", "slope", "obs", "X", "y_obs", "chain", "draw"}
+    {"b", "b_slope", "Intercept", "term", "slope", OBS_DIM, "X", "y_obs", "chain", "draw"}
 )
 
 

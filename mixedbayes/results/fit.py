@@ -109,7 +109,7 @@ class Fit:
         new_groups: NewGroups = "error",
         seed: int | None = None,
     ) -> xr.DataArray:
-        """Posterior draws of predictions, dims (chain, draw, obs).
+        """Posterior draws of predictions, dims (chain, draw, observation).
 
         Parameters
         ----------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.design import OBS_DIM
 from mixedbayes.errors import DataError, SpecError
 
 if TYPE_CHECKING:
@@ -205,11 +206,11 @@ def predict_draws(
             values = design.family.simulate(mu, params, rng_noise, nd.trials)
     return xr.DataArray(
         values,
-        dims=("chain", "draw", "obs"),
+        dims=("chain", "draw", OBS_DIM),
         coords={
             "chain": posterior["chain"].to_numpy(),
             "draw": posterior["draw"].to_numpy(),
-            "obs": list(index),
+            OBS_DIM: list(index),
         },
         name=kind,
     )

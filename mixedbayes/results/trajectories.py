@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.design import OBS_DIM
 from mixedbayes.errors import DataError, SpecError
 from mixedbayes.results.summary import check_prob
 
@@ -237,7 +238,7 @@ def _repeat(rows: pd.DataFrame, time: str, grid: np.ndarray) -> pd.DataFrame:
 
 
 def _summarise(draws: xr.DataArray, prob: float) -> tuple[np.ndarray, ...]:
-    values = draws.transpose("chain", "draw", "obs").to_numpy()
+    values = draws.transpose("chain", "draw", OBS_DIM).to_numpy()
     flat = values.reshape(-1, values.shape[-1])
     alpha = (1.0 - prob) / 2.0
     lower, upper = np.quantile(flat, [alpha, 1.0 - alpha], axis=0)
