@@ -141,3 +141,22 @@ def test_every_family_recovers_its_parameters(name: str) -> None:
             truth[p.name] = TRUE[p.name]
     for key, value in truth.items():
         assert t.loc[key, "lower"] <= value <= t.loc[key, "upper"], (name, key, value, t.loc[key])
+    # the workflow works for every family
+    traj = fit.trajectories(time="x", max_groups=3)
+    assert np.isfinite(traj.individual["mean"]).all() and len(traj.levels) == 3
+    shrink = fit.shrinkage()
+    assert 0 < shrink.terms["shrinkage_pct"].iloc[0] < 100
+    slope = fit.slopes("x").iloc[0]
+    assert slope["estimate"] > 0 and slope["post_prob"] > 0.95
+
+
+def test_logistic_regression_under_complete_separation() -> None:
+    """The default priors keep a perfectly separated logistic model proper and finite."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=120)
+    df = pd.DataFrame({"y": (x > 0).astype(int), "x": x, "g": np.repeat(np.arange(12), 10)})
+    fit = quiet_fit(mb.GLMM("y ~ x + (1 | g)", "bernoulli"), df, draws=500, chains=2, seed=9)
+    b = fit.posterior["b"].sel(term="x").to_numpy()
+    prior_sd = fit.priors.get("b", "x").prior.args[1]
+    assert np.isfinite(b).all() and 0 < np.median(b) < 4 * prior_sd
+    assert fit.summary().set_index("parameter").loc["b[x]", "rhat"] < 1.05

@@ -137,6 +137,14 @@ class Design:
         """The original row labels of the rows used (the ``observation`` coordinate)."""
         return self.data.index
 
+    def working_y(self) -> np.ndarray:
+        """The response on the linear-predictor scale, less the offset (``y`` for an LMM).
+
+        Used by least-squares summaries (the ``auto`` parametrization, no-pooling estimates).
+        """
+        z = working_response(self.family, self.link, self.y, self.trials)
+        return z - self.offset if self.offset is not None else z
+
     def group(self, name: str) -> GroupFactor:
         """The grouping factor called ``name``."""
         for g in self.groups:
@@ -376,7 +384,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     factors = group_factors(dm.group, parts.bars, len(frame))
     SpecError.collect(name_problems(factors, family))
     DataError.collect(factor_problems(factors, len(frame)))
-    z = working_response(family, link, y, trials) - offset
+    z = working_response(family, link, y, trials) - offset  # == Design.working_y()
     factors = tuple(
         choose_parametrization(f, z, X, spec.group_options(f.name).parametrization) for f in factors
     )

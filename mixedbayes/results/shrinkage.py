@@ -21,8 +21,9 @@ term, the **shrinkage %** is the pharmacometric eta-shrinkage of Savic & Karlsso
 ``100 (1 - SD_levels(E[r]) / E[sd])``: the SD over levels of the posterior means of ``r`` (with
 ``ddof=1``) relative to the posterior mean of the group-level SD.
 
-The least-squares estimates are on the scale of the modelled response; they are comparable to
-the posterior only for an identity link (gaussian models), and a rough guide otherwise.
+The least-squares estimates are on the linear-predictor scale: they use the design's working
+response (the link of the response, pulled away from the boundaries, less any offset), exact
+for gaussian identity models and a first-order approximation for other families.
 
 Reference: Savic, R. M. & Karlsson, M. O. (2009). Importance of shrinkage in empirical Bayes
 estimates for diagnostics. *The AAPS Journal* 11(3), 558-569.
@@ -91,7 +92,7 @@ def _factor_table(
     matched = [fixed.index(t) if t in fixed else None for t in g.terms]
     used = {c for c in matched if c is not None}
     other = [c for c in range(len(fixed)) if c not in used]
-    resid = design.y - design.X[:, other] @ beta[other]
+    resid = design.working_y() - design.X[:, other] @ beta[other]
     no_pool, _, _ = no_pooling(resid, g, tuple(range(len(g.terms))))
     complete = np.array([beta[c] if c is not None else 0.0 for c in matched])
 
@@ -185,10 +186,11 @@ def shrinkage(fit: Fit, group: str | None = None, prob: float = 0.95) -> Shrinka
     shrinkage factor ``(no - partial) / (no - complete)`` is 0 for no shrinkage and 1 for
     complete pooling (NaN where no pooling is NaN or equals complete pooling). The shrinkage %
     is ``100 (1 - SD over levels of E[r] / E[sd])`` (Savic & Karlsson, 2009). Least-squares
-    estimates are on the response scale, so they match the posterior's scale only for an
-    identity link. Both least-squares estimates ignore the other grouping factors, so with
-    nested or crossed factors (``(1 | clinic/patient)``) a level's no-pooling estimate also
-    carries the other factors' effects and its shrinkage factor can fall well outside [0, 1].
+    estimates use the working response on the link scale (exact for gaussian identity
+    models, approximate otherwise). Both least-squares estimates ignore the other grouping
+    factors, so with nested or crossed factors (``(1 | clinic/patient)``) a level's
+    no-pooling estimate also carries the other factors' effects and its shrinkage factor can
+    fall well outside [0, 1].
 
     Examples
     --------
@@ -200,7 +202,7 @@ def shrinkage(fit: Fit, group: str | None = None, prob: float = 0.95) -> Shrinka
     design = fit.design
     factors = _factors(design, group)
     posterior = fit.posterior
-    beta, *_ = np.linalg.lstsq(design.X, design.y, rcond=None)
+    beta, *_ = np.linalg.lstsq(design.X, design.working_y(), rcond=None)
     level_tables, term_tables = [], []
     for g in factors:
         lv, tm = _factor_table(design, posterior, g, beta, prob)
