@@ -160,3 +160,13 @@ def test_logistic_regression_under_complete_separation() -> None:
     prior_sd = fit.priors.get("b", "x").prior.args[1]
     assert np.isfinite(b).all() and 0 < np.median(b) < 4 * prior_sd
     assert fit.summary().set_index("parameter").loc["b[x]", "rhat"] < 1.05
+
+
+def test_latent_scale_icc(epi_poisson: mb.Fit) -> None:
+    from mixedbayes.results.naive import intraclass_correlation
+
+    icc = intraclass_correlation(epi_poisson).iloc[0]
+    sd = float(epi_poisson.posterior["sd_patient"].mean())
+    resid = np.log1p(1 / epi_poisson.design.y.mean())
+    assert icc["icc"] == pytest.approx(sd**2 / (sd**2 + resid), rel=0.1)
+    assert "Nakagawa" in icc["residual_variance"]

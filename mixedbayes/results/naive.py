@@ -53,20 +53,47 @@ class NaiveComparison:
         return "\n".join(lines)
 
 
-def intraclass_correlation(fit: Fit) -> pd.DataFrame:
-    """ICC of each grouping factor's intercept: var_g / (Σ intercept variances + σ²).
+def residual_variance(fit: Fit) -> tuple[np.ndarray, str]:
+    """Draws of the residual variance on the latent (link) scale, and how it was obtained.
 
-    For gaussian models; uses the posterior draws, so the ICC has an interval.
+    Gaussian-like families: sigma². Otherwise the distribution-specific variances of
+    Nakagawa, Johnson & Schielzeth (2017): π²/3 (logit), 1 (probit), π²/6 (cloglog), and
+    log(1 + 1/mean(y)) for log-link count families (the lognormal approximation).
+    """
+    post = fit.posterior
+    n_draws = post.sizes["chain"] * post.sizes["draw"]
+    if "sigma" in post:
+        return post["sigma"].to_numpy().ravel() ** 2, "sigma^2"
+    link = fit.design.link.name
+    fixed = {
+        "logit": (np.pi**2 / 3, "pi^2/3"),
+        "probit": (1.0, "1"),
+        "cloglog": (np.pi**2 / 6, "pi^2/6"),
+    }
+    if link in fixed:
+        value, text = fixed[link]
+        return np.full(n_draws, value), f"{text} (latent {link} scale)"
+    if link == "log" and fit.design.family.discrete:
+        value = float(np.log1p(1.0 / max(float(np.mean(fit.design.y)), 1e-12)))
+        return np.full(n_draws, value), "log(1 + 1/mean(y)) (Nakagawa et al. 2017)"
+    return np.full(n_draws, np.nan), f"not defined for {fit.design.family.name}/{link}"
+
+
+def intraclass_correlation(fit: Fit) -> pd.DataFrame:
+    """ICC of each grouping factor's intercept: var_g / (Σ intercept variances + residual).
+
+    The residual variance is on the latent scale (:func:`residual_variance`); the ICC has an
+    interval because it is computed per posterior draw.
     """
     post = fit.posterior
     design = fit.design
-    sigma = post["sigma"].to_numpy().ravel()
+    resid, how = residual_variance(fit)
     variances = {}
     for g in design.groups:
         if "Intercept" in g.terms:
             sd = post[f"sd_{g.name}"].sel({g.term_dim: "Intercept"}).to_numpy().ravel()
             variances[g.name] = sd**2
-    total = sigma**2 + sum(variances.values(), np.zeros_like(sigma))
+    total = resid + sum(variances.values(), np.zeros_like(resid))
     rows = []
     n = design.n
     for g in design.groups:
@@ -85,6 +112,7 @@ def intraclass_correlation(fit: Fit) -> pd.DataFrame:
                 "mean_cluster_size": m,
                 "design_effect": deff,
                 "effective_n": n / deff,
+                "residual_variance": how,
             }
         )
     return pd.DataFrame(rows)
