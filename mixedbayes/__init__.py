@@ -3,7 +3,7 @@
 One declarative spec (YAML, dict or Python) → design → PyMC model → NUTS → ArviZ DataTree.
 """
 
-from mixedbayes import datasets, simulate
+from mixedbayes import datasets, pk, simulate
 from mixedbayes.api import compile, design, fit, get_priors, load, load_data, prior_predictive
 from mixedbayes.design import DataWarning, Design
 from mixedbayes.diagnostics import ConvergenceWarning, compare
@@ -38,6 +38,7 @@ __all__ = [
     "load",
     "load_data",
     "load_spec",
+    "pk",
     "prior_predictive",
     "save_spec",
     "simulate",

@@ -89,9 +89,11 @@ def get_priors(spec: SpecLike, data: pd.DataFrame | None = None) -> PriorTable:
     return build_prior_table(d, d.spec.priors)
 
 
-def compile(spec: SpecLike | Design, data: pd.DataFrame | None = None) -> CompiledModel:
+def compile(spec: SpecLike | Design | Any, data: pd.DataFrame | None = None) -> CompiledModel:
     """Stage 3: build the PyMC model (``compiled.model``) of a spec or design."""
-    d = spec if isinstance(spec, Design) else design(spec, data)
+    from mixedbayes.design.nonlinear import NonlinearDesign
+
+    d = spec if isinstance(spec, Design | NonlinearDesign) else design(spec, data)
     return compile_model(d)
 
 

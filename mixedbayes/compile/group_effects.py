@@ -15,6 +15,7 @@ contribution ``sum_k Z[:, k] · r[index, k]`` to the linear predictor.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from mixedbayes.compile.priors import vector_prior
 from mixedbayes.design.groups import GroupBlock, GroupFactor
 from mixedbayes.priors.table import PriorTable
 
-__all__ = ["add_group_effects", "cor_dim"]
+__all__ = ["add_group_effects", "contribution", "cor_dim", "group_effects"]
 
 
 def cor_dim(factor: GroupFactor) -> str:
@@ -59,21 +60,18 @@ def _block_effects(
     return z * sd_b, None
 
 
-def add_group_effects(
-    factor: GroupFactor, priors: PriorTable, *, index: Any, Z: Any, nlpar: str = ""
-) -> Any:
-    """Add the factor's effects to the model in context; return their linear-predictor term.
+def group_effects(factor: GroupFactor, priors: PriorTable, nlpar: str = "") -> Any:
+    """Add the factor's ``sd_``, ``cor_`` and ``r_`` variables; return ``r`` (levels × terms).
 
     Parameters
     ----------
     factor : GroupFactor
     priors : PriorTable
-        Must hold the ``sd`` rows of every term (and ``cor`` for correlated factors).
-    index, Z : tensor-like
-        Level index per row and the term values per row (data containers, so that new data
-        of the same shape can be swapped in).
+        Must hold the ``sd`` rows of every term (and ``cor`` for correlated factors), with
+        ``nlpar`` as given.
     nlpar : str
-        The nonlinear parameter these effects belong to (empty for regression models).
+        The nonlinear parameter the prior rows belong to (empty for regression models and
+        for nonlinear factors whose terms span several parameters).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -105,6 +103,35 @@ def add_group_effects(
                 cols = np.asarray(block.columns)
                 cor = pt.set_subtensor(cor[np.ix_(cols, cols)], pt.dot(chol, chol.T))
         pm.Deterministic(f"cor_{g}", cor, dims=(factor.term_dim, cor_dim(factor)))
+    return r
+
+
+def contribution(r: Any, index: Any, Z: Any, columns: Sequence[int] | None = None) -> Any:
+    """``sum_k Z[:, k] · r[index, k]`` over ``columns`` (all terms when None)."""
+    import pytensor.tensor as pt
+
+    if columns is not None:
+        cols = list(columns)
+        return pt.sum(Z[:, cols] * r[index][:, cols], axis=1)
+    return pt.sum(Z * r[index], axis=1)
+
+
+def add_group_effects(
+    factor: GroupFactor, priors: PriorTable, *, index: Any, Z: Any, nlpar: str = ""
+) -> Any:
+    """Add the factor's effects to the model in context; return their linear-predictor term.
+
+    Parameters
+    ----------
+    factor : GroupFactor
+    priors : PriorTable
+    index, Z : tensor-like
+        Level index per row and the term values per row (data containers, so that new data
+        of the same shape can be swapped in).
+    nlpar : str
+        The nonlinear parameter these effects belong to (empty for regression models).
+    """
+    r = group_effects(factor, priors, nlpar)
     if len(factor.terms) == 1 and factor.terms[0] == "Intercept":
         return r[index, 0]
-    return pt.sum(Z * r[index], axis=1)
+    return contribution(r, index, Z)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mixedbayes.compile.regression import build_regression, response_var_name
+from mixedbayes.compile.regression import build_regression
 from mixedbayes.design import Design
 from mixedbayes.errors import SpecError
 from mixedbayes.priors.table import PriorTable, build_prior_table
@@ -15,7 +15,18 @@ __all__ = ["BUILDERS", "CompiledModel", "compile_model", "register_builder"]
 
 Builder = Callable[[Design, PriorTable], Any]
 
-BUILDERS: dict[str, Builder] = {"lmm": build_regression, "glmm": build_regression}
+
+def _build_nonlinear(design: Any, priors: PriorTable) -> Any:
+    from mixedbayes.compile.nonlinear import build_nonlinear
+
+    return build_nonlinear(design, priors)
+
+
+BUILDERS: dict[str, Builder] = {
+    "lmm": build_regression,
+    "glmm": build_regression,
+    "nonlinear": _build_nonlinear,
+}
 
 
 def register_builder(kind: str) -> Callable[[Builder], Builder]:
@@ -51,7 +62,7 @@ class CompiledModel:
         return float(self.model.compile_logp()(self.model.initial_point()))
 
 
-def compile_model(design: Design, priors: PriorTable | None = None) -> CompiledModel:
+def compile_model(design: Design | Any, priors: PriorTable | None = None) -> CompiledModel:
     """Build the PyMC model of ``design``.
 
     Parameters
@@ -73,4 +84,5 @@ def compile_model(design: Design, priors: PriorTable | None = None) -> CompiledM
         )
     table = priors if priors is not None else build_prior_table(design, design.spec.priors)
     model = BUILDERS[kind](design, table)
-    return CompiledModel(model, design, table, response_var_name(design))
+    observed = next(rv.name for rv in model.observed_RVs)
+    return CompiledModel(model, design, table, observed)

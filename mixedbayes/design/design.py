@@ -309,6 +309,10 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     """
     import formulae as fm
 
+    if spec.kind == "nonlinear":
+        from mixedbayes.design.nonlinear import make_nonlinear_design
+
+        return make_nonlinear_design(spec, data)  # type: ignore[arg-type, return-value]
     if not isinstance(data, pd.DataFrame):
         raise DataError(
             f"data must be a pandas DataFrame, not {type(data).__name__}.",

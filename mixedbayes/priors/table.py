@@ -262,7 +262,16 @@ def build_prior_table(design: Design, overrides: Sequence[PriorSpec] = ()) -> Pr
         For an override naming an unknown class, group or coefficient (listing the valid
         ones) or a prior whose support does not fit the class; every problem at once.
     """
-    table = default_priors(design)
+    if getattr(design.spec, "kind", "") == "nonlinear":
+        from mixedbayes.priors.nonlinear import ERROR_PARAMS, default_nonlinear_priors
+
+        table = default_nonlinear_priors(design)  # type: ignore[arg-type]
+        positive_params: tuple[str, ...] = ERROR_PARAMS[design.spec.error]  # type: ignore[attr-defined]
+    else:
+        table = default_priors(design)
+        positive_params = tuple(
+            p.name for p in design.family.params if p.positive and not p.predictor
+        )
     nlpars = _nlpars(table)
     valid = _valid(PriorTable(tuple(r for r in table if not r.nlpar)))
     problems: list[Problem] = []
@@ -277,7 +286,7 @@ def build_prior_table(design: Design, overrides: Sequence[PriorSpec] = ()) -> Pr
             if spec.nlpar
             else valid,
             nlpars,
-            tuple(p.name for p in design.family.params if p.positive and not p.predictor),
+            positive_params,
         )
         problems += found
         if not found:

@@ -262,6 +262,40 @@ class Fit:
 
         return ppc_stats(self, seed=seed)
 
+    def typical_values(self, prob: float = 0.95) -> pd.DataFrame:
+        """Nonlinear fits: typical parameter values and between-subject variability (%CV)."""
+        from mixedbayes.results.nonlinear import typical_values
+
+        return typical_values(self, prob)
+
+    def individual_parameters(self, prob: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Nonlinear fits: each subject's parameters and the per-parameter shrinkage %."""
+        from mixedbayes.results.nonlinear import individual_parameters
+
+        return individual_parameters(self, prob)
+
+    def concentration_curves(
+        self, subjects: Sequence[str] | None = None, times: Sequence[float] | None = None
+    ) -> Any:
+        """PK fits: individual predicted concentration curves with the observed points."""
+        from mixedbayes.results.nonlinear import individual_curves
+
+        return individual_curves(self, subjects, times)
+
+    def predict_regimen(
+        self,
+        doses: Sequence[Any],
+        times: Sequence[float],
+        *,
+        subject: str | None = None,
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """PK fits: concentrations under a new regimen (``mb.pk.regimen(...)``), for a known
+        subject or a new one (between-subject effects drawn from the fitted distribution)."""
+        from mixedbayes.results.nonlinear import predict_regimen
+
+        return predict_regimen(self, doses, times, subject=subject, seed=seed)
+
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group, drawn with PyMC."""
         import pymc as pm
@@ -285,7 +319,8 @@ class Fit:
         d = self.design
         post = self.posterior
         lines = [
-            f"mixedbayes {self.spec.kind} fit: {getattr(self.spec, 'formula', '')}",
+            f"mixedbayes {self.spec.kind} fit: "
+            + str(getattr(self.spec, "formula", None) or getattr(self.spec, "model", None) or ""),
             f"  family: {d.family.name} (link {d.link.name}); "
             f"{d.report.rows_used} rows"
             + (f" ({d.report.rows_dropped} dropped)" if d.report.rows_dropped else ""),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,18 +30,24 @@ def check_prob(prob: float) -> None:
         )
 
 
-def summary_variables(
-    design: Design, posterior: xr.Dataset, include_group_levels: bool
-) -> list[str]:
-    """The variables a summary shows, in a stable order: b, sd_*, cor_*, family params, r_*."""
-    names = ["b"]
+def summary_variables(design: Any, posterior: xr.Dataset, include_group_levels: bool) -> list[str]:
+    """The variables a summary shows, in a stable order: fixed effects, sd_*, cor_*, family or
+    residual-error parameters, then r_* when asked."""
+    if hasattr(design, "params"):  # nonlinear: one b_<key> per structural parameter
+        from mixedbayes.priors.nonlinear import ERROR_PARAMS
+
+        names = [f"b_{p.key}" for p in design.params]
+        extra = list(ERROR_PARAMS[design.spec.error])
+    else:
+        names = ["b"]
+        extra = [p.name for p in design.family.params if not p.predictor]
+        if design.zi_terms:
+            extra.append("b_zi")
     for g in design.groups:
         names.append(f"sd_{g.name}")
         if g.correlated:
             names.append(f"cor_{g.name}")
-    names += [p.name for p in design.family.params if not p.predictor]
-    if design.zi_terms:
-        names.append("b_zi")
+    names += extra
     if include_group_levels:
         names += [f"r_{g.name}" for g in design.groups]
     return [n for n in names if n in posterior]

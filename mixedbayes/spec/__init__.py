@@ -12,16 +12,20 @@ from mixedbayes.spec.model import (
     SamplerSpec,
     register_kind,
 )
+from mixedbayes.spec.nonlinear import DosingSpec, NonlinearSpec, ODESpec
 
 __all__ = [
     "GLMM",
     "LMM",
     "SPEC_KINDS",
+    "DosingSpec",
     "FamilySpec",
     "GLMMSpec",
     "GroupOptions",
     "LMMSpec",
     "ModelSpec",
+    "NonlinearSpec",
+    "ODESpec",
     "PriorSpec",
     "SamplerSpec",
     "load_spec",

@@ -1,0 +1,142 @@
+"""pm.Model builder of the ``nonlinear`` kind: per-parameter linear predictors on link scales,
+the shared group-effect core across parameters, a structural mean, a residual error model.
+
+Variables: ``b_<key>`` (dim ``<key>_term``) per parameter key (``log_CL``); the core's
+``sd_<group>``, ``cor_<group>``, ``r_<group>`` with terms named by parameter (``log_CL``,
+``log_CL:wt``); residual ``sigma`` and/or ``sigma_prop``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixedbayes.compile.group_effects import contribution, cor_dim, group_effects
+from mixedbayes.compile.priors import vector_prior
+from mixedbayes.design.design import OBS_DIM
+from mixedbayes.errors import DataError, format_rows
+from mixedbayes.priors.distributions import build_prior
+from mixedbayes.priors.nonlinear import ERROR_PARAMS
+from mixedbayes.priors.table import PriorTable
+
+if TYPE_CHECKING:
+    from mixedbayes.design.nonlinear import NonlinearDesign
+
+__all__ = ["build_nonlinear", "nonlinear_response_name", "structural_mean"]
+
+
+def nonlinear_response_name(design: NonlinearDesign) -> str:
+    """Name of the observed variable (the response column as an identifier)."""
+    return re.sub(r"\W+", "_", design.response).strip("_") or "y"
+
+
+def parameter_predictors(design: NonlinearDesign, priors: PriorTable) -> dict[str, Any]:
+    """Each parameter's value per observation on its natural scale (``CL``, ``V``, ...)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    eta: dict[str, Any] = {}
+    for p in design.params:
+        rows = [priors.get("b", t, "", p.key) for t in p.terms]
+        b = pt.as_tensor(vector_prior(f"b_{p.key}", rows, p.term_dim, positive=False))
+        X = pm.Data(f"X_{p.key}", p.X, dims=(OBS_DIM, p.term_dim))
+        eta[p.key] = pt.dot(X, b)
+    for g in design.groups:
+        r = group_effects(g, priors)
+        index = pm.Data(f"index_{g.name}", g.index, dims=OBS_DIM)
+        Z = pm.Data(f"Z_{g.name}", g.Z, dims=(OBS_DIM, g.term_dim))
+        for p in design.params:
+            cols = design.group_columns.get((g.name, p.key))
+            if cols:
+                eta[p.key] = eta[p.key] + contribution(r, index, Z, cols)
+    return {p.name: p.link.inverse(eta[p.key]) for p in design.params}
+
+
+def structural_mean(design: NonlinearDesign, theta: dict[str, Any], xp: str = "pytensor") -> Any:
+    """The structural model's prediction per observation from parameters per observation."""
+    spec = design.spec
+    if spec.model is not None:
+        import pytensor.tensor as pt
+
+        from mixedbayes.pk.library import concentration, get_pk_model
+
+        return concentration(get_pk_model(spec.model), design.doses, theta, pt)
+    if spec.expression is not None:
+        from mixedbayes.nonlinear.expression import parse_expression
+
+        expr = parse_expression(spec.expression)
+        return expr.evaluate({**design.covariates, **theta}, xp="pytensor")
+    return _ode_mean(design, theta)
+
+
+def _ode_mean(design: NonlinearDesign, theta: dict[str, Any]) -> Any:
+    from mixedbayes.nonlinear.expression import parse_expression
+    from mixedbayes.pk.ode import observe, ode_grid, parse_ode, solve_ode
+
+    spec = design.spec
+    assert spec.ode is not None and design.time is not None and design.dosing is not None
+    system = parse_ode(spec.ode.rhs)
+    subjects = sorted(set(design.subjects), key=design.subjects.index)
+    first = np.array([design.subjects.index(s) for s in subjects])
+    doses = [(r.subject, r.time, r.amount) for r in design.dosing.records]
+    grid = ode_grid(
+        subjects,
+        design.subjects,
+        design.time,
+        doses,
+        system.states.index(spec.ode.dose_state),
+        len(system.states),
+    )
+    per_subject = {name: value[first] for name, value in theta.items()}
+    states = solve_ode(system, grid, per_subject, substeps=spec.ode.substeps)
+    at_obs = observe(states, grid)
+    env = {**theta, **{s: at_obs[:, i] for i, s in enumerate(system.states)}}
+    return parse_expression(spec.ode.observe, where="ode.observe").evaluate(env, xp="pytensor")
+
+
+def _check_lognormal(design: NonlinearDesign) -> None:
+    bad = design.obs_index[design.y <= 0]
+    if len(bad):
+        raise DataError(
+            f"the log-normal error model needs a positive response; rows {format_rows(list(bad))}"
+            " are <= 0.",
+            where=f"column '{design.response}'",
+            hint="use error: additive or combined, or drop those rows (e.g. below the LLOQ).",
+        )
+
+
+def build_nonlinear(design: NonlinearDesign, priors: PriorTable) -> Any:
+    """Build the ``pm.Model`` of a nonlinear design."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    error = design.spec.error
+    if error == "lognormal":
+        _check_lognormal(design)
+    coords = design.coords()
+    for g in design.groups:
+        if g.correlated:
+            coords[cor_dim(g)] = list(g.terms)
+    with pm.Model(coords=coords) as model:
+        theta = parameter_predictors(design, priors)
+        mu = structural_mean(design, theta)
+        scale = {
+            name: build_prior(name, [priors.get(name).prior], positive=True)
+            for name in ERROR_PARAMS[error]
+        }
+        y = pm.Data("y_obs", np.asarray(design.y), dims=OBS_DIM)
+        name = nonlinear_response_name(design)
+        if error == "additive":
+            pm.Normal(name, mu=mu, sigma=scale["sigma"], observed=y, dims=OBS_DIM)
+        elif error == "proportional":
+            sd = scale["sigma_prop"] * pt.abs(mu) + 1e-8
+            pm.Normal(name, mu=mu, sigma=sd, observed=y, dims=OBS_DIM)
+        elif error == "combined":
+            sd = pt.sqrt(scale["sigma"] ** 2 + (scale["sigma_prop"] * mu) ** 2)
+            pm.Normal(name, mu=mu, sigma=sd, observed=y, dims=OBS_DIM)
+        else:
+            log_mu = pt.log(pt.maximum(mu, 1e-12))
+            pm.LogNormal(name, mu=log_mu, sigma=scale["sigma"], observed=y, dims=OBS_DIM)
+    return model

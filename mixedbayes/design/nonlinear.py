@@ -1,0 +1,287 @@
+"""Stage 2 for the ``nonlinear`` kind: parameter designs, merged group factors, doses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mixedbayes.design.data import (
+    DataReport,
+    clean_data,
+    grouping_problems,
+    missing_column_problems,
+    numeric_problems,
+)
+from mixedbayes.design.design import FORMULA_FUNCTIONS, OBS_DIM, _variables, common_names
+from mixedbayes.design.groups import GroupBlock, GroupFactor, factor_problems, group_factors
+from mixedbayes.errors import DataError, SpecError
+from mixedbayes.families import Family, Link, get_family, get_link
+from mixedbayes.spec.formula import split_formula
+from mixedbayes.spec.nonlinear import NonlinearSpec, parameter_link
+
+__all__ = ["NonlinearDesign", "ParamDesign", "make_nonlinear_design"]
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class ParamDesign:
+    """One structural parameter: its key (``log_CL``), natural name (``CL``), link, fixed part."""
+
+    key: str
+    name: str
+    link: Link
+    X: np.ndarray
+    terms: tuple[str, ...]
+    matrices: Any
+
+    @property
+    def term_dim(self) -> str:
+        """Dimension of ``b_<key>``."""
+        return f"{self.key}_term"
+
+
+@dataclass(frozen=True, eq=False)
+class NonlinearDesign:
+    """A nonlinear spec applied to data.
+
+    Attributes
+    ----------
+    params : tuple of ParamDesign
+    groups : tuple of GroupFactor
+        One factor per grouping factor across all parameters; its terms are named
+        ``<key>`` (the parameter's intercept) or ``<key>:<term>``.
+    group_columns : dict
+        ``(factor, key)`` → the factor's columns that belong to parameter ``key``.
+    time, subjects : arrays per observation
+    doses : DoseMatrices or None
+        For PK library models.
+    dosing : DosingTable or None
+    covariates : dict of str to ndarray
+        Data columns a user expression uses.
+    """
+
+    spec: NonlinearSpec
+    family: Family
+    link: Link
+    response: str
+    y: np.ndarray
+    params: tuple[ParamDesign, ...]
+    groups: tuple[GroupFactor, ...]
+    group_columns: dict[tuple[str, str], tuple[int, ...]]
+    time: np.ndarray | None
+    subjects: tuple[str, ...]
+    doses: Any
+    dosing: Any
+    covariates: dict[str, np.ndarray]
+    data: pd.DataFrame
+    report: DataReport
+
+    @property
+    def n(self) -> int:
+        """Number of observations."""
+        return int(self.y.shape[0])
+
+    @property
+    def obs_index(self) -> pd.Index:
+        """Original row labels of the observations."""
+        return self.data.index
+
+    def param(self, key: str) -> ParamDesign:
+        """The parameter design of ``key``."""
+        for p in self.params:
+            if p.key == key:
+                return p
+        raise KeyError(key)
+
+    def group(self, name: str) -> GroupFactor:
+        """The grouping factor called ``name``."""
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    def coords(self) -> dict[str, list[Any]]:
+        """Coordinates of every dimension of the model."""
+        coords: dict[str, list[Any]] = {OBS_DIM: list(self.obs_index)}
+        for p in self.params:
+            coords[p.term_dim] = list(p.terms)
+        for g in self.groups:
+            coords[g.dim] = list(g.levels)
+            coords[g.term_dim] = list(g.terms)
+        return coords
+
+
+def _merge(
+    per_param: dict[str, tuple[GroupFactor, ...]], correlation: str
+) -> tuple[tuple[GroupFactor, ...], dict[tuple[str, str], tuple[int, ...]]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for key, factors in per_param.items():
+        for f in factors:
+            entry = merged.setdefault(f.name, {"first": f, "terms": [], "Z": [], "cols": {}})
+            if entry["first"].levels != f.levels:
+                raise DataError(
+                    f"grouping factor {f.name!r} has different levels in different parameters.",
+                    where=f"group '{f.name}'",
+                )
+            start = len(entry["terms"])
+            entry["terms"] += [key if t == "Intercept" else f"{key}:{t}" for t in f.terms]
+            entry["Z"].append(f.Z)
+            entry["cols"][key] = tuple(range(start, start + len(f.terms)))
+    factors_out = []
+    columns: dict[tuple[str, str], tuple[int, ...]] = {}
+    for name, entry in merged.items():
+        k = len(entry["terms"])
+        if correlation == "block" and k > 1:
+            blocks: tuple[GroupBlock, ...] = (
+                GroupBlock(tuple(range(k)), True, "noncentered", "nonlinear: non-centred"),
+            )
+        else:
+            blocks = tuple(
+                GroupBlock((c,), False, "noncentered", "nonlinear: non-centred") for c in range(k)
+            )
+        first: GroupFactor = entry["first"]
+        factors_out.append(
+            GroupFactor(
+                name=name,
+                levels=first.levels,
+                terms=tuple(entry["terms"]),
+                index=first.index,
+                Z=_frozen(np.column_stack(entry["Z"]).astype(float)),
+                blocks=blocks,
+                formulae_terms=(),
+                level_columns=first.level_columns,
+            )
+        )
+        for key, cols in entry["cols"].items():
+            columns[(name, key)] = cols
+    return tuple(factors_out), columns
+
+
+def _expression_names(spec: NonlinearSpec) -> list[str]:
+    from mixedbayes.nonlinear.expression import parse_expression
+
+    if spec.expression is not None:
+        return list(parse_expression(spec.expression, where="expression").names)
+    return []
+
+
+def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearDesign:
+    """Apply a nonlinear spec to data: validate, build parameter designs and doses.
+
+    Raises
+    ------
+    DataError, SpecError
+        Naming the columns, rows, levels or keys at fault.
+    """
+    import formulae as fm
+
+    from mixedbayes.pk.dosing import dose_matrices, from_dose_column, from_events
+
+    if not isinstance(data, pd.DataFrame) or data.empty:
+        raise DataError("the data must be a non-empty DataFrame.", where="data")
+    family = get_family(spec.family.name)
+    link = get_link(spec.family.link_name)
+    dosing_table = None
+    frame_in = data
+    if spec.dosing is not None and spec.dosing.events is not None:
+        cols = {k.lower(): v for k, v in spec.dosing.events.items()}
+        frame_in, dosing_table = from_events(data, **cols)
+    param_names = {parameter_link(k)[0] for k in spec.parameters}
+    expr_names = _expression_names(spec)
+    covariate_names = [n for n in expr_names if n not in param_names]
+    unknown = [n for n in covariate_names if n not in frame_in.columns]
+    if unknown:
+        raise SpecError(
+            f"the expression uses {unknown}, which are neither parameters nor data columns.",
+            where="expression",
+            hint=f"add them to 'parameters' or the data; parameters: {sorted(param_names)}.",
+        )
+    needed = {spec.response} | set(covariate_names)
+    groups: set[str] = set()
+    covs: set[str] = set(covariate_names)
+    for rhs in spec.parameters.values():
+        _, c, g = _variables(split_formula(f"{spec.response} ~ {rhs}"))
+        covs |= c
+        groups |= g
+    extra = [c for c in (spec.time, spec.subject) if c]
+    if spec.dosing is not None and spec.dosing.dose:
+        extra.append(spec.dosing.dose)
+    DataError.collect(missing_column_problems(needed | covs | groups | set(extra), frame_in))
+    problems = numeric_problems(frame_in, spec.response)
+    if spec.time:
+        problems += numeric_problems(frame_in, spec.time)
+    problems += grouping_problems(
+        frame_in, sorted(groups | ({spec.subject} if spec.subject else set()))
+    )
+    DataError.collect(problems)
+    frame, report = clean_data(
+        frame_in,
+        response=[spec.response],
+        covariates=sorted((covs | set(extra)) - groups - {spec.subject or ""}),
+        groups=sorted(groups),
+    )
+    if spec.dosing is not None and spec.dosing.dose is not None:
+        assert spec.subject is not None
+        dosing_table = from_dose_column(
+            frame, id=spec.subject, dose=spec.dosing.dose, dose_time=spec.dosing.dose_time
+        )
+    y = frame[spec.response].to_numpy(dtype=float)
+    params = []
+    per_param: dict[str, tuple[GroupFactor, ...]] = {}
+    for key, rhs in spec.parameters.items():
+        name, link_name = parameter_link(key)
+        parts = split_formula(f"{spec.response} ~ {rhs}")
+        dm = fm.design_matrices(
+            parts.formulae_formula, frame, na_action="error", extra_namespace=FORMULA_FUNCTIONS
+        )
+        X = np.asarray(dm.common.design_matrix, dtype=float)
+        params.append(
+            ParamDesign(
+                key, name, get_link(link_name), _frozen(X), tuple(common_names(dm.common)), dm
+            )
+        )
+        per_param[key] = group_factors(dm.group, parts.bars, len(frame))
+    merged, columns = _merge(per_param, spec.correlation)
+    DataError.collect(factor_problems(merged, len(frame)))
+    forced = {g.name: spec.group_options(g.name).parametrization for g in merged}
+    merged = tuple(
+        g
+        if forced[g.name] == "auto"
+        else g.with_blocks(
+            tuple(
+                replace(b, parametrization=forced[g.name], reason="set in the spec")  # type: ignore[arg-type]
+                for b in g.blocks
+            )
+        )
+        for g in merged
+    )
+    subjects = tuple(str(s) for s in frame[spec.subject]) if spec.subject else ()
+    time = frame[spec.time].to_numpy(dtype=float) if spec.time else None
+    doses = None
+    if dosing_table is not None and time is not None and spec.model is not None:
+        doses = dose_matrices(dosing_table, subjects, time)
+    return NonlinearDesign(
+        spec=spec,
+        family=family,
+        link=link,
+        response=spec.response,
+        y=_frozen(y),
+        params=tuple(params),
+        groups=merged,
+        group_columns=columns,
+        time=None if time is None else _frozen(time),
+        subjects=subjects,
+        doses=doses,
+        dosing=dosing_table,
+        covariates={c: frame[c].to_numpy(dtype=float) for c in covariate_names},
+        data=frame,
+        report=report,
+    )
