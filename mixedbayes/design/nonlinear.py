@@ -16,19 +16,19 @@ from mixedbayes.design.data import (
     numeric_problems,
 )
 from mixedbayes.design.design import FORMULA_FUNCTIONS, OBS_DIM, _variables, common_names
-from mixedbayes.design.groups import GroupBlock, GroupFactor, factor_problems, group_factors
+from mixedbayes.design.groups import (
+    GroupBlock,
+    GroupFactor,
+    _frozen,
+    factor_problems,
+    group_factors,
+)
 from mixedbayes.errors import DataError, SpecError
 from mixedbayes.families import Family, Link, get_family, get_link
 from mixedbayes.spec.formula import split_formula
 from mixedbayes.spec.nonlinear import NonlinearSpec, parameter_link
 
 __all__ = ["NonlinearDesign", "ParamDesign", "make_nonlinear_design"]
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    a.flags.writeable = False
-    return a
 
 
 @dataclass(frozen=True)

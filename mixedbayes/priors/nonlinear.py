@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from mixedbayes.families import round_sig
 from mixedbayes.priors.distributions import PriorDist
-from mixedbayes.priors.table import PriorRow, PriorTable
+from mixedbayes.priors.table import PriorRow, PriorTable, _sd
 
 if TYPE_CHECKING:
     from mixedbayes.design.nonlinear import NonlinearDesign
@@ -22,11 +20,6 @@ ERROR_PARAMS = {
     "combined": ("sigma", "sigma_prop"),
     "lognormal": ("sigma",),
 }
-
-
-def _sd(x: np.ndarray) -> float:
-    s = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
-    return s if np.isfinite(s) and s > 0 else 1.0
 
 
 def default_nonlinear_priors(design: NonlinearDesign) -> PriorTable:
