@@ -154,3 +154,18 @@ def test_event_table_dosing() -> None:
     assert d.doses.amount.shape == (8, 3)
     np.testing.assert_array_equal(d.doses.amount[2], [100.0, 100.0, 0.0])  # t = 13: two doses
     assert np.isfinite(mb.compile(d).initial_logp())
+
+
+@pytest.mark.parametrize("error", ["additive", "proportional", "combined", "lognormal"])
+def test_residual_error_models_build(theoph: pd.DataFrame, error: str) -> None:
+    df = theoph[theoph["conc"] > 0]
+    cm = mb.compile(mb.load_spec(base(error=error)), df)
+    free = {v.name for v in cm.model.free_RVs}
+    expected = {
+        "additive": {"sigma"},
+        "proportional": {"sigma_prop"},
+        "combined": {"sigma", "sigma_prop"},
+        "lognormal": {"sigma"},
+    }[error]
+    assert expected <= free and np.isfinite(cm.initial_logp())
+    assert cm.priors.get(sorted(expected)[0]).provenance
