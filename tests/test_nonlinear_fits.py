@@ -67,6 +67,11 @@ def test_pk_outputs(theoph_fit: mb.Fit) -> None:
     # accumulation: the trough before the third dose exceeds the one before the second
     trough = lambda f, t: float(f.loc[(f["time"] - t).abs().idxmin(), "mean"])  # noqa: E731
     assert trough(known, 23.5) > trough(known, 11.5)
+    # regression-only outputs say what to use instead; hypotheses work on any parameter
+    with pytest.raises(mb.SpecError, match="concentration_curves"):
+        theoph_fit.predict()
+    h = theoph_fit.hypothesis("b_log_CL[Intercept] < -3").iloc[0]
+    assert h["post_prob"] > 0.9
 
 
 def test_two_compartment_multiple_dose_recovery() -> None:

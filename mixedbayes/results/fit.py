@@ -70,6 +70,16 @@ class Fit:
         """The ``pm.Model`` behind the fit."""
         return self.compiled.model
 
+    def _regression_only(self, method: str, instead: str) -> None:
+        if self.spec.kind == "nonlinear":
+            from mixedbayes.errors import SpecError
+
+            raise SpecError(
+                f"fit.{method}() is for regression kinds (lmm, glmm).",
+                where="kind",
+                hint=f"for a nonlinear fit use fit.{instead}.",
+            )
+
     def summary(
         self,
         prob: float = 0.95,
@@ -132,6 +142,7 @@ class Fit:
         >>> new = pd.DataFrame({"Days": [0, 9], "Subject": ["308", "new"]})  # doctest: +SKIP
         >>> fit.predict(new, new_groups="sample", seed=1).mean(("chain", "draw"))  # doctest: +SKIP
         """
+        self._regression_only("predict", "concentration_curves() or predict_regimen()")
         return predict_draws(
             self.posterior,
             self.design,
@@ -204,6 +215,7 @@ class Fit:
         """
         from mixedbayes.results.shrinkage import shrinkage
 
+        self._regression_only("shrinkage", "individual_parameters()")
         return shrinkage(self, group, prob)
 
     def trajectories(
@@ -222,6 +234,7 @@ class Fit:
         """
         from mixedbayes.results.trajectories import trajectories
 
+        self._regression_only("trajectories", "concentration_curves()")
         return trajectories(
             self, groups, at, time=time, group=group, prob=prob, max_groups=max_groups
         )
