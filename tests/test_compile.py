@@ -55,8 +55,9 @@ def test_graph_variants(
 def test_parametrizations_build(sleepstudy: pd.DataFrame, param: str) -> None:
     cm = mb.compile(mb.LMM("Reaction ~ Days + (Days | Subject)", parametrization=param), sleepstudy)
     free = {v.name for v in cm.model.free_RVs}
-    if param == "centered":
-        assert "r_Subject" in free and "z_Subject" not in free
+    if param == "centered":  # hierarchically centred on the population intercept
+        assert "beta_Subject" in free and "z_Subject" not in free
+        assert "r_Subject" in cm.model.named_vars
     else:
         assert "z_Subject" in free and "r_Subject" not in free
     assert np.isfinite(cm.initial_logp())

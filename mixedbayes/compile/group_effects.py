@@ -33,7 +33,13 @@ def cor_dim(factor: GroupFactor) -> str:
 
 
 def _block_effects(
-    factor: GroupFactor, block: GroupBlock, b: int, sd: Any, eta: float, single: bool
+    factor: GroupFactor,
+    block: GroupBlock,
+    b: int,
+    sd: Any,
+    eta: float,
+    single: bool,
+    level_mean: Any = None,
 ) -> Any:
     import pymc as pm
     import pytensor.tensor as pt
@@ -45,22 +51,36 @@ def _block_effects(
     suffix = "" if single else f"_{b}"
     dims = (factor.dim, factor.term_dim) if single else None
     shape = None if single else (factor.n_levels, k)
+    # Hierarchical centring: a centred block holding the intercept samples the level
+    # coefficients around the population intercept (plus the between-level covariates),
+    # beta_j ~ N(mean_j, ...), and r_j = beta_j - mean_j; same posterior, better geometry.
+    mean = None
+    if level_mean is not None and block.parametrization == "centered":
+        icpt = [i for i, c in enumerate(cols) if factor.terms[c] == "Intercept"]
+        if icpt:
+            mean = pt.zeros((factor.n_levels, k))
+            mean = pt.set_subtensor(mean[:, icpt[0]], level_mean)
+    name = f"beta_{g}{suffix}" if mean is not None else f"r_{g}{suffix}"
     if block.correlated:
         chol_corr = pm.LKJCorr(f"cor_chol_{g}{suffix}", n=k, eta=eta)
         if block.parametrization == "centered":
             chol = sd_b[:, None] * chol_corr
-            return pm.MvNormal(
-                f"r_{g}{suffix}", mu=np.zeros(k), chol=chol, dims=dims, shape=shape
-            ), chol_corr
+            mu = np.zeros((factor.n_levels, k)) if mean is None else mean
+            coef = pm.MvNormal(name, mu=mu, chol=chol, dims=dims, shape=shape)
+            return (coef if mean is None else coef - mean), chol_corr
         z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims, shape=shape)
         return pt.dot(z, chol_corr.T) * sd_b, chol_corr
     if block.parametrization == "centered":
-        return pm.Normal(f"r_{g}{suffix}", 0.0, sd_b, dims=dims, shape=shape), None
+        loc: Any = 0.0 if mean is None else mean
+        coef = pm.Normal(name, loc, sd_b, dims=dims, shape=shape)
+        return (coef if mean is None else coef - mean), None
     z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims, shape=shape)
     return z * sd_b, None
 
 
-def group_effects(factor: GroupFactor, priors: PriorTable, nlpar: str = "") -> Any:
+def group_effects(
+    factor: GroupFactor, priors: PriorTable, nlpar: str = "", level_mean: Any = None
+) -> Any:
     """Add the factor's ``sd_``, ``cor_`` and ``r_`` variables; return ``r`` (levels × terms).
 
     Parameters
@@ -72,6 +92,10 @@ def group_effects(factor: GroupFactor, priors: PriorTable, nlpar: str = "") -> A
     nlpar : str
         The nonlinear parameter the prior rows belong to (empty for regression models and
         for nonlinear factors whose terms span several parameters).
+    level_mean : tensor, optional
+        Per level, the population intercept plus the between-level covariate effects: a
+        centred block holding the intercept is then sampled hierarchically centred on it
+        (variable ``beta_<group>``; ``r_<group>`` is the deviation from it).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -86,10 +110,10 @@ def group_effects(factor: GroupFactor, priors: PriorTable, nlpar: str = "") -> A
     pieces = []
     chols = []
     for b, block in enumerate(factor.blocks):
-        effects, chol = _block_effects(factor, block, b, sd, eta, single)
+        effects, chol = _block_effects(factor, block, b, sd, eta, single, level_mean)
         pieces.append(pt.as_tensor(effects))
         chols.append(chol)
-    if single and factor.blocks[0].parametrization == "centered":
+    if single and factor.blocks[0].parametrization == "centered" and level_mean is None:
         r = pieces[0]
     else:
         order = np.argsort(np.concatenate([b.columns for b in factor.blocks]))
@@ -117,7 +141,13 @@ def contribution(r: Any, index: Any, Z: Any, columns: Sequence[int] | None = Non
 
 
 def add_group_effects(
-    factor: GroupFactor, priors: PriorTable, *, index: Any, Z: Any, nlpar: str = ""
+    factor: GroupFactor,
+    priors: PriorTable,
+    *,
+    index: Any,
+    Z: Any,
+    nlpar: str = "",
+    level_mean: Any = None,
 ) -> Any:
     """Add the factor's effects to the model in context; return their linear-predictor term.
 
@@ -131,7 +161,7 @@ def add_group_effects(
     nlpar : str
         The nonlinear parameter these effects belong to (empty for regression models).
     """
-    r = group_effects(factor, priors, nlpar)
+    r = group_effects(factor, priors, nlpar, level_mean)
     if len(factor.terms) == 1 and factor.terms[0] == "Intercept":
         return r[index, 0]
     return contribution(r, index, Z)

@@ -55,11 +55,47 @@ def linear_predictor(design: Design, priors: PriorTable, nlpar: str = "") -> Any
         parts["Intercept"] = intercept - (pt.dot(shift, b_slope) if slopes else 0.0)
     if terms:
         pm.Deterministic("b", pt.stack([parts[t] for t in terms]), dims="term")
+    centring = _hierarchical_centring(design)
     for g in design.groups:
         index = pm.Data(f"index_{g.name}", g.index, dims=OBS_DIM)
         Z = pm.Data(f"Z_{g.name}", g.Z, dims=(OBS_DIM, g.term_dim))
-        eta = eta + add_group_effects(g, priors, index=index, Z=Z, nlpar=nlpar)
+        level_mean = None
+        if centring is not None and centring[0] == g.name:
+            level_mean = intercept + (
+                pt.dot(centring[2], b_slope[centring[1]]) if centring[1] else 0.0
+            )
+        eta = eta + add_group_effects(
+            g, priors, index=index, Z=Z, nlpar=nlpar, level_mean=level_mean
+        )
     return eta
+
+
+def _hierarchical_centring(design: Design) -> tuple[str, list[int], np.ndarray] | None:
+    """The factor whose centred intercept is centred on the population mean, the slope
+    columns constant within its levels (between-level covariates) and their centred values
+    per level; None when no centred factor has an intercept (or the model has none)."""
+    if not design.has_intercept:
+        return None
+    candidates = [
+        g
+        for g in design.groups
+        if "Intercept" in g.terms
+        and any(
+            b.parametrization == "centered" and g.terms.index("Intercept") in b.columns
+            for b in g.blocks
+        )
+    ]
+    if not candidates:
+        return None
+    g = max(candidates, key=lambda f: f.n_levels)
+    terms = list(design.fixed_terms)
+    slope_cols = [j for j, t in enumerate(terms) if t != "Intercept"]
+    Xc = design.X[:, slope_cols] - design.x_means[slope_cols]
+    first = np.array([int(np.flatnonzero(g.index == j)[0]) for j in range(g.n_levels)])
+    level_values = Xc[first]
+    constant = np.all(np.isclose(Xc, level_values[g.index]), axis=0)
+    between = [i for i in range(len(slope_cols)) if constant[i]]
+    return g.name, between, level_values[:, between]
 
 
 def zi_predictor(design: Design, priors: PriorTable) -> Any:
