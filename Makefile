@@ -8,7 +8,7 @@ EXTRAS ?= dev
 export PYTENSOR_FLAGS ?= compiledir=$(CURDIR)/.cache/pytensor
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: demo test test-fast lint typecheck venv clean lock
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick
 
 venv: $(STAMP)
 
@@ -40,6 +40,14 @@ test: lint typecheck
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not slow"
+
+# Benchmarks against bambi (and lme4/brms when R has them); not part of the test suite.
+# Writes benchmarks/results/<case>.md and summary.md; every run is capped at 20 min.
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+bench-quick: $(STAMP)
+	$(PY) benchmarks/run.py --quick
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^mixedbayes' \

@@ -1,0 +1,737 @@
+"""Benchmark mixedbayes against bambi (and lme4 / brms when R has them) on the same models.
+
+    python benchmarks/run.py [--quick] [--cases a,b] [--out benchmarks/results]
+
+Each case fits one model on one data set with every system, each run in a fresh subprocess
+(``worker.py`` for Python systems, ``r_worker.R`` for R) with its own empty PyTensor / numba
+caches, so that timings and peak memory belong to one system and do not depend on what ran
+before. Every run is capped by ``--timeout`` (killed and recorded as timed out). Writes
+``<out>/<case>.md`` (runs, posterior means and bulk ESS per parameter), ``<out>/<case>.json``
+(the raw numbers) and ``<out>/summary.md`` (machine, versions, min-ESS/s ratios
+mixedbayes/bambi). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from cases import CASES, PEER_ROW_CAP, QUICK_CASES, Case, Variant  # noqa: E402
+
+Result = dict[str, Any]
+
+R_MISSING = "R not installed (apt-get install r-cran-brms r-cran-lme4)"
+PACKAGES = ("mixedbayes", "pymc", "pytensor", "nutpie", "numba", "bambi", "arviz", "numpy")
+PYTHON_SYSTEMS = ("mixedbayes", "bambi")
+R_SYSTEMS = ("lme4", "brms")
+#: mb.fit keeps the pointwise log-likelihood; above this share of RAM it is left out (auto).
+LOGLIK_RAM_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every run of this invocation uses."""
+
+    draws: int
+    tune: int
+    chains: int
+    cores: int
+    seed: int
+    target_accept: float
+    timeout: float
+    mb_mode: str
+    with_peers_large: bool
+    systems: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def machine_info() -> dict[str, str]:
+    """CPU model, cores, RAM, OS, Python and package versions, git commit, date."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {
+        "date (UTC)": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        "CPU": cpu,
+        "cores": f"{usable} usable ({os.cpu_count()} logical)",
+        "RAM": f"{total_ram_bytes() / 2**30:.1f} GiB",
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+    }
+    for pkg in PACKAGES:
+        try:
+            info[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            info[pkg] = "not installed"
+    info["git commit"] = _git_commit()
+    return info
+
+
+def _git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":!benchmarks"],
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" (uncommitted changes outside benchmarks/)" if dirty else "")
+
+
+def probe_r() -> dict[str, str]:
+    """Per R system, "" when it can run, else why not."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return dict.fromkeys(R_SYSTEMS, R_MISSING)
+
+    def loads(libs: str) -> str:
+        try:
+            proc = subprocess.run(
+                [rscript, "-e", libs], capture_output=True, text=True, timeout=180
+            )
+        except subprocess.TimeoutExpired:
+            return "R probe timed out"
+        if proc.returncode == 0:
+            return ""
+        tail = " ".join(proc.stderr.strip().splitlines()[-2:])
+        return f"R found but cannot load the package: {tail[:200]}"
+
+    if not loads("library(brms); library(lme4)"):
+        return dict.fromkeys(R_SYSTEMS, "")
+    return {
+        "lme4": loads("library(lme4)"),
+        "brms": loads("library(brms); library(posterior); library(rstan)"),
+    }
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _child_env(tmp: Path) -> dict[str, str]:
+    """The environment of a run: empty PyTensor and numba caches of its own."""
+    env = dict(os.environ)
+    flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",") if f and "compiledir" not in f]
+    env["PYTENSOR_FLAGS"] = ",".join([*flags, f"compiledir={tmp / 'pytensor'}"])
+    env["NUMBA_CACHE_DIR"] = str(tmp / "numba")
+    return env
+
+
+def _group_rss(pgid: int) -> float:
+    """Resident memory of every process in process group ``pgid``, in MiB (from /proc)."""
+    total_kib = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:  # fields after the command: state, ppid, pgrp, ...
+                continue
+            for line in (stat.parent / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total_kib / 1024.0
+
+
+def total_ram_bytes() -> int:
+    """Physical memory (MemTotal of /proc/meminfo); 0 when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def spawn(cmd: list[str], env: dict[str, str], timeout: float, log: Path) -> Result:
+    """Run ``cmd`` in its own process group; kill the group after ``timeout`` seconds.
+
+    Returns ``rc`` (None when timed out), ``wall_s`` and ``polled_rss_mib`` (the largest
+    resident memory of its process group seen, polled every 0.2 s).
+    """
+    with log.open("w") as out:
+        t0 = time.perf_counter()
+        popen = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        peak = 0.0
+        rc: int | None = None
+        while True:
+            try:
+                rc = popen.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                peak = max(peak, _group_rss(popen.pid))
+                if time.perf_counter() - t0 > timeout:
+                    os.killpg(popen.pid, signal.SIGKILL)
+                    popen.wait()
+                    rc = None
+                    break
+    return {"rc": rc, "wall_s": time.perf_counter() - t0, "polled_rss_mib": peak}
+
+
+def _log_tail(log: Path, n: int = 3) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])[:400]
+
+
+def _failed(proc: Result, log: Path, timeout: float) -> Result:
+    if proc["rc"] is None:
+        return {
+            "status": f"timed out after {timeout:.0f} s",
+            "peak_rss_mib": proc["polled_rss_mib"],
+        }
+    why = f"exit code {proc['rc']}"
+    if proc["rc"] < 0:
+        why = f"killed by signal {-proc['rc']}" + (" (out of memory?)" if proc["rc"] == -9 else "")
+    return {
+        "status": f"failed ({why})",
+        "error": _log_tail(log),
+        "peak_rss_mib": proc["polled_rss_mib"],
+    }
+
+
+def mb_mode(case: Case, settings: Settings) -> str:
+    """``fit`` (mb.fit) or ``staged`` (same model and sampler, no pointwise log-likelihood)."""
+    if settings.mb_mode != "auto":
+        return settings.mb_mode
+    loglik_bytes = settings.chains * settings.draws * case.n_rows * 8
+    ram = total_ram_bytes()
+    if ram and loglik_bytes > LOGLIK_RAM_SHARE * ram:
+        return "staged"
+    return "fit"
+
+
+def run_python(case: Case, variant: Variant, settings: Settings, tmp: Path) -> Result:
+    """One Python system in a fresh ``worker.py`` process."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{variant.key}-", dir=tmp))
+    job = {
+        "case": case.name,
+        "variant": variant.key,
+        "draws": settings.draws,
+        "tune": settings.tune,
+        "chains": settings.chains,
+        "cores": settings.cores,
+        "seed": settings.seed,
+        "target_accept": settings.target_accept,
+        "mb_mode": mb_mode(case, settings),
+    }
+    job_path, result_path, log = run_dir / "job.json", run_dir / "result.json", run_dir / "log"
+    job_path.write_text(json.dumps(job))
+    cmd = [sys.executable, str(HERE / "worker.py"), str(job_path), str(result_path)]
+    proc = spawn(cmd, _child_env(run_dir), settings.timeout, log)
+    if proc["rc"] != 0 or not result_path.exists():
+        return _failed(proc, log, settings.timeout)
+    result: Result = json.loads(result_path.read_text())
+    if result["status"] != "ok":
+        result["status"] = "failed"
+        result["log"] = _log_tail(log)
+    if variant.system == "mixedbayes":
+        result["mode"] = job["mb_mode"]
+    result["peak_rss_mib"] = max(result.get("peak_rss_mib", 0.0), proc["polled_rss_mib"])
+    return result
+
+
+def run_r(case: Case, variant: Variant, settings: Settings, tmp: Path) -> Result:
+    """lme4 or brms in a fresh ``Rscript`` process, on the case's data written as CSV."""
+    csv = tmp / f"{case.name}.csv"
+    if not csv.exists():
+        case.make_data().to_csv(csv, index=False)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{variant.key}-", dir=tmp))
+    out, log = run_dir / "out.tsv", run_dir / "log"
+    cmd = [
+        shutil.which("Rscript") or "Rscript",
+        str(HERE / "r_worker.R"),
+        variant.system,
+        str(csv),
+        variant.formula,
+        case.family,
+        ",".join(case.factors),
+        str(settings.draws),
+        str(settings.tune),
+        str(settings.chains),
+        str(settings.cores),
+        str(settings.seed),
+        str(out),
+    ]
+    proc = spawn(cmd, _child_env(run_dir), settings.timeout, log)
+    if proc["rc"] != 0 or not out.exists():
+        return _failed(proc, log, settings.timeout)
+    result: Result = {"status": "ok", "params": {}}
+    for line in out.read_text().splitlines():
+        fields = line.split("\t")
+        if fields[0] == "metric":
+            result[fields[1]] = _float(fields[2])
+        elif fields[0] == "param":
+            result["params"][fields[1]] = {
+                "mean": _float(fields[2]),
+                "ess_bulk": _float(fields[3]),
+                "rhat": _float(fields[4]),
+            }
+    result["peak_rss_mib"] = max(result.get("peak_rss_mib", 0.0), proc["polled_rss_mib"])
+    hyper = {
+        k: v
+        for k, v in result["params"].items()
+        if k.split("[", 1)[0].split("_", 1)[0] in ("b", "sd", "sigma")
+    }
+    ess = {k: v["ess_bulk"] for k, v in hyper.items() if not math.isnan(v["ess_bulk"])}
+    if ess:
+        worst = min(ess, key=lambda k: ess[k])
+        result["min_ess"], result["min_ess_param"] = ess[worst], worst
+        result["max_rhat"] = max(v["rhat"] for v in hyper.values())
+    if "sample_s" in result:
+        result["compile_s"] = result["total_s"] - result["sample_s"]
+    return result
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def run_case(case: Case, settings: Settings, r_status: dict[str, str], tmp: Path) -> list[Result]:
+    """Every variant of ``case``: a result per variant, in table order."""
+    rows: list[Result] = []
+    for variant in case.variants:
+        row: Result = {"variant": variant.key, "system": variant.system}
+        if variant.system not in settings.systems:
+            continue
+        too_large = case.n_rows > PEER_ROW_CAP and not settings.with_peers_large
+        if variant.system != "mixedbayes" and too_large:
+            row["status"] = (
+                f"skipped: {case.n_rows:,} rows > {PEER_ROW_CAP:,} (peer cap; "
+                "--with-peers-large runs it)"
+            )
+            rows.append(row)
+            continue
+        if variant.system in R_SYSTEMS and r_status.get(variant.system):
+            why = r_status[variant.system]
+            row["status"] = "not run: R not installed" if why == R_MISSING else f"not run: {why}"
+            rows.append(row)
+            continue
+        print(f"  {case.name} / {variant.key} ...", end=" ", flush=True)
+        runner = run_python if variant.system in PYTHON_SYSTEMS else run_r
+        row.update(runner(case, variant, settings, tmp))
+        if row["status"] == "ok":
+            total, sample, ess = row.get("total_s"), row.get("sample_s"), row.get("min_ess")
+            if ess is not None and total:
+                row["ess_per_s_total"] = ess / total
+            if ess is not None and sample:
+                row["ess_per_s_sample"] = ess / sample
+            print(
+                f"total {_fmt_s(total)} s, sampling {_fmt_s(sample)} s, "
+                f"min ESS {_fmt(ess, '.0f')}, peak RSS {_fmt(row.get('peak_rss_mib'), '.0f')} MiB"
+            )
+        else:
+            print(row["status"], row.get("error", ""))
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _is_num(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _fmt(x: object, spec: str) -> str:
+    return format(x, spec) if _is_num(x) else "—"
+
+
+def _fmt_s(x: object) -> str:
+    if not _is_num(x):
+        return "—"
+    assert isinstance(x, int | float)
+    return f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}"
+
+
+def _fmt_sig(x: object) -> str:
+    if not _is_num(x):
+        return "—"
+    assert isinstance(x, int | float)
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    right = right if right is not None else set(range(1, len(header)))
+    rule = ["---:" if i in right else "---" for i in range(len(header))]
+    lines = [header, rule, *rows]
+    return "\n".join(
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in ln) + " |" for ln in lines
+    )
+
+
+def _label(row: Result) -> str:
+    key = str(row["variant"])
+    return "mixedbayes (correlated)" if key == "mixedbayes-cor" else key
+
+
+def _ratio(a: object, b: object) -> str:
+    if _is_num(a) and _is_num(b) and b:
+        assert isinstance(a, int | float) and isinstance(b, int | float)
+        return f"{a / b:.2f}×"
+    return "—"
+
+
+def case_markdown(case: Case, rows: list[Result], settings: Settings) -> str:
+    """The case's page: runs, posterior means and bulk ESS per parameter, notes."""
+    out = [
+        f"# {case.name}",
+        "",
+        case.description,
+        "",
+        f"- rows: {case.n_rows:,}; groups: {case.n_groups:,}; family: {case.family}",
+        f"- settings: draws {settings.draws}, tune {settings.tune}, chains {settings.chains}, "
+        f"target_accept {settings.target_accept}, seed {settings.seed}, timeout "
+        f"{settings.timeout:.0f} s per run; machine and versions in `summary.md`",
+        "",
+        "## Runs",
+        "",
+    ]
+    header = [
+        "system",
+        "formula",
+        "status",
+        "total s",
+        "compile s",
+        "sampling s",
+        "after s",
+        "min bulk ESS",
+        "at",
+        "max R-hat",
+        "divergences",
+        "min-ESS/s (total)",
+        "min-ESS/s (sampling)",
+        "peak RSS MiB",
+        "note",
+    ]
+    body = []
+    for row in rows:
+        variant = case.variant(row["variant"])
+        status = row["status"] if row["status"] != "ok" else "ok"
+        if row.get("mode") == "staged":
+            status = "ok (staged, no log-lik)"
+        body.append(
+            [
+                _label(row),
+                f"`{variant.formula}`",
+                status,
+                _fmt_s(row.get("total_s")),
+                _fmt_s(row.get("compile_s")),
+                _fmt_s(row.get("sample_s")),
+                _fmt_s(row.get("post_s")),
+                _fmt(row.get("min_ess"), ".0f"),
+                f"`{row['min_ess_param']}`" if row.get("min_ess_param") else "—",
+                _fmt(row.get("max_rhat"), ".3f"),
+                _fmt(row.get("divergences"), "d"),
+                _fmt_sig(row.get("ess_per_s_total")),
+                _fmt_sig(row.get("ess_per_s_sample")),
+                _fmt(row.get("peak_rss_mib"), ".0f"),
+                variant.note,
+            ]
+        )
+    out += [_table(header, body, right=set(range(3, len(header) - 1))), ""]
+
+    ok = [r for r in rows if r["status"] == "ok" and r.get("params")]
+    names: list[str] = []
+    for r in ok:
+        names += [n for n in r["params"] if n not in names]
+    names.sort(key=lambda n: ("b", "sd", "cor", "sigma").index(_param_class(n)))
+    if ok:
+        truth = bool(case.truth)
+        for title, key, spec in (
+            (
+                "Posterior means"
+                + (" (lme4: estimates)" if _find(ok, "lme4")["status"] == "ok" else ""),
+                "mean",
+                ".4g",
+            ),
+            ("Bulk ESS per parameter", "ess_bulk", ".0f"),
+        ):
+            head = ["parameter", *(["truth"] if truth and key == "mean" else [])]
+            head += [_label(r) for r in ok]
+            body = []
+            for n in names:
+                cells = [f"`{n}`"]
+                if truth and key == "mean":
+                    cells.append(_fmt(case.truth.get(n), ".4g"))
+                cells += [_fmt(r["params"].get(n, {}).get(key), spec) for r in ok]
+                body.append(cells)
+            out += [f"## {title}", "", _table(head, body), ""]
+
+    out += ["## Notes", ""]
+    notes = [
+        "total s: model building, compilation and sampling, imports excluded (wall clock, "
+        "measured inside a fresh process with empty PyTensor/numba caches). mixedbayes' total "
+        "is the whole `mb.fit` call: design, compile, sampling, then the pointwise "
+        "log-likelihood and the convergence gates; bambi's is `bambi.Model(...)` plus "
+        "`.fit(inference_method='nutpie')`, whose compile s is total minus sampling. after s: "
+        "what `mb.fit` does after sampling (pointwise log-likelihood, convergence gates).",
+        "min bulk ESS over the fixed effects, group SDs and residual SD (`cor` is shown but "
+        "not in the minimum), computed from every system's draws with the same arviz-stats "
+        "function; max R-hat over the same parameters.",
+        f"threads: mixedbayes' nutpie backend runs one thread per chain ({settings.chains}; "
+        f"`mb.fit` has no cores setting); bambi is given cores={settings.cores}.",
+        "peak RSS: the run's process (ru_maxrss), imports included; at least the largest RSS "
+        "of its process group polled every 0.2 s.",
+    ]
+    if any(r.get("mode") == "staged" for r in rows):
+        notes.append(
+            "staged: `mb.fit` always stores the pointwise log-likelihood (chains × draws × rows "
+            "× 8 B), more than a quarter of this machine's RAM here, so this run builds the same "
+            "model with `mb.compile` and samples it with nutpie exactly as mixedbayes' backend "
+            "does, without the log-likelihood and the gates."
+        )
+    if any(str(r["status"]).startswith("not run: R not installed") for r in rows):
+        notes.append(f"lme4, brms: {R_MISSING}.")
+    for r in rows:
+        if r.get("error"):
+            notes.append(f"{_label(r)} error: {r['error']}")
+    out += [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def _param_class(name: str) -> str:
+    cls = name.split("[", 1)[0].split("_", 1)[0]
+    return cls if cls in ("b", "sd", "cor", "sigma") else "sigma"
+
+
+def _find(rows: list[Result], key: str) -> Result:
+    return next((r for r in rows if r["variant"] == key), {"status": "not run"})
+
+
+def summary_markdown(
+    results: dict[str, list[Result]],
+    settings: Settings,
+    machine: dict[str, str],
+    r_status: dict[str, str],
+    quick: bool,
+) -> str:
+    """Machine, versions, settings, mixedbayes/bambi ratios and every run in one line."""
+    r_line = "; ".join(f"{s}: {r_status[s] or 'available'}" for s in R_SYSTEMS)
+    if all(r_status[s] == R_MISSING for s in R_SYSTEMS):
+        r_line = R_MISSING
+    out = [
+        "# Benchmark summary",
+        "",
+        "`python benchmarks/run.py" + (" --quick" if quick else "") + "`: each case fits the "
+        "same model on the same data with mixedbayes (nutpie) and bambi (nutpie), each run in a "
+        "fresh process. Per-case tables (posterior means side by side, ESS per parameter) are in "
+        "`<case>.md`.",
+        "",
+        "## Machine",
+        "",
+        _table(["", ""], [[k, v] for k, v in machine.items()], right=set()),
+        "",
+        f"- settings: draws {settings.draws}, tune {settings.tune}, chains {settings.chains} "
+        f"(bambi cores {settings.cores}; mixedbayes one nutpie thread per chain), "
+        f"target_accept {settings.target_accept}, seed {settings.seed}, timeout "
+        f"{settings.timeout:.0f} s per run",
+        f"- R (lme4, brms): {r_line}",
+        "",
+        "## mixedbayes / bambi",
+        "",
+        "min-ESS/s: the smallest bulk ESS over fixed effects, group SDs and residual SD, per "
+        "second of total wall time (build + compile + sample) or of sampling alone. A ratio "
+        "above 1 means mixedbayes is faster.",
+        "",
+    ]
+    head = [
+        "case",
+        "rows",
+        "mixedbayes min-ESS/s (total)",
+        "bambi min-ESS/s (total)",
+        "ratio (total)",
+        "mixedbayes min-ESS/s (sampling)",
+        "bambi min-ESS/s (sampling)",
+        "ratio (sampling)",
+    ]
+    body = []
+    for name, rows in results.items():
+        mb, peer = _find(rows, "mixedbayes"), _find(rows, "bambi")
+        peer_total = _fmt_sig(peer.get("ess_per_s_total"))
+        if peer["status"] != "ok":
+            peer_total = peer["status"].split(":")[0].split(" (")[0]
+        body.append(
+            [
+                name,
+                f"{CASES[name].n_rows:,}",
+                _fmt_sig(mb.get("ess_per_s_total")),
+                peer_total,
+                _ratio(mb.get("ess_per_s_total"), peer.get("ess_per_s_total")),
+                _fmt_sig(mb.get("ess_per_s_sample")),
+                _fmt_sig(peer.get("ess_per_s_sample")),
+                _ratio(mb.get("ess_per_s_sample"), peer.get("ess_per_s_sample")),
+            ]
+        )
+    out += [_table(head, body), "", "## All runs", ""]
+    head = [
+        "case",
+        "system",
+        "status",
+        "total s",
+        "sampling s",
+        "min bulk ESS",
+        "min-ESS/s (total)",
+        "min-ESS/s (sampling)",
+        "peak RSS MiB",
+    ]
+    body = []
+    for name, rows in results.items():
+        for r in rows:
+            status = "ok" if r["status"] == "ok" else r["status"]
+            if r.get("mode") == "staged":
+                status = "ok (staged, no log-lik)"
+            body.append(
+                [
+                    name,
+                    _label(r),
+                    status,
+                    _fmt_s(r.get("total_s")),
+                    _fmt_s(r.get("sample_s")),
+                    _fmt(r.get("min_ess"), ".0f"),
+                    _fmt_sig(r.get("ess_per_s_total")),
+                    _fmt_sig(r.get("ess_per_s_sample")),
+                    _fmt(r.get("peak_rss_mib"), ".0f"),
+                ]
+            )
+    out += [_table(head, body, right={3, 4, 5, 6, 7, 8}), ""]
+    out += [
+        "## Notes",
+        "",
+        "- sleepstudy: bambi cannot fit correlated group effects (its `(Days | Subject)` is "
+        "lme4's `(Days || Subject)`), so both fit independent intercept and slope; mixedbayes' "
+        "correlated `(Days | Subject)` fit is the extra row `mixedbayes (correlated)`.",
+        f"- peers (bambi, lme4, brms) are skipped above {PEER_ROW_CAP:,} rows unless "
+        "`--with-peers-large`; a run longer than the timeout is killed and recorded as timed "
+        "out.",
+        "- mixedbayes' total time includes what `mb.fit` does after sampling (pointwise "
+        "log-likelihood, convergence gates); bambi's does not compute them.",
+        "- With few draws (`--quick`) ESS estimates are noisy; compare orders of magnitude.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="draws/tune/chains 300/300/2; two cases")
+    p.add_argument("--cases", help=f"comma-separated, from {', '.join(CASES)}")
+    p.add_argument("--out", type=Path, default=HERE / "results", help="output directory")
+    p.add_argument("--draws", type=int, help="default 1000 (300 with --quick)")
+    p.add_argument("--tune", type=int, help="default 1000 (300 with --quick)")
+    p.add_argument("--chains", type=int, help="default 4 (2 with --quick)")
+    p.add_argument("--cores", type=int, help="peers' parallel chains; default min(chains, CPUs)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--target-accept", type=float, default=0.8)
+    p.add_argument("--timeout", type=float, default=1200.0, help="seconds per run (default 20 min)")
+    p.add_argument(
+        "--with-peers-large",
+        action="store_true",
+        help=f"also run bambi/lme4/brms on cases above {PEER_ROW_CAP:,} rows",
+    )
+    p.add_argument(
+        "--mb-mode",
+        choices=("auto", "fit", "staged"),
+        default="auto",
+        help="mixedbayes through mb.fit, or staged without the pointwise log-likelihood "
+        "(auto: staged only when the log-likelihood would not fit in a quarter of RAM)",
+    )
+    p.add_argument(
+        "--systems",
+        default=",".join(PYTHON_SYSTEMS + R_SYSTEMS),
+        help="comma-separated subset of mixedbayes,bambi,lme4,brms",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected cases and write the tables."""
+    args = parse_args(argv)
+    names = args.cases.split(",") if args.cases else list(QUICK_CASES if args.quick else CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        print(f"unknown cases {unknown}; choose from {list(CASES)}", file=sys.stderr)
+        return 2
+    chains = args.chains or (2 if args.quick else 4)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    settings = Settings(
+        draws=args.draws or (300 if args.quick else 1000),
+        tune=args.tune if args.tune is not None else (300 if args.quick else 1000),
+        chains=chains,
+        cores=args.cores or min(chains, cpus or 1),
+        seed=args.seed,
+        target_accept=args.target_accept,
+        timeout=args.timeout,
+        mb_mode=args.mb_mode,
+        with_peers_large=args.with_peers_large,
+        systems=tuple(s.strip() for s in args.systems.split(",")),
+    )
+    machine = machine_info()
+    r_status = probe_r()
+    print("R: " + "; ".join(f"{s}: {r_status[s] or 'available'}" for s in R_SYSTEMS))
+    out_dir: Path = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[Result]] = {}
+    with tempfile.TemporaryDirectory(prefix="mixedbayes-bench-") as tmp:
+        for name in names:
+            case = CASES[name]
+            print(f"{name} ({case.n_rows:,} rows)")
+            rows = run_case(case, settings, r_status, Path(tmp))
+            results[name] = rows
+            (out_dir / f"{name}.md").write_text(case_markdown(case, rows, settings))
+            raw = {"case": name, "settings": settings.__dict__, "machine": machine, "runs": rows}
+            (out_dir / f"{name}.json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
+    summary = summary_markdown(results, settings, machine, r_status, args.quick)
+    (out_dir / "summary.md").write_text(summary)
+    print(f"wrote {out_dir}/summary.md and {len(results)} case tables")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
