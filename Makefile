@@ -29,8 +29,8 @@ demo: $(STAMP)
 	$(VENV)/bin/mixedbayes demo --out out/demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check mixedbayes tests
-	$(VENV)/bin/ruff format --check mixedbayes tests
+	$(VENV)/bin/ruff check mixedbayes tests benchmarks
+	$(VENV)/bin/ruff format --check mixedbayes tests benchmarks
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
