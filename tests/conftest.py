@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -38,6 +39,29 @@ def quiet_fit(spec: object, data: pd.DataFrame, **kwargs: object) -> mb.Fit:
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
         return mb.fit(spec, data, **kwargs)  # type: ignore[arg-type]
+
+
+def assert_same_posterior(first: mb.Fit, second: mb.Fit, *, sd_slack: float = 0.0) -> None:
+    """Every summary parameter's mean agrees within 4 Monte Carlo SEs (plus ``sd_slack`` × sd)."""
+    a = first.summary().set_index("parameter")
+    b = second.summary().set_index("parameter")
+    for name in a.index:
+        mc = float(np.hypot(a.loc[name, "mcse_mean"], b.loc[name, "mcse_mean"]))
+        tol = 4 * mc + sd_slack * abs(float(a.loc[name, "sd"])) + 1e-9
+        assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) <= tol, name
+
+
+def clustered_data() -> pd.DataFrame:
+    """Strongly clustered patients with a between-patient treatment (naive-vs-mixed data)."""
+    return mb.simulate.lmm(
+        n_clinics=5,
+        patients_per_clinic=8,
+        n_times=6,
+        sd_clinic=0.1,
+        sd_patient=(1.5, 0.0),
+        cor_patient=0.0,
+        seed=91,
+    ).data
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import quiet_fit
+from conftest import clustered_data, quiet_fit
 
 import mixedbayes as mb
 
@@ -131,17 +131,9 @@ def test_hypothesis_errors(parallel: mb.Fit) -> None:
 
 
 def test_naive_intervals_are_narrower_on_clustered_data() -> None:
-    sim = mb.simulate.lmm(
-        n_clinics=5,
-        patients_per_clinic=8,
-        n_times=6,
-        sd_clinic=0.1,
-        sd_patient=(1.5, 0.0),
-        cor_patient=0.0,
-        seed=91,
-    )
+    data = clustered_data()
     out = mb.compare_naive(
-        mb.LMM("y ~ trt + time + (1 | patient)"), sim.data, draws=500, chains=2, seed=92
+        mb.LMM("y ~ trt + time + (1 | patient)"), data, draws=500, chains=2, seed=92
     )
     eff = out.effects.set_index("parameter")
     for name in ("b[Intercept]", "b[trt]"):
