@@ -8,7 +8,7 @@ EXTRAS ?= dev
 export PYTENSOR_FLAGS ?= compiledir=$(CURDIR)/.cache/pytensor
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick validate
 
 venv: $(STAMP)
 
@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/find-python.sh
 
 demo: $(STAMP)
 	$(VENV)/bin/mixedbayes demo --out out/demo
+	@echo "open it in a browser: file://$(CURDIR)/out/demo/report.html"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mixedbayes tests benchmarks
@@ -36,6 +37,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint typecheck
+	@bash scripts/ensure-chromium.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15
 
 test-fast: $(STAMP)
@@ -55,3 +57,8 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache out .pytest_cache .ruff_cache .mypy_cache
+
+# Simulation-based calibration (200 replicates each: LMM, Poisson GLMM, one-compartment PK) on
+# a Dask LocalCluster; writes benchmarks/results/sbc.md. Interrupted runs resume (out/sbc/).
+validate: $(STAMP)
+	$(PY) benchmarks/validate.py

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,8 @@ class Variant:
     note: str = ""
     #: Compared in the summary's ratio column (the model every system fits).
     primary: bool = True
+    #: Extra keyword arguments of ``mb.fit`` (mixedbayes variants).
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,35 @@ def simulate_poisson(n_groups: int, n_per_group: int, seed: int) -> pd.DataFrame
 _BAMBI_INDEPENDENT = "bambi cannot fit correlated group effects: its `(x | g)` is lme4's `(x || g)`"
 
 
+_PLAIN = "marginalize=False: the group effects sampled jointly with NUTS, as bambi does"
+
+
+def _lmm_extra_variants(formula: str, plain: bool) -> tuple[Variant, ...]:
+    """The correlated model (LKJ) and, where affordable, the plain (not marginalised) one."""
+    cor = formula.replace("||", "|")
+    out = [
+        Variant(
+            "mixedbayes-cor",
+            "mixedbayes",
+            cor,
+            "correlated intercept and slope (LKJ); bambi cannot fit this model",
+            primary=False,
+        )
+    ]
+    if plain:
+        out.append(
+            Variant(
+                "mixedbayes-plain",
+                "mixedbayes",
+                formula,
+                _PLAIN,
+                primary=False,
+                options=(("marginalize", False),),
+            )
+        )
+    return tuple(out)
+
+
 def _lmm_case(name: str, n_groups: int, n_per_group: int, seed: int) -> Case:
     n = n_groups * n_per_group
     return Case(
@@ -155,6 +187,7 @@ def _lmm_case(name: str, n_groups: int, n_per_group: int, seed: int) -> Case:
         make_data=lambda: simulate_lmm(n_groups, n_per_group, seed),
         variants=(
             Variant("mixedbayes", "mixedbayes", "y ~ time + (time || subject)"),
+            *_lmm_extra_variants("y ~ time + (time || subject)", plain=n <= 100_000),
             Variant("bambi", "bambi", "y ~ time + (time | subject)", _BAMBI_INDEPENDENT),
             Variant("lme4", "lme4", "y ~ time + (time || subject)", "REML fit (lmer)"),
             Variant("brms", "brms", "y ~ time + (time || subject)"),
@@ -206,13 +239,7 @@ CASES: dict[str, Case] = {
             make_data=_sleepstudy,
             variants=(
                 Variant("mixedbayes", "mixedbayes", "Reaction ~ Days + (Days || Subject)"),
-                Variant(
-                    "mixedbayes-cor",
-                    "mixedbayes",
-                    "Reaction ~ Days + (Days | Subject)",
-                    "correlated intercept and slope (LKJ); bambi cannot fit this model",
-                    primary=False,
-                ),
+                *_lmm_extra_variants("Reaction ~ Days + (Days || Subject)", plain=True),
                 Variant("bambi", "bambi", "Reaction ~ Days + (Days | Subject)", _BAMBI_INDEPENDENT),
                 Variant("lme4", "lme4", "Reaction ~ Days + (Days || Subject)", "REML fit (lmer)"),
                 Variant("brms", "brms", "Reaction ~ Days + (Days || Subject)"),

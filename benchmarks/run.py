@@ -42,7 +42,6 @@ PACKAGES = ("mixedbayes", "pymc", "pytensor", "nutpie", "numba", "bambi", "arviz
 PYTHON_SYSTEMS = ("mixedbayes", "bambi")
 R_SYSTEMS = ("lme4", "brms")
 #: mb.fit keeps the pointwise log-likelihood; above this share of RAM it is left out (auto).
-LOGLIK_RAM_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,6 @@ class Settings:
     seed: int
     target_accept: float
     timeout: float
-    mb_mode: str
     with_peers_large: bool
     systems: tuple[str, ...]
 
@@ -230,17 +228,6 @@ def _failed(proc: Result, log: Path, timeout: float) -> Result:
     }
 
 
-def mb_mode(case: Case, settings: Settings) -> str:
-    """``fit`` (mb.fit) or ``staged`` (same model and sampler, no pointwise log-likelihood)."""
-    if settings.mb_mode != "auto":
-        return settings.mb_mode
-    loglik_bytes = settings.chains * settings.draws * case.n_rows * 8
-    ram = total_ram_bytes()
-    if ram and loglik_bytes > LOGLIK_RAM_SHARE * ram:
-        return "staged"
-    return "fit"
-
-
 def run_python(case: Case, variant: Variant, settings: Settings, tmp: Path) -> Result:
     """One Python system in a fresh ``worker.py`` process."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"{variant.key}-", dir=tmp))
@@ -253,7 +240,6 @@ def run_python(case: Case, variant: Variant, settings: Settings, tmp: Path) -> R
         "cores": settings.cores,
         "seed": settings.seed,
         "target_accept": settings.target_accept,
-        "mb_mode": mb_mode(case, settings),
     }
     job_path, result_path, log = run_dir / "job.json", run_dir / "result.json", run_dir / "log"
     job_path.write_text(json.dumps(job))
@@ -265,8 +251,6 @@ def run_python(case: Case, variant: Variant, settings: Settings, tmp: Path) -> R
     if result["status"] != "ok":
         result["status"] = "failed"
         result["log"] = _log_tail(log)
-    if variant.system == "mixedbayes":
-        result["mode"] = job["mb_mode"]
     result["peak_rss_mib"] = max(result.get("peak_rss_mib", 0.0), proc["polled_rss_mib"])
     return result
 
@@ -451,8 +435,6 @@ def case_markdown(case: Case, rows: list[Result], settings: Settings) -> str:
     for row in rows:
         variant = case.variant(row["variant"])
         status = row["status"] if row["status"] != "ok" else "ok"
-        if row.get("mode") == "staged":
-            status = "ok (staged, no log-lik)"
         body.append(
             [
                 _label(row),
@@ -517,13 +499,6 @@ def case_markdown(case: Case, rows: list[Result], settings: Settings) -> str:
         "peak RSS: the run's process (ru_maxrss), imports included; at least the largest RSS "
         "of its process group polled every 0.2 s.",
     ]
-    if any(r.get("mode") == "staged" for r in rows):
-        notes.append(
-            "staged: `mb.fit` always stores the pointwise log-likelihood (chains × draws × rows "
-            "× 8 B), more than a quarter of this machine's RAM here, so this run builds the same "
-            "model with `mb.compile` and samples it with nutpie exactly as mixedbayes' backend "
-            "does, without the log-likelihood and the gates."
-        )
     if any(str(r["status"]).startswith("not run: R not installed") for r in rows):
         notes.append(f"lme4, brms: {R_MISSING}.")
     for r in rows:
@@ -622,8 +597,6 @@ def summary_markdown(
     for name, rows in results.items():
         for r in rows:
             status = "ok" if r["status"] == "ok" else r["status"]
-            if r.get("mode") == "staged":
-                status = "ok (staged, no log-lik)"
             body.append(
                 [
                     name,
@@ -676,13 +649,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"also run bambi/lme4/brms on cases above {PEER_ROW_CAP:,} rows",
     )
     p.add_argument(
-        "--mb-mode",
-        choices=("auto", "fit", "staged"),
-        default="auto",
-        help="mixedbayes through mb.fit, or staged without the pointwise log-likelihood "
-        "(auto: staged only when the log-likelihood would not fit in a quarter of RAM)",
-    )
-    p.add_argument(
         "--systems",
         default=",".join(PYTHON_SYSTEMS + R_SYSTEMS),
         help="comma-separated subset of mixedbayes,bambi,lme4,brms",
@@ -708,7 +674,6 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         target_accept=args.target_accept,
         timeout=args.timeout,
-        mb_mode=args.mb_mode,
         with_peers_large=args.with_peers_large,
         systems=tuple(s.strip() for s in args.systems.split(",")),
     )

@@ -159,13 +159,10 @@ def _divergences(idata: Any) -> int:
 
 
 def run_mixedbayes(case: Case, variant: Variant, job: dict[str, Any]) -> Result:
-    """``mb.fit`` (mode ``fit``) or the same model sampled without the log-likelihood."""
+    """``mb.fit`` with the variant's options (e.g. ``marginalize=False``)."""
     _preload(
         "pymc", "nutpie", "numba", "arviz_stats", "mixedbayes.diagnostics", "mixedbayes.inference"
     )
-    import nutpie
-    from pymc.backends.arviz import patch_nutpie_idata
-
     import mixedbayes as mb
 
     data = case.make_data()
@@ -175,48 +172,25 @@ def run_mixedbayes(case: Case, variant: Variant, job: dict[str, Any]) -> Result:
         else mb.GLMM(variant.formula, "poisson")
     )
     rss_import = _rss_mib()
-    n_warnings = 0
-    if job["mb_mode"] == "fit":
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            t0 = time.perf_counter()
-            fit = mb.fit(
-                spec,
-                data,
-                draws=job["draws"],
-                tune=job["tune"],
-                chains=job["chains"],
-                seed=job["seed"],
-                target_accept=job["target_accept"],
-            )
-            total = time.perf_counter() - t0
-        n_warnings = sum(type(w.message).__name__ == "ConvergenceWarning" for w in caught)
-        idata = fit.idata
-        tm = fit.timings
-        compile_s = tm["design_seconds"] + tm["compile_seconds"]
-        sample_s = tm["sample_seconds"]
-    else:
-        # What mixedbayes' nutpie backend does, less the pointwise log-likelihood that mb.fit
-        # always stores (chains × draws × rows × 8 bytes).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         t0 = time.perf_counter()
-        compiled = mb.compile(spec, data)
-        cm = nutpie.compile_pymc_model(compiled.model, backend="numba")
-        t1 = time.perf_counter()
-        idata = nutpie.sample(
-            cm,
+        fit = mb.fit(
+            spec,
+            data,
             draws=job["draws"],
             tune=job["tune"],
             chains=job["chains"],
-            cores=job["chains"],
             seed=job["seed"],
-            save_warmup=False,
-            progress_bar=False,
             target_accept=job["target_accept"],
+            **dict(variant.options),
         )
-        t2 = time.perf_counter()
-        patch_nutpie_idata(idata, compiled.model, sampling_time=t2 - t1)
-        total = t2 - t0
-        compile_s, sample_s = t1 - t0, t2 - t1
+        total = time.perf_counter() - t0
+    n_warnings = sum(type(w.message).__name__ == "ConvergenceWarning" for w in caught)
+    idata = fit.idata
+    tm = fit.timings
+    compile_s = tm["design_seconds"] + tm["compile_seconds"]
+    sample_s = tm["sample_seconds"]
     out = _summarise(_mixedbayes_params(_posterior_dataset(idata)))
     out.update(
         total_s=total,
@@ -226,6 +200,8 @@ def run_mixedbayes(case: Case, variant: Variant, job: dict[str, Any]) -> Result:
         divergences=_divergences(idata),
         convergence_warnings=n_warnings,
         rss_import_mib=rss_import,
+        marginalization=idata["posterior"].attrs.get("marginalization", ""),
+        log_likelihood="log_likelihood" in idata.children,
     )
     return out
 

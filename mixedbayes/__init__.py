@@ -3,7 +3,7 @@
 One declarative spec (YAML, dict or Python) → design → PyMC model → NUTS → ArviZ DataTree.
 """
 
-from mixedbayes import datasets, pk, simulate
+from mixedbayes import batch, datasets, pk, simulate
 from mixedbayes.api import compile, design, fit, get_priors, load, load_data, prior_predictive
 from mixedbayes.design import DataWarning, Design
 from mixedbayes.diagnostics import ConvergenceWarning, compare
@@ -11,6 +11,7 @@ from mixedbayes.errors import DataError, MixedBayesError, SpecError
 from mixedbayes.results import Fit
 from mixedbayes.results.naive import compare_naive
 from mixedbayes.spec import GLMM, LMM, GLMMSpec, LMMSpec, ModelSpec, load_spec, save_spec
+from mixedbayes.validation import SBCResult, sbc
 
 __version__ = "0.1.0"
 
@@ -26,8 +27,10 @@ __all__ = [
     "LMMSpec",
     "MixedBayesError",
     "ModelSpec",
+    "SBCResult",
     "SpecError",
     "__version__",
+    "batch",
     "compare",
     "compare_naive",
     "compile",
@@ -41,5 +44,6 @@ __all__ = [
     "pk",
     "prior_predictive",
     "save_spec",
+    "sbc",
     "simulate",
 ]

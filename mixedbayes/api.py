@@ -14,11 +14,15 @@ from mixedbayes.compile import CompiledModel, compile_model
 from mixedbayes.design import Design, make_design
 from mixedbayes.errors import DataError
 from mixedbayes.inference import get_sampler
+from mixedbayes.inference import log_likelihood as add_log_likelihood
 from mixedbayes.priors import PriorTable, build_prior_table
 from mixedbayes.results import Fit, load_fit
 from mixedbayes.spec import ModelSpec, load_spec
 
 __all__ = ["compile", "design", "fit", "get_priors", "load", "load_data", "prior_predictive"]
+
+LOG_LIKELIHOOD_MAX_VALUES = 50_000_000
+"""Largest pointwise log-likelihood (draws × rows) a fit stores by default (400 MB)."""
 
 SpecLike = ModelSpec | dict[str, Any] | str | os.PathLike[str]
 
@@ -89,12 +93,24 @@ def get_priors(spec: SpecLike, data: pd.DataFrame | None = None) -> PriorTable:
     return build_prior_table(d, d.spec.priors)
 
 
-def compile(spec: SpecLike | Design | Any, data: pd.DataFrame | None = None) -> CompiledModel:
-    """Stage 3: build the PyMC model (``compiled.model``) of a spec or design."""
+def compile(
+    spec: SpecLike | Design | Any,
+    data: pd.DataFrame | None = None,
+    *,
+    marginalize: bool | None = None,
+) -> CompiledModel:
+    """Stage 3: build the PyMC model (``compiled.model``) of a spec or design.
+
+    ``marginalize`` (default: the spec's ``sampler.marginalize``) also builds the
+    marginalised Gaussian LMM that NUTS samples (``compiled.sampling_model``) where it
+    applies; ``compiled.model`` is always the plain model.
+    """
     from mixedbayes.design.nonlinear import NonlinearDesign
 
     d = spec if isinstance(spec, Design | NonlinearDesign) else design(spec, data)
-    return compile_model(d)
+    if marginalize is None:
+        marginalize = d.spec.sampler.marginalize
+    return compile_model(d, marginalize=marginalize)
 
 
 def _seed(seed: int | None) -> int:
@@ -116,6 +132,9 @@ def fit(
     posterior_predictive: bool = False,
     progressbar: bool = False,
     check: bool = True,
+    priors: PriorTable | None = None,
+    log_likelihood: bool | None = None,
+    marginalize: bool | None = None,
 ) -> Fit:
     """Fit a model: spec → design → compile → NUTS.
 
@@ -135,6 +154,18 @@ def fit(
     check : bool
         Run the convergence gates after sampling and warn (``ConvergenceWarning``) with the
         numbers and remedies when one does not pass.
+    priors : PriorTable, optional
+        Use this prior table instead of the spec's (e.g. one fixed across refits, as
+        simulation-based calibration needs).
+    log_likelihood : bool, optional
+        Store the pointwise log-likelihood (for LOO). By default it is stored when it takes
+        at most ``LOG_LIKELIHOOD_MAX_VALUES`` numbers (draws × rows); otherwise
+        :meth:`Fit.loo` computes it when first needed.
+    marginalize : bool, optional
+        Integrate the group effects out of a Gaussian LMM with one grouping factor (the
+        spec's ``sampler.marginalize``, default True): the log-density then costs per group,
+        not per row, and ``r_<group>`` is drawn from its exact conditional afterwards. The
+        fit records what was done in ``fit.idata.posterior.attrs["marginalization"]``.
 
     Returns
     -------
@@ -151,11 +182,13 @@ def fit(
     chosen = get_sampler(sampler or s.name)
     t0 = time.perf_counter()
     d = make_design(model_spec, frame)
-    compiled = compile_model(d)
+    compiled = compile_model(
+        d, priors, marginalize=s.marginalize if marginalize is None else marginalize
+    )
     t1 = time.perf_counter()
     used_seed = _seed(seed if seed is not None else s.seed)
     result = chosen.sample(
-        compiled.model,
+        compiled.sampling_model,
         draws=draws or s.draws,
         tune=tune if tune is not None else s.tune,
         chains=chains or s.chains,
@@ -163,14 +196,24 @@ def fit(
         target_accept=target_accept or s.target_accept,
         progressbar=progressbar,
     )
+    t2 = time.perf_counter()
+    idata = compiled.complete(result.idata, used_seed)
+    n_values = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"] * d.n
+    if log_likelihood or (log_likelihood is None and n_values <= LOG_LIKELIHOOD_MAX_VALUES):
+        idata = add_log_likelihood(idata, compiled.model)
     timings = {
         "design_seconds": t1 - t0,
         "compile_seconds": result.compile_seconds,
         "sample_seconds": result.sample_seconds,
+        "post_seconds": time.perf_counter() - t2,
     }
-    idata = result.idata
     idata["posterior"].attrs.update(
-        {"seed": used_seed, "sampler": chosen.name, "mixedbayes_spec": model_spec.to_yaml()}
+        {
+            "seed": used_seed,
+            "sampler": chosen.name,
+            "mixedbayes_spec": model_spec.to_yaml(),
+            "marginalization": compiled.marginalization,
+        }
     )
     out = Fit(idata, model_spec, d, compiled.priors, timings, compiled)
     if check:

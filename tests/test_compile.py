@@ -53,7 +53,8 @@ def test_graph_variants(
 
 @pytest.mark.parametrize("param", ["centered", "noncentered"])
 def test_parametrizations_build(sleepstudy: pd.DataFrame, param: str) -> None:
-    cm = mb.compile(mb.LMM("Reaction ~ Days + (Days | Subject)", parametrization=param), sleepstudy)
+    spec = mb.LMM("Reaction ~ Days + (Days | Subject)", parametrization=param)
+    cm = mb.compile(spec, sleepstudy, marginalize=False)
     free = {v.name for v in cm.model.free_RVs}
     if param == "centered":  # hierarchically centred on the population intercept
         assert "beta_Subject" in free and "z_Subject" not in free

@@ -182,3 +182,26 @@ def test_group_named_like_a_model_variable_is_a_spec_error() -> None:
     with pytest.raises(mb.SpecError) as err:
         mb.design(mb.LMM("y ~ x + (1 | b)"), df)
     assert "group 'b'" in err.value.where and "rename" in str(err.value)
+
+
+def test_large_group_path_gives_the_same_design(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above DENSE_GROUP_CELLS the group structure is learnt on one row per level and
+    evaluated on all rows without formulae's dense rows × levels matrices: same design."""
+    import importlib
+
+    design_module = importlib.import_module("mixedbayes.design.design")
+    sim = mb.simulate.lmm(n_clinics=4, patients_per_clinic=6, n_times=5, seed=8).data
+    sim["arm"] = np.where(np.arange(len(sim)) % 3 == 0, "A", "B")
+    formula = "y ~ time * arm + (time || clinic/patient) + (0 + arm | patient)"
+    small = mb.design(mb.LMM(formula), sim)
+    monkeypatch.setattr(design_module, "DENSE_GROUP_CELLS", 10)
+    large = mb.design(mb.LMM(formula), sim)
+    assert type(large._matrices).__name__ == "_SplitMatrices"
+    assert np.array_equal(small.X, large.X) and small.fixed_terms == large.fixed_terms
+    assert [g.name for g in small.groups] == [g.name for g in large.groups]
+    for a, b in zip(small.groups, large.groups, strict=True):
+        assert a.levels == b.levels and a.terms == b.terms
+        assert np.array_equal(a.index, b.index) and np.array_equal(a.Z, b.Z)
+    new = sim.iloc[:12]
+    for name, Z in small.new_data(new).group_Z.items():
+        assert np.array_equal(Z, large.new_data(new).group_Z[name])

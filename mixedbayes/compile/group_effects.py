@@ -24,7 +24,14 @@ from mixedbayes.compile.priors import vector_prior
 from mixedbayes.design.groups import GroupBlock, GroupFactor
 from mixedbayes.priors.table import PriorTable
 
-__all__ = ["add_group_effects", "contribution", "cor_dim", "group_effects"]
+__all__ = [
+    "add_group_effects",
+    "contribution",
+    "cor_dim",
+    "group_effects",
+    "group_scales",
+    "scale_cholesky",
+]
 
 
 def cor_dim(factor: GroupFactor) -> str:
@@ -37,7 +44,7 @@ def _block_effects(
     block: GroupBlock,
     b: int,
     sd: Any,
-    eta: float,
+    chol_corr: Any,
     single: bool,
     level_mean: Any = None,
 ) -> Any:
@@ -61,21 +68,65 @@ def _block_effects(
             mean = pt.zeros((factor.n_levels, k))
             mean = pt.set_subtensor(mean[:, icpt[0]], level_mean)
     name = f"beta_{g}{suffix}" if mean is not None else f"r_{g}{suffix}"
-    if block.correlated:
-        chol_corr = pm.LKJCorr(f"cor_chol_{g}{suffix}", n=k, eta=eta)
+    if chol_corr is not None:
         if block.parametrization == "centered":
             chol = sd_b[:, None] * chol_corr
             mu = np.zeros((factor.n_levels, k)) if mean is None else mean
             coef = pm.MvNormal(name, mu=mu, chol=chol, dims=dims, shape=shape)
-            return (coef if mean is None else coef - mean), chol_corr
+            return coef if mean is None else coef - mean
         z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims, shape=shape)
-        return pt.dot(z, chol_corr.T) * sd_b, chol_corr
+        return pt.dot(z, chol_corr.T) * sd_b
     if block.parametrization == "centered":
         loc: Any = 0.0 if mean is None else mean
         coef = pm.Normal(name, loc, sd_b, dims=dims, shape=shape)
-        return (coef if mean is None else coef - mean), None
+        return coef if mean is None else coef - mean
     z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims, shape=shape)
-    return z * sd_b, None
+    return z * sd_b
+
+
+def group_scales(factor: GroupFactor, priors: PriorTable, nlpar: str = "") -> tuple[Any, list[Any]]:
+    """Add the factor's ``sd_<group>``, the LKJ Cholesky factor of each correlated block
+    (``cor_chol_<group>[_<block>]``) and ``cor_<group>``; return ``sd`` and the Cholesky
+    factors (None for an uncorrelated block)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    g = factor.name
+    sd_rows = [priors.get("sd", t, g, nlpar) for t in factor.terms]
+    sd = pt.as_tensor(vector_prior(f"sd_{g}", sd_rows, factor.term_dim, positive=True))
+    eta = float(priors.get("cor", "", g, nlpar).prior.args[0]) if factor.correlated else 1.0
+    single = len(factor.blocks) == 1
+    chols: list[Any] = []
+    for b, block in enumerate(factor.blocks):
+        suffix = "" if single else f"_{b}"
+        chols.append(
+            pm.LKJCorr(f"cor_chol_{g}{suffix}", n=len(block.columns), eta=eta)
+            if block.correlated
+            else None
+        )
+    if factor.correlated:
+        k = len(factor.terms)
+        cor = pt.eye(k)
+        for block, chol in zip(factor.blocks, chols, strict=True):
+            if chol is not None:
+                cols = np.asarray(block.columns)
+                cor = pt.set_subtensor(cor[np.ix_(cols, cols)], pt.dot(chol, chol.T))
+        pm.Deterministic(f"cor_{g}", cor, dims=(factor.term_dim, cor_dim(factor)))
+    return sd, chols
+
+
+def scale_cholesky(factor: GroupFactor, sd: Any, chols: Sequence[Any]) -> Any:
+    """The lower-triangular ``L`` (terms × terms) with ``cov(r_j) = L Lᵀ``: block-diagonal,
+    ``diag(sd_b) · chol_b`` for a correlated block and ``diag(sd_b)`` otherwise."""
+    import pytensor.tensor as pt
+
+    k = len(factor.terms)
+    L = pt.zeros((k, k))
+    for block, chol in zip(factor.blocks, chols, strict=True):
+        cols = np.asarray(block.columns)
+        piece = sd[cols][:, None] * chol if chol is not None else pt.diag(sd[cols])
+        L = pt.set_subtensor(L[np.ix_(cols, cols)], piece)
+    return L
 
 
 def group_effects(
@@ -101,33 +152,19 @@ def group_effects(
     import pytensor.tensor as pt
 
     g = factor.name
-    sd_rows = [priors.get("sd", t, g, nlpar) for t in factor.terms]
-    sd = pt.as_tensor(vector_prior(f"sd_{g}", sd_rows, factor.term_dim, positive=True))
-    eta = float(priors.get("cor", "", g, nlpar).prior.args[0]) if factor.correlated else 1.0
+    sd, chols = group_scales(factor, priors, nlpar)
     # One block per block of the factor; a block covering every term in order is named
     # r_<group> (or z_<group>) directly.
     single = len(factor.blocks) == 1
-    pieces = []
-    chols = []
-    for b, block in enumerate(factor.blocks):
-        effects, chol = _block_effects(factor, block, b, sd, eta, single, level_mean)
-        pieces.append(pt.as_tensor(effects))
-        chols.append(chol)
+    pieces = [
+        pt.as_tensor(_block_effects(factor, block, b, sd, chol, single, level_mean))
+        for b, (block, chol) in enumerate(zip(factor.blocks, chols, strict=True))
+    ]
     if single and factor.blocks[0].parametrization == "centered" and level_mean is None:
-        r = pieces[0]
-    else:
-        order = np.argsort(np.concatenate([b.columns for b in factor.blocks]))
-        full = pt.concatenate(pieces, axis=1)[:, order] if not single else pieces[0]
-        r = pm.Deterministic(f"r_{g}", full, dims=(factor.dim, factor.term_dim))
-    if factor.correlated:
-        k = len(factor.terms)
-        cor = pt.eye(k)
-        for block, chol in zip(factor.blocks, chols, strict=True):
-            if chol is not None:
-                cols = np.asarray(block.columns)
-                cor = pt.set_subtensor(cor[np.ix_(cols, cols)], pt.dot(chol, chol.T))
-        pm.Deterministic(f"cor_{g}", cor, dims=(factor.term_dim, cor_dim(factor)))
-    return r
+        return pieces[0]
+    order = np.argsort(np.concatenate([b.columns for b in factor.blocks]))
+    full = pt.concatenate(pieces, axis=1)[:, order] if not single else pieces[0]
+    return pm.Deterministic(f"r_{g}", full, dims=(factor.dim, factor.term_dim))
 
 
 def contribution(r: Any, index: Any, Z: Any, columns: Sequence[int] | None = None) -> Any:

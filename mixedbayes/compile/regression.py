@@ -23,7 +23,12 @@ from mixedbayes.design.design import OBS_DIM
 from mixedbayes.priors.distributions import build_prior
 from mixedbayes.priors.table import PriorTable
 
-__all__ = ["build_regression", "response_var_name"]
+__all__ = [
+    "build_regression",
+    "fixed_effects",
+    "regression_coords",
+    "response_var_name",
+]
 
 
 def response_var_name(design: Design) -> str:
@@ -31,39 +36,68 @@ def response_var_name(design: Design) -> str:
     return re.sub(r"\W+", "_", design.response).strip("_") or "y"
 
 
-def linear_predictor(design: Design, priors: PriorTable, nlpar: str = "") -> Any:
-    """Fixed plus group effects for the model in context (shared by regression kinds)."""
+def fixed_effects(
+    design: Design, priors: PriorTable, nlpar: str = "", with_data: bool = True
+) -> tuple[Any, Any, Any]:
+    """Add ``Intercept``, ``b_slope`` and ``b``; return (intercept, b_slope, X data).
+
+    The slopes multiply the predictors centred at their means (``X`` data, observation ×
+    slope; not added when ``with_data`` is False); each part is None when the model has no
+    such term.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
     terms = list(design.fixed_terms)
     slopes = [t for t in terms if t != "Intercept"]
     slope_cols = [terms.index(t) for t in slopes]
-    Xc = design.X[:, slope_cols] - design.x_means[slope_cols]
-    eta: Any = pt.zeros(design.n)
+    intercept = b_slope = X_data = None
     parts: dict[str, Any] = {}
     if slopes:
-        X_data = pm.Data("X", Xc, dims=(OBS_DIM, "slope"))
+        if with_data:
+            Xc = design.X[:, slope_cols] - design.x_means[slope_cols]
+            X_data = pm.Data("X", Xc, dims=(OBS_DIM, "slope"))
         rows = [priors.get("b", t, "", nlpar) for t in slopes]
         b_slope = pt.as_tensor(vector_prior("b_slope", rows, "slope", positive=False))
-        eta = eta + pt.dot(X_data, b_slope)
         parts.update(zip(slopes, [b_slope[i] for i in range(len(slopes))], strict=True))
     if design.has_intercept:
         intercept = build_prior("Intercept", [priors.get("Intercept", "", "", nlpar).prior])
-        eta = eta + intercept
-        shift = design.x_means[slope_cols]
-        parts["Intercept"] = intercept - (pt.dot(shift, b_slope) if slopes else 0.0)
+        if slopes:
+            shift = pm.Data("X_means", design.x_means[slope_cols], dims="slope")
+            parts["Intercept"] = intercept - pt.dot(shift, b_slope)
+        else:
+            parts["Intercept"] = intercept
     if terms:
         pm.Deterministic("b", pt.stack([parts[t] for t in terms]), dims="term")
-    centring = _hierarchical_centring(design)
+    return intercept, b_slope, X_data
+
+
+def linear_predictor(
+    design: Design, priors: PriorTable, nlpar: str = "", hierarchical: bool = True
+) -> Any:
+    """Fixed plus group effects for the model in context (shared by regression kinds).
+
+    ``hierarchical=False`` keeps every centred block on ``r_<group>`` (no ``beta_<group>``).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    intercept, b_slope, X_data = fixed_effects(design, priors, nlpar)
+    eta: Any = pt.zeros(design.n)
+    if b_slope is not None:
+        eta = eta + pt.dot(X_data, b_slope)
+    if intercept is not None:
+        eta = eta + intercept
+    centring = _hierarchical_centring(design) if hierarchical else None
     for g in design.groups:
         index = pm.Data(f"index_{g.name}", g.index, dims=OBS_DIM)
         Z = pm.Data(f"Z_{g.name}", g.Z, dims=(OBS_DIM, g.term_dim))
         level_mean = None
         if centring is not None and centring[0] == g.name:
-            level_mean = intercept + (
-                pt.dot(centring[2], b_slope[centring[1]]) if centring[1] else 0.0
-            )
+            level_mean = intercept
+            if centring[1]:
+                level_X = pm.Data(f"X_level_{g.name}", centring[2])
+                level_mean = level_mean + pt.dot(level_X, b_slope[centring[1]])
         eta = eta + add_group_effects(
             g, priors, index=index, Z=Z, nlpar=nlpar, level_mean=level_mean
         )
@@ -115,10 +149,8 @@ def zi_predictor(design: Design, priors: PriorTable) -> Any:
     return pt.sigmoid(pt.dot(X_zi, b_zi))
 
 
-def build_regression(design: Design, priors: PriorTable) -> Any:
-    """Build the ``pm.Model`` of a regression-kind design (``lmm``, ``glmm``)."""
-    import pymc as pm
-
+def regression_coords(design: Design) -> dict[str, Any]:
+    """The ``pm.Model`` coords of a regression design."""
     coords = design.coords()
     coords["slope"] = [t for t in design.fixed_terms if t != "Intercept"]
     if design.zi_terms:
@@ -126,8 +158,18 @@ def build_regression(design: Design, priors: PriorTable) -> Any:
     for g in design.groups:
         if g.correlated:
             coords[cor_dim(g)] = list(g.terms)
-    with pm.Model(coords=coords) as model:
-        eta = linear_predictor(design, priors)
+    return coords
+
+
+def build_regression(design: Design, priors: PriorTable, hierarchical: bool = True) -> Any:
+    """Build the ``pm.Model`` of a regression-kind design (``lmm``, ``glmm``).
+
+    ``hierarchical=False`` turns hierarchical centring off (see :func:`linear_predictor`).
+    """
+    import pymc as pm
+
+    with pm.Model(coords=regression_coords(design)) as model:
+        eta = linear_predictor(design, priors, hierarchical=hierarchical)
         if design.offset is not None and np.any(design.offset != 0):
             eta = eta + pm.Data("offset", np.asarray(design.offset), dims=OBS_DIM)
         mu = design.link.inverse(eta)

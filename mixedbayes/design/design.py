@@ -22,11 +22,16 @@ from mixedbayes.design.glm import (
     working_response,
     zi_design,
 )
-from mixedbayes.design.groups import GroupFactor, factor_problems, group_factors
+from mixedbayes.design.groups import (
+    GroupFactor,
+    evaluate_factor,
+    factor_problems,
+    group_factors,
+)
 from mixedbayes.design.parametrization import choose_parametrization
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 from mixedbayes.families import Family, Link, get_family, get_link
-from mixedbayes.spec.formula import FormulaParts, split_formula
+from mixedbayes.spec.formula import FormulaParts, fixed_formula, split_formula
 from mixedbayes.spec.model import ModelSpec
 
 __all__ = ["OBS_DIM", "Design", "NewData", "make_design"]
@@ -267,7 +272,48 @@ def _common_vars(matrices: Any) -> set[str]:
 def _factor_labels(frame: pd.DataFrame, name: str) -> list[str]:
     """Level label of each row for a (possibly nested ``a:b``) grouping factor."""
     parts = name.split(":")
-    return [":".join(str(v) for v in row) for row in frame[parts].itertuples(index=False)]
+    labels = frame[parts[0]].astype(str)
+    for part in parts[1:]:
+        labels = labels + ":" + frame[part].astype(str)
+    return labels.tolist()
+
+
+#: Above this many cells (rows × levels of every grouping factor) the group structure is
+#: learnt on one row per level rather than from formulae's dense rows × levels matrices.
+DENSE_GROUP_CELLS = 20_000_000
+
+
+@dataclass(frozen=True)
+class _SplitMatrices:
+    """formulae's matrices when the group part was learnt on a subset of rows."""
+
+    response: Any
+    common: Any
+    group: Any
+
+
+def _matrices(formula: str, frame: pd.DataFrame) -> Any:
+    import formulae as fm
+
+    return fm.design_matrices(formula, frame, na_action="error", extra_namespace=FORMULA_FUNCTIONS)
+
+
+def _level_rows(frame: pd.DataFrame, groups: set[str], covariates: set[str]) -> Any:
+    """Positions of a few rows (the first, and one per category of every non-numeric
+    covariate) to learn the group terms on, when formulae's dense rows × levels group
+    matrices would be too large; else None."""
+    if not groups:
+        return None
+    cols = sorted(groups)
+    n_levels = int(frame[cols].drop_duplicates().shape[0])
+    if len(frame) * n_levels * len(cols) <= DENSE_GROUP_CELLS:
+        return None
+    keep = np.zeros(len(frame), dtype=bool)
+    keep[0] = True
+    for col in sorted(covariates):
+        if col in frame and not pd.api.types.is_numeric_dtype(frame[col]):
+            keep |= ~frame.duplicated(subset=[col]).to_numpy()
+    return np.flatnonzero(keep)
 
 
 def _variables(parts: FormulaParts) -> tuple[set[str], set[str], set[str]]:
@@ -307,7 +353,6 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         Naming every problem at once: missing columns, a non-numeric response, missing
         values in a grouping column, empty data, non-finite values.
     """
-    import formulae as fm
 
     if spec.kind == "nonlinear":
         from mixedbayes.design.nonlinear import make_nonlinear_design
@@ -343,10 +388,17 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     frame, report = clean_data(
         data, response=sorted(response), covariates=sorted(covariates), groups=sorted(groups)
     )
+    level_rows = _level_rows(frame, groups, covariates)
     try:
-        dm = fm.design_matrices(
-            parts.formulae_formula, frame, na_action="error", extra_namespace=FORMULA_FUNCTIONS
-        )
+        if level_rows is None:
+            dm = _matrices(parts.formulae_formula, frame)
+        else:
+            # formulae's group matrices are dense (rows × levels): learn the group terms on a
+            # few rows, evaluate them and the levels on every row ourselves.
+            lhs = parts.formulae_formula.split("~", 1)[0]
+            full = _matrices(lhs + "~" + fixed_formula(formula).split("~", 1)[1], frame)
+            grouped = _matrices(parts.formulae_formula, frame.iloc[level_rows])
+            dm = _SplitMatrices(full.response, full.common, grouped.group)
     except Exception as exc:  # formulae raises ValueError/KeyError/TypeError
         raise DataError(
             f"formulae could not build the design matrices: {exc}.",
@@ -386,6 +438,10 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         )
     DataError.collect(problems)
     factors = group_factors(dm.group, parts.bars, len(frame))
+    if level_rows is not None:
+        factors = tuple(
+            evaluate_factor(f, dm.group, frame, _factor_labels(frame, f.name)) for f in factors
+        )
     SpecError.collect(name_problems(factors, family))
     DataError.collect(factor_problems(factors, len(frame)))
     z = working_response(family, link, y, trials) - offset  # == Design.working_y()

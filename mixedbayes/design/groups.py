@@ -9,10 +9,12 @@ its group effects from these objects.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from mixedbayes.errors import Problem, SpecError
 from mixedbayes.spec.formula import Bar
@@ -213,6 +215,53 @@ def group_factors(group_matrix: Any, bars: tuple[Bar, ...], n: int) -> tuple[Gro
             )
         )
     return tuple(out)
+
+
+def level_sums(index: np.ndarray, values: np.ndarray, n_levels: int) -> np.ndarray:
+    """Per level, the sum of the rows of ``values`` (any trailing shape)."""
+    flat = values.reshape(values.shape[0], -1)
+    out = np.empty((n_levels, flat.shape[1]))
+    for j in range(flat.shape[1]):
+        out[:, j] = np.bincount(index, weights=flat[:, j], minlength=n_levels)
+    return out.reshape((n_levels, *values.shape[1:]))
+
+
+def _level_order(frame: pd.DataFrame, name: str, labels: pd.Series) -> list[str]:
+    """The observed levels of a (possibly ``a:b``) factor in formulae's order: each
+    component's categories (pandas categorical) or sorted values, combined in order."""
+    parts = name.split(":")
+    keys = []
+    for part in parts:
+        col = frame[part]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            keys.append(col.cat.codes.to_numpy())
+        else:
+            keys.append(pd.factorize(col, sort=True)[0])
+    first = pd.Series(np.arange(len(labels))).groupby(labels.to_numpy()).first()
+    rows = first.to_numpy()
+    order = np.lexsort([k[rows] for k in reversed(keys)])
+    return [str(v) for v in first.index.to_numpy()[order]]
+
+
+def evaluate_factor(
+    factor: GroupFactor, group_matrix: Any, frame: pd.DataFrame, labels: list[str]
+) -> GroupFactor:
+    """``factor`` (its terms learnt on a few rows) evaluated on all rows of ``frame``: the
+    term values from formulae's terms, the levels and each row's level from ``labels``."""
+    cols = []
+    for t in factor.formulae_terms:
+        x = np.asarray(group_matrix.terms[t].expr.eval_new_data(frame), dtype=float)
+        cols.append(x[:, None] if x.ndim == 1 else x)
+    series = pd.Series(labels)
+    levels = _level_order(frame, factor.name, series)
+    codes = pd.Categorical(series, categories=levels).codes
+    return dataclasses.replace(
+        factor,
+        levels=tuple(levels),
+        index=_frozen(np.asarray(codes, dtype=np.int64)),
+        Z=_frozen(np.column_stack(cols).astype(float)),
+        level_columns=tuple(range(len(levels))),
+    )
 
 
 def factor_problems(factors: tuple[GroupFactor, ...], n: int) -> list[Problem]:

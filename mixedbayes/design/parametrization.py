@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mixedbayes.design.groups import GroupBlock, GroupFactor
+from mixedbayes.design.groups import GroupBlock, GroupFactor, level_sums
 
 __all__ = ["choose_parametrization", "no_pooling"]
 
@@ -40,29 +40,22 @@ def no_pooling(
     """
     k = len(columns)
     L = factor.n_levels
+    Z = factor.Z[:, columns]
+    ZtZ = level_sums(factor.index, Z[:, :, None] * Z[:, None, :], L)
+    Zty = level_sums(factor.index, Z * resid[:, None], L)
+    yty = level_sums(factor.index, resid**2, L)
+    counts = factor.counts
+    ok = counts > k
+    ok[ok] = np.linalg.matrix_rank(ZtZ[ok]) == k
     est = np.full((L, k), np.nan)
     inv_diag = np.full((L, k), np.nan)
-    ssr = 0.0
-    dof = 0
-    order = np.argsort(factor.index, kind="stable")
-    bounds = np.searchsorted(factor.index[order], np.arange(L + 1))
-    Z = factor.Z[:, columns]
-    for j in range(L):
-        rows = order[bounds[j] : bounds[j + 1]]
-        if rows.size <= k:
-            continue
-        Zj = Z[rows]
-        ZtZ = Zj.T @ Zj
-        if np.linalg.matrix_rank(ZtZ) < k:
-            continue
-        inv = np.linalg.inv(ZtZ)
-        bj = inv @ (Zj.T @ resid[rows])
-        r = resid[rows] - Zj @ bj
-        ssr += float(r @ r)
-        dof += rows.size - k
-        est[j] = bj
-        inv_diag[j] = np.diag(inv)
-    s2 = ssr / dof if dof > 0 else float(np.var(resid))
+    if ok.any():
+        inv = np.linalg.inv(ZtZ[ok])
+        est[ok] = np.einsum("lij,lj->li", inv, Zty[ok])
+        inv_diag[ok] = np.diagonal(inv, axis1=1, axis2=2)
+        ssr = float(np.clip(yty[ok] - np.sum(est[ok] * Zty[ok], axis=1), 0.0, None).sum())
+        dof = int((counts[ok] - k).sum())
+    s2 = ssr / dof if ok.any() and dof > 0 else float(np.var(resid))
     return est, inv_diag, s2
 
 

@@ -151,6 +151,10 @@ def _k_table(k: np.ndarray, good_k: float) -> pd.DataFrame:
 def _loo_data(fit: _CheckableFit, moment_match: bool = False) -> Any:
     import arviz_stats as azs
 
+    if "log_likelihood" not in fit.idata.children:
+        from mixedbayes.inference import log_likelihood
+
+        log_likelihood(fit.idata, fit.model)
     var = _observed_name(fit, "log_likelihood")
     extra: dict[str, Any] = {"moment_match": True, "model": fit.model} if moment_match else {}
     with warnings.catch_warnings():
@@ -164,7 +168,7 @@ def loo(fit: _CheckableFit, *, pointwise: bool = False, moment_match: bool = Fal
     Parameters
     ----------
     fit : Fit
-        A fit with a ``log_likelihood`` group (every mixedbayes fit has one).
+        A fit; its ``log_likelihood`` group is computed and stored first when missing.
     pointwise : bool
         Also return ``elpd_loo`` and Pareto k per observation (``report.pointwise``).
     moment_match : bool

@@ -498,6 +498,28 @@ def _default_names(fit: FitLike, posterior: xr.Dataset) -> list[str]:
     return summary_variables(fit.design, posterior, False)
 
 
+#: The ``rhat_all`` gate checks at most this many levels of each grouping factor (a fixed
+#: random sample; R-hat of tens of thousands of group effects takes minutes).
+RHAT_MAX_LEVELS = 250
+
+
+def _level_sample(posterior: xr.Dataset, design: Design | None) -> tuple[xr.Dataset, str]:
+    """The posterior with each large grouping factor's levels sampled, and the gate's scope."""
+    scope = "all variables"
+    if design is None:
+        return posterior, scope
+    sampled = []
+    for g in getattr(design, "groups", ()):
+        size = posterior.sizes.get(g.dim, 0)
+        if size > RHAT_MAX_LEVELS:
+            keep = np.sort(np.random.default_rng(0).choice(size, RHAT_MAX_LEVELS, replace=False))
+            posterior = posterior.isel({g.dim: keep})
+            sampled.append(f"{RHAT_MAX_LEVELS} of {size} levels of {g.name}")
+    if sampled:
+        scope += " (" + "; ".join(sampled) + ")"
+    return posterior, scope
+
+
 def diagnose(
     fit: FitLike,
     *,
@@ -558,9 +580,10 @@ def diagnose(
     design: Design | None = getattr(fit, "design", None)
 
     all_names = [str(n) for n in posterior.data_vars]
+    subset, scope_all = _level_sample(posterior[all_names], design)
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat_all = azs.rhat(posterior[all_names])
+        rhat_all = azs.rhat(subset)
         checked = posterior[names]
         ess_bulk = azs.ess(checked, method="bulk")
         ess_tail = azs.ess(checked, method="tail")
@@ -568,7 +591,7 @@ def diagnose(
     stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
     gates = (
         _rhat_gate("rhat", rhat_all, posterior, names, rhat_max, design, "summary parameters"),
-        _rhat_gate("rhat_all", rhat_all, posterior, all_names, rhat_max, design, "all variables"),
+        _rhat_gate("rhat_all", rhat_all, subset, all_names, rhat_max, design, scope_all),
         _ess_gate("bulk", ess_bulk, posterior, names, bulk_min, design),
         _ess_gate("tail", ess_tail, posterior, names, tail_min, design),
         _divergence_gate(stats, total, max_divergences, design),

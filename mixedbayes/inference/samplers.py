@@ -1,8 +1,13 @@
 """NUTS sampler backends, one class each, in one registry.
 
 Every backend takes a built ``pm.Model`` and returns a ``DataTree`` with ``posterior``,
-``sample_stats``, ``observed_data``, ``constant_data`` and ``log_likelihood``, plus the
-timings (compile and sampling seconds) that the benchmarks and the fit record.
+``sample_stats``, ``observed_data`` and ``constant_data``, plus the timings (compile and
+sampling seconds) that the benchmarks and the fit record. :func:`log_likelihood` adds the
+pointwise ``log_likelihood`` group afterwards.
+
+nutpie keeps the compiled log-density of the last models of the process
+(:class:`~mixedbayes.inference.reuse.CompileCache`): refitting a model of the same structure
+on new data swaps the data in instead of compiling again.
 """
 
 from __future__ import annotations
@@ -13,16 +18,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from mixedbayes.inference.reuse import CompileCache, structure_key
+
 if TYPE_CHECKING:
     import pymc as pm
     import xarray as xr
 
 __all__ = [
+    "COMPILE_CACHE",
     "SAMPLERS",
     "SAMPLER_NAMES",
     "SampleResult",
     "Sampler",
+    "data_groups",
     "get_sampler",
+    "log_likelihood",
     "register_sampler",
 ]
 
@@ -90,8 +100,8 @@ def get_sampler(name: str) -> Sampler:
     return sampler
 
 
-def _log_likelihood(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
-    """Add the pointwise ``log_likelihood`` group.
+def log_likelihood(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
+    """Add the pointwise ``log_likelihood`` group of ``model``'s observed variables.
 
     PyMC's ``compute_log_likelihood`` maps posterior variables to value variables by name,
     which fails for ``LKJCorr`` (its untransformed value variable is renamed), so the inputs
@@ -137,6 +147,49 @@ def _log_likelihood(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
     return idata
 
 
+COMPILE_CACHE = CompileCache()
+
+
+def data_groups(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
+    """Set the ``observed_data`` and ``constant_data`` groups from ``model`` (the plain model
+    when the sampled one was a marginalised stand-in)."""
+    import pymc
+    import xarray as xr
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        dict_to_dataset,
+        find_constants,
+        find_observations,
+    )
+
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    for group, values in (
+        ("observed_data", find_observations(model)),
+        ("constant_data", find_constants(model)),
+    ):
+        ds = dict_to_dataset(
+            values, inference_library=pymc, coords=coords, dims=dims, sample_dims=[]
+        )
+        idata[group] = xr.DataTree(ds)
+    return idata
+
+
+def _with_model_coords(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
+    """The posterior with ``model``'s coordinates (a reused compiled model carries those of
+    the data it was compiled with)."""
+    post = idata["posterior"].to_dataset()
+    coords = {
+        k: list(v)
+        for k, v in model.coords.items()
+        if v is not None and k in post.dims and post.sizes[k] == len(v)
+    }
+    if coords:
+        import xarray as xr
+
+        idata["posterior"] = xr.DataTree(post.assign_coords(coords))
+    return idata
+
+
 @register_sampler
 class Nutpie(Sampler):
     """nutpie (Rust NUTS, numba-compiled log-density): the default."""
@@ -160,7 +213,14 @@ class Nutpie(Sampler):
         from pymc.progress_bar.progress import NutpieProgressBarManager
 
         t0 = time.perf_counter()
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        key, data = structure_key(model)
+        compiled = COMPILE_CACHE.get(key)
+        if compiled is None:
+            compiled = nutpie.compile_pymc_model(model, backend="numba")
+            COMPILE_CACHE.put(key, compiled)
+        else:
+            names = {var.name for var in compiled.shared_var_keys}
+            compiled = compiled.with_data(**{k: v for k, v in data.items() if k in names})
         t1 = time.perf_counter()
         bars = NutpieProgressBarManager(chains=chains, draws=draws, progressbar=progressbar)
         with bars:
@@ -178,7 +238,7 @@ class Nutpie(Sampler):
             )
         t2 = time.perf_counter()
         patch_nutpie_idata(idata, model, sampling_time=t2 - t1)
-        return SampleResult(_log_likelihood(idata, model), t1 - t0, t2 - t1)
+        return SampleResult(_with_model_coords(idata, model), t1 - t0, t2 - t1)
 
 
 class _PyMCSampled(Sampler):
@@ -218,7 +278,7 @@ class _PyMCSampled(Sampler):
             **extra,
         )
         t1 = time.perf_counter()
-        return SampleResult(_log_likelihood(idata, model), 0.0, t1 - t0)  # type: ignore[arg-type]
+        return SampleResult(idata, 0.0, t1 - t0)  # type: ignore[arg-type]
 
 
 def _cpus() -> int:

@@ -9,6 +9,7 @@ version and one centred elsewhere is truncated at 0, as in brms.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -77,9 +78,9 @@ class Distribution:
         if positive and self.support == "real":
             loc = kwargs.get(self.location) if self.location else None
             if loc is not None and np.all(np.asarray(loc) == 0):
-                return self.half(name, kwargs, dims)
-            return pm.Truncated(name, self.dist(kwargs), lower=0.0, dims=dims)
-        return self.rv(name, kwargs, dims)
+                return self.half(name, _as_data(name, kwargs, skip=self.location), dims)
+            return pm.Truncated(name, self.dist(_as_data(name, kwargs)), lower=0.0, dims=dims)
+        return self.rv(name, _as_data(name, kwargs), dims)
 
     def kwargs(self, args: np.ndarray) -> dict[str, Any]:
         return {
@@ -94,6 +95,19 @@ class Distribution:
 
     def half(self, name: str, kwargs: dict[str, Any], dims: Any) -> Any:
         raise NotImplementedError
+
+
+def _as_data(name: str, kwargs: dict[str, Any], skip: str | None = None) -> dict[str, Any]:
+    """The prior's arguments as data containers ``prior_<variable>_<parameter>``: default
+    priors depend on the data (the response's scale), and as containers they can change
+    without recompiling the model (compile reuse)."""
+    import pymc as pm
+
+    safe = re.sub(r"\W+", "_", name).strip("_")
+    return {
+        p: pm.Data(f"prior_{safe}_{p}", np.asarray(v, dtype=float)) if p != skip else v
+        for p, v in kwargs.items()
+    }
 
 
 DISTRIBUTIONS: dict[str, Distribution] = {}

@@ -328,6 +328,65 @@ class Fit:
 
         return save_fit(self, path)
 
+    def report(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        n_groups: int = 8,
+        seed: int = 1,
+        prob: float = 0.95,
+        sections: Sequence[str] | None = None,
+        embed: bool = False,
+    ) -> Path:
+        """Write the posterior report: a self-contained HTML page (or Markdown).
+
+        Model, data (rows used, dropped, imputed), priors with provenance, convergence gates,
+        parameters, forest, trace and rank plots, posterior predictive check, LOO, and by
+        kind: shrinkage and trajectories (regression), rootogram (counts), typical values
+        and concentration curves (PK). A section that cannot be produced shows why.
+
+        Parameters
+        ----------
+        path : str or path
+            The file to write (``.html`` or ``.md``).
+        format : {"html", "md"}, optional
+            Default: from the suffix of ``path``.
+        n_groups : int
+            Levels shown in the per-individual plots and tables (a random sample fixed by
+            ``seed`` when there are more).
+        seed : int
+            Seed of that sample and of the posterior predictive draws.
+        prob : float
+            Mass of the central intervals.
+        sections : sequence of str, optional
+            Keys of the sections to include (``mixedbayes.report.section_keys()``).
+        embed : bool
+            Markdown only: embed the images instead of writing PNG files to
+            ``<stem>_files/`` next to the Markdown file.
+
+        Returns
+        -------
+        Path
+            The file written. The fit itself is not modified.
+
+        See Also
+        --------
+        mixedbayes.report.build_report : the :class:`~mixedbayes.report.Report` object.
+        """
+        from mixedbayes.report import write_report
+
+        return write_report(
+            self,
+            path,
+            format=format,
+            embed=embed,
+            n_groups=n_groups,
+            seed=seed,
+            prob=prob,
+            sections=sections,
+        )
+
     def __repr__(self) -> str:
         d = self.design
         post = self.posterior
@@ -341,6 +400,9 @@ class Fit:
         for g in d.groups:
             params = ", ".join(b.parametrization for b in g.blocks)
             lines.append(f"  group {g.name}: {g.n_levels} levels, terms {list(g.terms)} [{params}]")
+        note = self.idata["posterior"].attrs.get("marginalization")
+        if note:
+            lines.append(f"  group effects {note}")
         lines.append(f"  draws: {post.sizes['chain']} chains × {post.sizes['draw']}")
         table = self.summary()
         cols = ["parameter", "mean", "sd", "lower", "upper", "rhat", "ess_bulk", "ess_tail"]

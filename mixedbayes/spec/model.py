@@ -154,6 +154,7 @@ class SamplerSpec(_Strict):
     chains: int = Field(default=4, ge=1)
     seed: int | None = None
     target_accept: float = Field(default=0.8, gt=0, lt=1)
+    marginalize: bool = True
 
     @field_validator("name")
     @classmethod

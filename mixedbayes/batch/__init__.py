@@ -1,0 +1,26 @@
+"""Batches of independent tasks (fits): serial, local processes or Dask; retries; resume.
+
+See :func:`run_batch`.
+"""
+
+from mixedbayes.batch.core import (
+    BACKENDS,
+    Attempt,
+    BatchError,
+    BatchResult,
+    TaskRecord,
+    iter_failures,
+    load_records,
+    run_batch,
+)
+
+__all__ = [
+    "BACKENDS",
+    "Attempt",
+    "BatchError",
+    "BatchResult",
+    "TaskRecord",
+    "iter_failures",
+    "load_records",
+    "run_batch",
+]
