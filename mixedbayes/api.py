@@ -12,7 +12,7 @@ import pandas as pd
 
 from mixedbayes.compile import CompiledModel, compile_model
 from mixedbayes.design import Design, make_design
-from mixedbayes.errors import DataError
+from mixedbayes.errors import DataError, SpecError
 from mixedbayes.inference import get_sampler
 from mixedbayes.inference import log_likelihood as add_log_likelihood
 from mixedbayes.priors import PriorTable, build_prior_table
@@ -119,6 +119,19 @@ def _seed(seed: int | None) -> int:
     return int(np.random.SeedSequence().entropy % (2**31 - 1))  # type: ignore[operator]
 
 
+def _count(name: str, value: int | None, default: int, least: int) -> int:
+    """A sampler count argument, the spec's when None; SpecError below ``least``."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise SpecError(
+            f"{name} must be a whole number >= {least}, got {value!r}.",
+            where=name,
+            hint=f"pass e.g. {name}={default} (the spec's value), or leave it out.",
+        )
+    return int(value)
+
+
 def fit(
     spec: SpecLike,
     data: pd.DataFrame | None = None,
@@ -179,6 +192,9 @@ def fit(
     """
     model_spec, frame = _spec_and_data(spec, data)
     s = model_spec.sampler
+    draws = _count("draws", draws, s.draws, 1)
+    tune = _count("tune", tune, s.tune, 0)
+    chains = _count("chains", chains, s.chains, 1)
     chosen = get_sampler(sampler or s.name)
     t0 = time.perf_counter()
     d = make_design(model_spec, frame)
@@ -189,9 +205,9 @@ def fit(
     used_seed = _seed(seed if seed is not None else s.seed)
     result = chosen.sample(
         compiled.sampling_model,
-        draws=draws or s.draws,
-        tune=tune if tune is not None else s.tune,
-        chains=chains or s.chains,
+        draws=draws,
+        tune=tune,
+        chains=chains,
         seed=used_seed,
         target_accept=target_accept or s.target_accept,
         progressbar=progressbar,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["DataError", "MixedBayesError", "Problem", "SpecError"]
+__all__ = ["DataError", "MixedBayesError", "Problem", "SpecError", "require_known"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,17 @@ def format_rows(rows: Sequence[object], limit: int = 8) -> str:
     shown = ", ".join(str(r) for r in list(rows)[:limit])
     more = len(rows) - limit
     return f"{shown} (+{more} more)" if more > 0 else shown
+
+
+def require_known(
+    names: Sequence[str], known: Sequence[str], *, where: str, what: str, hint: str = ""
+) -> None:
+    """``SpecError`` naming every one of ``names`` not in ``known`` (``what`` they are
+    meant to be; ``hint`` defaults to listing the known names)."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SpecError(
+            f"{what}: {unknown} {'is' if len(unknown) == 1 else 'are'} not among them.",
+            where=where,
+            hint=hint or f"use some of {sorted(map(str, known))}.",
+        )

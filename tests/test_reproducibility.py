@@ -151,21 +151,11 @@ def test_save_load_twice_is_stable(sleep_fit: mb.Fit, tmp_path: Path) -> None:
     assert_same_tree(once.idata, twice.idata)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="results/io.py stores object-dtype variables as strings: nutpie's "
-    "sample_stats.divergence_message None becomes 'None' (dtype object -> <U4)",
-)
 def test_save_load_keeps_object_variables(sleep_fit: mb.Fit, tmp_path: Path) -> None:
     loaded = mb.load(sleep_fit.save(tmp_path / "fit"))
     assert_same_tree(sleep_fit.idata, loaded.idata)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="results/io.py rebuilds the prior table from the spec on load: a fit made with "
-    "mb.fit(..., priors=table) comes back with the spec's priors",
-)
 def test_save_load_keeps_a_given_prior_table(sleep_fit: mb.Fit, tmp_path: Path) -> None:
     from mixedbayes.priors.distributions import PriorDist
 

@@ -63,10 +63,12 @@ def _block_effects(
     # beta_j ~ N(mean_j, ...), and r_j = beta_j - mean_j; same posterior, better geometry.
     mean = None
     if level_mean is not None and block.parametrization == "centered":
-        icpt = [i for i, c in enumerate(cols) if factor.terms[c] == "Intercept"]
-        if icpt:
+        centred = [(i, factor.terms[c]) for i, c in enumerate(cols)]
+        centred = [(i, t) for i, t in centred if t in level_mean]
+        if centred:
             mean = pt.zeros((factor.n_levels, k))
-            mean = pt.set_subtensor(mean[:, icpt[0]], level_mean)
+            for i, t in centred:
+                mean = pt.set_subtensor(mean[:, i], level_mean[t])
     name = f"beta_{g}{suffix}" if mean is not None else f"r_{g}{suffix}"
     if chol_corr is not None:
         if block.parametrization == "centered":
@@ -143,10 +145,11 @@ def group_effects(
     nlpar : str
         The nonlinear parameter the prior rows belong to (empty for regression models and
         for nonlinear factors whose terms span several parameters).
-    level_mean : tensor, optional
-        Per level, the population intercept plus the between-level covariate effects: a
-        centred block holding the intercept is then sampled hierarchically centred on it
-        (variable ``beta_<group>``; ``r_<group>`` is the deviation from it).
+    level_mean : dict, optional
+        By term, what the level coefficients are centred on (``"Intercept"``: per level,
+        the population intercept plus the between-level covariate effects; a varying slope:
+        its fixed slope): a centred block holding the intercept is then sampled
+        hierarchically centred (variable ``beta_<group>``; ``r_<group>`` is the deviation).
     """
     import pymc as pm
     import pytensor.tensor as pt

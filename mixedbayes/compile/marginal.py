@@ -198,7 +198,7 @@ def build_marginal(design: Design, priors: PriorTable) -> tuple[Any, MarginalLMM
             parts.append(pt.atleast_1d(intercept - data["shift"]))
         if b_slope is not None:
             parts.append(b_slope)
-        theta = pt.concatenate(parts) if len(parts) > 1 else parts[0]
+        theta = pt.concatenate(parts) if parts else pt.zeros(0)
         scales = {}
         for g in design.groups:
             sd, chols = group_scales(g, priors)
@@ -328,7 +328,7 @@ def draw_group_effects(
         theta_parts.append(flat("Intercept").reshape(S, 1) - stats.shift)
     if "b_slope" in ds:
         theta_parts.append(flat("b_slope"))
-    post["theta"] = np.concatenate(theta_parts, axis=1)
+    post["theta"] = np.concatenate([np.zeros((S, 0)), *theta_parts], axis=1)
     rng = np.random.default_rng(seed)
     r = {g.name: np.empty((S, g.n_levels, len(g.terms))) for g in design.groups}
     for start in range(0, S, chunk):

@@ -94,14 +94,39 @@ def linear_predictor(
         Z = pm.Data(f"Z_{g.name}", g.Z, dims=(OBS_DIM, g.term_dim))
         level_mean = None
         if centring is not None and centring[0] == g.name:
-            level_mean = intercept
-            if centring[1]:
-                level_X = pm.Data(f"X_level_{g.name}", centring[2])
-                level_mean = level_mean + pt.dot(level_X, b_slope[centring[1]])
+            level_mean = _level_means(design, g, intercept, b_slope, centring)
         eta = eta + add_group_effects(
             g, priors, index=index, Z=Z, nlpar=nlpar, level_mean=level_mean
         )
     return eta
+
+
+def _level_means(
+    design: Design, g: Any, intercept: Any, b_slope: Any, centring: tuple[str, list[int], Any]
+) -> dict[str, Any]:
+    """What each centred term of factor ``g`` is centred on: a varying slope on its fixed
+    slope, the intercept on the population intercept on the original scale (less the
+    centred slopes' mean shift) plus the between-level covariates' effects. The likelihood
+    then depends on the fixed effects only through the level coefficients."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    slopes = [t for t in design.fixed_terms if t != "Intercept"]
+    centred = {g.terms[c] for b in g.blocks if b.parametrization == "centered" for c in b.columns}
+    means: dict[str, Any] = {}
+    icpt = intercept
+    shared = [s for s in slopes if s in centred]
+    if shared:
+        k = [slopes.index(s) for s in shared]
+        terms = list(design.fixed_terms)
+        xbar = pm.Data(f"X_means_{g.name}", design.x_means[[terms.index(s) for s in shared]])
+        icpt = icpt - pt.dot(xbar, b_slope[k])
+        means.update({s: b_slope[slopes.index(s)] for s in shared})
+    if centring[1]:
+        level_X = pm.Data(f"X_level_{g.name}", centring[2])
+        icpt = icpt + pt.dot(level_X, b_slope[centring[1]])
+    means["Intercept"] = icpt
+    return means
 
 
 def _hierarchical_centring(design: Design) -> tuple[str, list[int], np.ndarray] | None:

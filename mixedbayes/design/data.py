@@ -63,15 +63,28 @@ def _closest(name: str, columns: Iterable[str]) -> str:
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
-def missing_column_problems(needed: Iterable[str], data: pd.DataFrame) -> list[Problem]:
-    """One problem per column the formula names that the data lack."""
+def missing_column_problems(
+    needed: Iterable[str], data: pd.DataFrame, roles: dict[str, str] | None = None
+) -> list[Problem]:
+    """One problem per column the formula (or the spec key in ``roles``) names that the data
+    lack; also one per needed column whose name the data hold twice."""
     columns = [str(c) for c in data.columns]
+    roles = roles or {}
     problems = []
     for name in sorted(needed):
-        if name not in columns:
+        if columns.count(name) > 1:
             problems.append(
                 Problem(
-                    f"the formula uses column {name!r}, which the data do not have."
+                    f"the data have {columns.count(name)} columns named {name!r}.",
+                    f"column '{name}'",
+                    "rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()]).",
+                )
+            )
+        if name not in columns:
+            user = roles.get(name, "the formula uses")
+            problems.append(
+                Problem(
+                    f"{user} column {name!r}, which the data do not have."
                     + _closest(name, columns),
                     f"column '{name}'",
                     f"rename a column or fix the formula; the data's columns are {columns}.",
@@ -80,8 +93,9 @@ def missing_column_problems(needed: Iterable[str], data: pd.DataFrame) -> list[P
     return problems
 
 
-def numeric_problems(data: pd.DataFrame, column: str) -> list[Problem]:
-    """A problem if ``column`` (the response) holds values that are not numbers."""
+def numeric_problems(data: pd.DataFrame, column: str, role: str = "the response") -> list[Problem]:
+    """A problem if ``column`` (``role``: the response, the time column) holds values that
+    are not numbers."""
     values = data[column]
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return []
@@ -90,11 +104,43 @@ def numeric_problems(data: pd.DataFrame, column: str) -> list[Problem]:
     shown = ", ".join(repr(values[i]) for i in list(bad)[:5])
     return [
         Problem(
-            f"the response must be numeric, but rows {format_rows(list(bad))} hold {shown}.",
+            f"{role} must be numeric, but rows {format_rows(list(bad))} hold {shown}.",
             f"column '{column}'",
             "convert it with pd.to_numeric (mark missing values as NaN, not text).",
         )
     ]
+
+
+def mixed_type_problems(data: pd.DataFrame, columns: Sequence[str]) -> list[Problem]:
+    """A problem per text column whose values mix Python types: a numeric covariate with a
+    stray string, or a grouping column holding both 1 and '1' (which would be one level or
+    two depending on how the file was read)."""
+    problems = []
+    for col in columns:
+        values = data[col]
+        if values.dtype != object:
+            continue
+        present = values.dropna()
+        types = present.map(type)
+        kinds = sorted({t.__name__ for t in types})
+        if len(kinds) < 2:
+            continue
+        numeric = present.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool))
+        if numeric.mean() >= 0.5:
+            bad = list(present.index[~numeric.to_numpy()])
+            shown = ", ".join(repr(values[i]) for i in bad[:5])
+            message = f"the column holds numbers and text: rows {format_rows(bad)} hold {shown}."
+            hint = "convert it with pd.to_numeric (mark missing values as NaN, not text)."
+        else:
+            minority = types.value_counts().index[-1]
+            bad = list(present.index[(types == minority).to_numpy()])
+            message = (
+                f"the column mixes value types ({', '.join(kinds)}); rows "
+                f"{format_rows(bad)} hold {minority.__name__} values."
+            )
+            hint = f"make every value one type, e.g. df[{col!r}] = df[{col!r}].astype(str)."
+        problems.append(Problem(message, f"column '{col}'", hint))
+    return problems
 
 
 def grouping_problems(data: pd.DataFrame, columns: Sequence[str]) -> list[Problem]:

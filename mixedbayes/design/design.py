@@ -13,6 +13,7 @@ from mixedbayes.design.data import (
     clean_data,
     grouping_problems,
     missing_column_problems,
+    mixed_type_problems,
     numeric_problems,
 )
 from mixedbayes.design.glm import (
@@ -182,10 +183,10 @@ class Design:
                 needed |= {v for v in self._matrices.group.terms[t].var_names if v}
         DataError.collect(missing_column_problems(needed, data))
         frame = data.copy()
-        X_all = np.asarray(
-            self._matrices.common.evaluate_new_data(frame).design_matrix, dtype=float
+        common = self._matrices.common
+        _, X, offset = _fixed_part(
+            None if common is None else common.evaluate_new_data(frame), len(frame)
         )
-        _, X, offset = split_offsets(common_names(self._matrices.common), X_all)
         trials = None
         if self.trials is not None:
             trials = _new_trials(self, frame)
@@ -262,8 +263,33 @@ def _new_trials(design: Design, frame: pd.DataFrame) -> np.ndarray:
     return trials_array(parts, design.family, frame, y, FORMULA_FUNCTIONS)  # type: ignore[return-value]
 
 
+def _text_function_argument(formula: str, frame: pd.DataFrame) -> tuple[str, str] | None:
+    """``("log(Subject)", "Subject")`` when the formula applies a function other than ``C``
+    to a column holding text."""
+    import re
+
+    for match in re.finditer(r"\b(\w+)\(\s*([A-Za-z_][\w.]*)\s*\)", formula):
+        func, col = match.groups()
+        if func in ("C", "cbind", "trials") or col not in frame.columns:
+            continue
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            return match.group(0), col
+    return None
+
+
+def _fixed_part(common: Any, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Names, matrix and offset of formulae's common part (none for ``y ~ 0 + (1 | g)``)."""
+    if common is None:
+        return [], np.zeros((n, 0)), np.zeros(n)
+    X = np.asarray(common.design_matrix, dtype=float)
+    names, X, offset = split_offsets(common_names(common), X)
+    return list(names), X, offset
+
+
 def _common_vars(matrices: Any) -> set[str]:
     out: set[str] = set()
+    if matrices.common is None:
+        return out
     for term in matrices.common.terms.values():
         out |= getattr(term, "var_names", set())
     return out
@@ -383,6 +409,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     problems: list[Problem] = []
     for col in sorted(response):
         problems += numeric_problems(data, col)
+    problems += mixed_type_problems(data, sorted(covariates | groups))
     problems += grouping_problems(data, sorted(groups))
     DataError.collect(problems)
     frame, report = clean_data(
@@ -400,6 +427,14 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
             grouped = _matrices(parts.formulae_formula, frame.iloc[level_rows])
             dm = _SplitMatrices(full.response, full.common, grouped.group)
     except Exception as exc:  # formulae raises ValueError/KeyError/TypeError
+        text_arg = _text_function_argument(formula, frame)
+        if text_arg is not None:
+            call, col = text_arg
+            raise DataError(
+                f"{call} applies a numeric function to the text column {col!r}.",
+                where=f"column '{col}'",
+                hint=f"use a numeric column, or convert {col!r} first (pd.to_numeric).",
+            ) from None
         raise DataError(
             f"formulae could not build the design matrices: {exc}.",
             where="formula",
@@ -412,8 +447,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
             where="formula",
         )
     y = y[:, 0]
-    X = np.asarray(dm.common.design_matrix, dtype=float)
-    names, X, offset = split_offsets(common_names(dm.common), X)
+    names, X, offset = _fixed_part(dm.common, len(frame))
     trials = trials_array(parts, family, frame, y, FORMULA_FUNCTIONS)
     zi_X, zi_terms, zi_matrices = zi_design(spec, family, parts, frame, FORMULA_FUNCTIONS)
     problems = family.response_problems(pd.Series(y, index=frame.index), parts.response, trials)

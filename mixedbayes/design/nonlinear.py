@@ -214,10 +214,14 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     extra = [c for c in (spec.time, spec.subject) if c]
     if spec.dosing is not None and spec.dosing.dose:
         extra.append(spec.dosing.dose)
-    DataError.collect(missing_column_problems(needed | covs | groups | set(extra), frame_in))
+    named = [(spec.time, "'time' names"), (spec.subject, "'subject' names")]
+    if spec.dosing is not None:
+        named.append((spec.dosing.dose, "'dosing.dose' names"))
+    roles = {col: role for col, role in named if col}
+    DataError.collect(missing_column_problems(needed | covs | groups | set(extra), frame_in, roles))
     problems = numeric_problems(frame_in, spec.response)
     if spec.time:
-        problems += numeric_problems(frame_in, spec.time)
+        problems += numeric_problems(frame_in, spec.time, role="the time column")
     problems += grouping_problems(
         frame_in, sorted(groups | ({spec.subject} if spec.subject else set()))
     )

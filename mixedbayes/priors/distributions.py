@@ -51,6 +51,8 @@ class PriorDist:
 
 
 def _fmt(x: float) -> str:
+    if not np.isfinite(x):
+        return str(x)
     return f"{x:.4g}" if x != int(x) or abs(x) >= 1e5 else str(int(x))
 
 
@@ -66,6 +68,8 @@ class Distribution:
     def check(self, args: tuple[float, ...]) -> str:
         """Empty when the arguments are valid, else what is wrong."""
         for p, a in zip(self.params, args, strict=True):
+            if not np.isfinite(a):
+                return f"{self.name}: {p} must be a finite number, got {_fmt(a)}"
             if p in self.positive_params and not a > 0:
                 return f"{self.name}: {p} must be > 0, got {_fmt(a)}"
         return ""

@@ -108,6 +108,10 @@ class Fit:
         """
         post = self.posterior
         names = var_names or summary_variables(self.design, post, include_group_levels)
+        from mixedbayes.errors import require_known
+
+        known = [str(v) for v in post.data_vars]
+        require_known(names, known, where="var_names", what="the posterior's variables")
         return summarise(post, self.design, names, prob)
 
     def predict(

@@ -32,20 +32,53 @@ __all__ = ["load_fit", "save_fit"]
 FORMAT_VERSION = 1
 
 
-def _zarr_safe(tree: object) -> object:
-    """Object-dtype variables (nutpie's divergence messages) as strings, for zarr."""
+def _zarr_safe(tree: object) -> tuple[object, list[list[str]]]:
+    """Object-dtype variables (nutpie's divergence messages) as JSON text, for zarr, and
+    where they were (``[[group path, variable], ...]``) so that loading restores them."""
     import xarray as xr
 
     assert isinstance(tree, xr.DataTree)
     out = tree.copy()
+    where: list[list[str]] = []
     for node in out.subtree:
         ds = node.to_dataset()
-        changed = {
-            name: var.astype(str) for name, var in ds.data_vars.items() if var.dtype == object
-        }
+        changed = {}
+        for name, var in ds.data_vars.items():
+            if var.dtype == object:
+                text = np.vectorize(lambda v: json.dumps(v, default=str), otypes=[str])
+                changed[name] = var.copy(data=text(var.to_numpy()))
+                where.append([node.path, str(name)])
         if changed:
             node.dataset = ds.assign(changed)
-    return out
+    return out, where
+
+
+def _restore_objects(tree: object, where: list[list[str]]) -> None:
+    """Undo :func:`_zarr_safe` on a loaded tree."""
+    import xarray as xr
+
+    assert isinstance(tree, xr.DataTree)
+    parse = np.vectorize(json.loads, otypes=[object])
+    for path, name in where:
+        node = tree[path]
+        ds = node.to_dataset()
+        node.dataset = ds.assign({name: ds[name].copy(data=parse(ds[name].to_numpy()))})
+
+
+def _prior_rows(fit: Fit) -> list[dict[str, object]]:
+    return [
+        {
+            "class": r.class_,
+            "coef": r.coef,
+            "group": r.group,
+            "nlpar": r.nlpar,
+            "name": r.prior.name,
+            "args": list(r.prior.args),
+            "source": r.source,
+            "provenance": r.provenance,
+        }
+        for r in fit.priors
+    ]
 
 
 def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
@@ -56,7 +89,7 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    tree = _zarr_safe(fit.idata)
+    tree, object_vars = _zarr_safe(fit.idata)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tree.to_zarr(out / "idata.zarr", mode="w", consolidated=False)  # type: ignore[attr-defined]
@@ -69,7 +102,13 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
         {**d, "rows": [r.item() if isinstance(r, np.generic) else r for r in d["rows"]]}
         for d in report["dropped"]
     ]
-    meta = {"format": FORMAT_VERSION, "timings": fit.timings, "report": report}
+    meta = {
+        "format": FORMAT_VERSION,
+        "timings": fit.timings,
+        "report": report,
+        "object_vars": object_vars,
+        "priors": _prior_rows(fit),
+    }
     (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
     return out
 
@@ -88,6 +127,8 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
     from mixedbayes.design import make_design
     from mixedbayes.design.data import DataReport, Dropped
     from mixedbayes.priors import build_prior_table
+    from mixedbayes.priors.distributions import PriorDist
+    from mixedbayes.priors.table import PriorRow, PriorTable
     from mixedbayes.results.fit import Fit
     from mixedbayes.spec import load_spec
 
@@ -112,5 +153,22 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
     )
     design = replace(design, report=report)
     idata = xr.open_datatree(src / "idata.zarr", engine="zarr", consolidated=False).load()
-    priors = build_prior_table(design, spec.priors)
+    _restore_objects(idata, meta.get("object_vars", []))
+    if "priors" in meta:
+        priors = PriorTable(
+            tuple(
+                PriorRow(
+                    r["class"],
+                    r["coef"],
+                    r["group"],
+                    r["nlpar"],
+                    PriorDist(r["name"], tuple(float(a) for a in r["args"])),
+                    r["source"],
+                    r["provenance"],
+                )
+                for r in meta["priors"]
+            )
+        )
+    else:
+        priors = build_prior_table(design, spec.priors)
     return Fit(idata, spec, design, priors, dict(meta.get("timings", {})))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.design.design import OBS_DIM
-from mixedbayes.errors import DataError, SpecError
+from mixedbayes.errors import DataError, SpecError, require_known
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -39,13 +39,13 @@ def included_groups(design: Design, level: Level) -> list[GroupFactor]:
             return []
         level = [level]
     names = [g.name for g in design.groups]
-    unknown = [lv for lv in level if lv not in names]
-    if unknown:
-        raise SpecError(
-            f"level names grouping factors the model does not have: {unknown}.",
-            where="level",
-            hint=f"use None (all), 'population' (none) or some of {names}.",
-        )
+    require_known(
+        level,
+        names,
+        where="level",
+        what=f"level names grouping factors; the model's are {names}",
+        hint=f"use None (all), 'population' (none) or some of {names}.",
+    )
     return [g for g in design.groups if g.name in level]
 
 

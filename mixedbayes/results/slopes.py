@@ -48,13 +48,13 @@ def reference_grid(fit: Fit, at: Mapping[str, Any] | None = None) -> pd.DataFram
     return frame
 
 
-def _by_values(fit: Fit, by: str | None, values: Sequence[Any] | None) -> list[Any]:
+def _by_values(fit: Fit, by: str | None, values: Sequence[Any] | None, role: str) -> list[Any]:
     if by is None:
         return [None]
     data = fit.design.data
     if by not in data.columns:
         raise DataError(
-            f"'by' names column {by!r}, which the data do not have.",
+            f"{role} names column {by!r}, which the data do not have.",
             where=f"column '{by}'",
             hint=f"use one of {list(map(str, data.columns))}.",
         )
@@ -120,7 +120,7 @@ def slopes(
         Rows ``variable | by=value`` with estimate, sd, lower, upper, post_prob (P(> 0)),
         p_in_rope, excludes_zero.
     """
-    levels = _by_values(fit, by, values)
+    levels = _by_values(fit, by, values, role="'by'")
     base = reference_grid(fit, at)
     grid = pd.concat([base] * len(levels), ignore_index=True)
     if by is not None:
@@ -157,8 +157,8 @@ def contrasts(
 
     E.g. ``contrasts(fit, "trt", by="time", values=[0, 1])``: the treatment effect at each time.
     """
-    levels = _by_values(fit, variable, values)
-    by_levels = _by_values(fit, by, None)
+    levels = _by_values(fit, variable, values, role="the variable")
+    by_levels = _by_values(fit, by, None, role="'by'")
     base = reference_grid(fit, at)
     rows = []
     for b in by_levels:

@@ -27,7 +27,7 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
             hint="start the file with keys such as 'kind: lmm' and 'formula: ...'.",
         )
     kind = data.get("kind", "lmm")
-    if kind not in SPEC_KINDS:
+    if not isinstance(kind, str) or kind not in SPEC_KINDS:
         raise SpecError(
             f"unknown model kind {kind!r}.", where="kind", hint=f"use one of {sorted(SPEC_KINDS)}."
         )

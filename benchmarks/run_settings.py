@@ -1,0 +1,29 @@
+"""What ``run.py`` and its tables share: the run settings, the systems and the result rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Result = dict[str, Any]
+
+R_MISSING = "R not installed (apt-get install r-cran-brms r-cran-lme4)"
+PACKAGES = ("mixedbayes", "pymc", "pytensor", "nutpie", "numba", "bambi", "arviz", "numpy")
+PYTHON_SYSTEMS = ("mixedbayes", "bambi")
+R_SYSTEMS = ("lme4", "brms")
+#: mb.fit keeps the pointwise log-likelihood; above this share of RAM it is left out (auto).
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every run of this invocation uses."""
+
+    draws: int
+    tune: int
+    chains: int
+    cores: int
+    seed: int
+    target_accept: float
+    timeout: float
+    with_peers_large: bool
+    systems: tuple[str, ...]
