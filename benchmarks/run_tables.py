@@ -101,7 +101,7 @@ def case_markdown(case: Case, rows: list[Result], settings: Settings) -> str:
                 _fmt(row.get("min_ess"), ".0f"),
                 f"`{row['min_ess_param']}`" if row.get("min_ess_param") else "—",
                 _fmt(row.get("max_rhat"), ".3f"),
-                _fmt(row.get("divergences"), "d"),
+                _fmt(row.get("divergences"), ".0f"),
                 _fmt_sig(row.get("ess_per_s_total")),
                 _fmt_sig(row.get("ess_per_s_sample")),
                 _fmt(row.get("peak_rss_mib"), ".0f"),

@@ -205,3 +205,20 @@ def test_large_group_path_gives_the_same_design(monkeypatch: pytest.MonkeyPatch)
     new = sim.iloc[:12]
     for name, Z in small.new_data(new).group_Z.items():
         assert np.array_equal(Z, large.new_data(new).group_Z[name])
+
+
+def test_auto_keeps_one_centred_intercept() -> None:
+    """Two data-rich factors: under auto only the one with fewer levels keeps a centred
+    intercept (it is centred hierarchically); a spec that asks for centred keeps both."""
+    rng = np.random.default_rng(4)
+    clinic = np.repeat(np.arange(6), 80)
+    patient = np.repeat(np.arange(24), 20)
+    y = rng.normal(0, 2, 6)[clinic] + rng.normal(0, 2, 24)[patient] + rng.normal(0, 0.2, 480)
+    data = pd.DataFrame({"y": y, "clinic": clinic, "patient": patient})
+    formula = "y ~ 1 + (1 | clinic) + (1 | patient)"
+    params = {g.name: g.blocks[0] for g in mb.design(mb.LMM(formula), data).groups}
+    assert params["clinic"].parametrization == "centered"
+    assert params["patient"].parametrization == "noncentered"
+    assert "clinic" in params["patient"].reason
+    forced = mb.design(mb.LMM(formula, parametrization="centered"), data).groups
+    assert all(g.blocks[0].parametrization == "centered" for g in forced)

@@ -29,7 +29,7 @@ from mixedbayes.design.groups import (
     factor_problems,
     group_factors,
 )
-from mixedbayes.design.parametrization import choose_parametrization
+from mixedbayes.design.parametrization import choose_parametrization, one_centred_intercept
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 from mixedbayes.families import Family, Link, get_family, get_link
 from mixedbayes.spec.formula import FormulaParts, fixed_formula, split_formula
@@ -481,6 +481,9 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     z = working_response(family, link, y, trials) - offset  # == Design.working_y()
     factors = tuple(
         choose_parametrization(f, z, X, spec.group_options(f.name).parametrization) for f in factors
+    )
+    factors = one_centred_intercept(
+        factors, {f.name for f in factors if spec.group_options(f.name).parametrization == "auto"}
     )
     unknown = set(spec.group_effects) - {f.name for f in factors}
     if unknown:
