@@ -4,6 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+JAX_STAMP := $(VENV)/.jax-stamp
 EXTRAS ?= dev
 export PYTENSOR_FLAGS ?= compiledir=$(CURDIR)/.cache/pytensor
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
@@ -43,15 +44,20 @@ test: lint typecheck
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not slow"
 
+# The benchmarks also run the JAX sampler (numpyro): the optional `jax` extra, pinned too.
+$(JAX_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),jax]"
+	@touch $(JAX_STAMP)
+
 # Benchmarks against bambi (and lme4/brms when R has them); not part of the test suite.
 # Writes benchmarks/results/<case>.md and summary.md; every run is capped at 20 min.
-bench: $(STAMP)
+bench: $(JAX_STAMP)
 	$(PY) benchmarks/run.py
 
-bench-quick: $(STAMP)
+bench-quick: $(JAX_STAMP)
 	$(PY) benchmarks/run.py --quick
 
-lock: $(STAMP)
+lock: $(JAX_STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^mixedbayes' \
 	  | sed '1i # Pinned stack: what CI tested (Python 3.12). Regenerate with `make lock`.' > constraints.txt
 

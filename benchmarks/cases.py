@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CASES", "PEER_ROW_CAP", "QUICK_CASES", "Case", "Variant"]
+__all__ = ["BAMBI_DEFAULT_ROW_CAP", "CASES", "PEER_ROW_CAP", "QUICK_CASES", "Case", "Variant"]
 
 #: Peers (bambi, brms, lme4) are skipped above this many rows unless --with-peers-large.
 PEER_ROW_CAP = 100_000
@@ -33,8 +33,10 @@ class Variant:
     note: str = ""
     #: Compared in the summary's ratio column (the model every system fits).
     primary: bool = True
-    #: Extra keyword arguments of ``mb.fit`` (mixedbayes variants).
+    #: Extra keyword arguments of ``mb.fit`` (mixedbayes) or of ``Model.fit`` (bambi).
     options: tuple[tuple[str, Any], ...] = ()
+    #: Python modules the variant needs (it is recorded as not run without them).
+    requires: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,52 @@ _BAMBI_INDEPENDENT = "bambi cannot fit correlated group effects: its `(x | g)` i
 
 _PLAIN = "marginalize=False: the group effects sampled jointly with NUTS, as bambi does"
 
+#: bambi's own default sampler (PyMC's NUTS) is run beside bambi + nutpie up to this many rows.
+BAMBI_DEFAULT_ROW_CAP = 20_000
+
+
+def _bambi_variants(formula: str, note: str, n_rows: int) -> tuple[Variant, ...]:
+    """bambi with nutpie (the ratio column) and, on small cases, with its default sampler."""
+    out = [Variant("bambi", "bambi", formula, note)]
+    if n_rows <= BAMBI_DEFAULT_ROW_CAP:
+        default = "bambi's default sampler (PyMC's NUTS, C backend): `Model.fit()` as users call it"
+        out.append(
+            Variant(
+                "bambi-pymc",
+                "bambi",
+                formula,
+                "; ".join(n for n in (default, note) if n),
+                primary=False,
+                options=(("inference_method", "pymc"),),
+            )
+        )
+    return tuple(out)
+
+
+def _jax_variants(formula: str) -> tuple[Variant, ...]:
+    """mixedbayes through the JAX sampler (numpyro), marginalised and plain."""
+    jax = ("jax", "numpyro")
+    return (
+        Variant(
+            "mixedbayes-numpyro",
+            "mixedbayes",
+            formula,
+            "sampler='numpyro' (JAX, CPU): compile time is inside sampling s",
+            primary=False,
+            options=(("sampler", "numpyro"),),
+            requires=jax,
+        ),
+        Variant(
+            "mixedbayes-numpyro-plain",
+            "mixedbayes",
+            formula,
+            "sampler='numpyro', marginalize=False: the JAX path of models that do not marginalise",
+            primary=False,
+            options=(("sampler", "numpyro"), ("marginalize", False)),
+            requires=jax,
+        ),
+    )
+
 
 def _lmm_extra_variants(formula: str, plain: bool) -> tuple[Variant, ...]:
     """The correlated model (LKJ) and, where affordable, the plain (not marginalised) one."""
@@ -188,7 +236,8 @@ def _lmm_case(name: str, n_groups: int, n_per_group: int, seed: int) -> Case:
         variants=(
             Variant("mixedbayes", "mixedbayes", "y ~ time + (time || subject)"),
             *_lmm_extra_variants("y ~ time + (time || subject)", plain=n <= 100_000),
-            Variant("bambi", "bambi", "y ~ time + (time | subject)", _BAMBI_INDEPENDENT),
+            *(_jax_variants("y ~ time + (time || subject)") if n == 20_000 else ()),
+            *_bambi_variants("y ~ time + (time | subject)", _BAMBI_INDEPENDENT, n),
             Variant("lme4", "lme4", "y ~ time + (time || subject)", "REML fit (lmer)"),
             Variant("brms", "brms", "y ~ time + (time || subject)"),
         ),
@@ -213,7 +262,7 @@ def _poisson_case(name: str, n_groups: int, n_per_group: int, seed: int) -> Case
         make_data=lambda: simulate_poisson(n_groups, n_per_group, seed),
         variants=(
             Variant("mixedbayes", "mixedbayes", formula),
-            Variant("bambi", "bambi", formula),
+            *_bambi_variants(formula, "", n),
             Variant("lme4", "lme4", formula, "ML fit (glmer, Laplace)"),
             Variant("brms", "brms", formula),
         ),
@@ -240,7 +289,9 @@ CASES: dict[str, Case] = {
             variants=(
                 Variant("mixedbayes", "mixedbayes", "Reaction ~ Days + (Days || Subject)"),
                 *_lmm_extra_variants("Reaction ~ Days + (Days || Subject)", plain=True),
-                Variant("bambi", "bambi", "Reaction ~ Days + (Days | Subject)", _BAMBI_INDEPENDENT),
+                *_bambi_variants(
+                    "Reaction ~ Days + (Days | Subject)", _BAMBI_INDEPENDENT, n_rows=180
+                ),
                 Variant("lme4", "lme4", "Reaction ~ Days + (Days || Subject)", "REML fit (lmer)"),
                 Variant("brms", "brms", "Reaction ~ Days + (Days || Subject)"),
             ),
@@ -263,7 +314,7 @@ CASES: dict[str, Case] = {
             make_data=_epilepsy,
             variants=(
                 Variant("mixedbayes", "mixedbayes", _EPILEPSY),
-                Variant("bambi", "bambi", _EPILEPSY),
+                *_bambi_variants(_EPILEPSY, "", n_rows=236),
                 Variant("lme4", "lme4", _EPILEPSY, "ML fit (glmer, Laplace)"),
                 Variant("brms", "brms", _EPILEPSY),
             ),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.metadata
+import importlib.util
 import json
 import math
 import os
@@ -312,6 +313,11 @@ def run_case(case: Case, settings: Settings, r_status: dict[str, str], tmp: Path
             )
             rows.append(row)
             continue
+        missing = [m for m in variant.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            row["status"] = f"not run: {', '.join(missing)} not installed (make bench installs it)"
+            rows.append(row)
+            continue
         if variant.system in R_SYSTEMS and r_status.get(variant.system):
             why = r_status[variant.system]
             row["status"] = "not run: R not installed" if why == R_MISSING else f"not run: {why}"
@@ -358,6 +364,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"also run bambi/lme4/brms on cases above {PEER_ROW_CAP:,} rows",
     )
     p.add_argument(
+        "--keep-others",
+        action="store_true",
+        help="put the cases not run now in the summary from their saved <case>.json",
+    )
+    p.add_argument(
         "--systems",
         default=",".join(PYTHON_SYSTEMS + R_SYSTEMS),
         help="comma-separated subset of mixedbayes,bambi,lme4,brms",
@@ -401,7 +412,19 @@ def main(argv: list[str] | None = None) -> int:
             (out_dir / f"{name}.md").write_text(case_markdown(case, rows, settings))
             raw = {"case": name, "settings": settings.__dict__, "machine": machine, "runs": rows}
             (out_dir / f"{name}.json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
-    summary = summary_markdown(results, settings, machine, r_status, args.quick)
+    earlier: dict[str, str] = {}
+    if args.keep_others:
+        for name in CASES:
+            saved = out_dir / f"{name}.json"
+            if name not in results and saved.exists():
+                raw = json.loads(saved.read_text())
+                results[name] = raw["runs"]
+                info = raw.get("machine", {})
+                earlier[name] = (
+                    f"{info.get('date (UTC)', '?')}, commit {info.get('git commit', '?')}"
+                )
+        results = {name: results[name] for name in CASES if name in results}
+    summary = summary_markdown(results, settings, machine, r_status, args.quick, earlier)
     (out_dir / "summary.md").write_text(summary)
     print(f"wrote {out_dir}/summary.md and {len(results)} case tables")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cases import CASES, PEER_ROW_CAP, Case
+from cases import BAMBI_DEFAULT_ROW_CAP, CASES, PEER_ROW_CAP, Case
 from run_settings import R_MISSING, R_SYSTEMS, Result, Settings
 
 # --------------------------------------------------------------------------- reporting
@@ -171,14 +171,51 @@ def _find(rows: list[Result], key: str) -> Result:
     return next((r for r in rows if r["variant"] == key), {"status": "not run"})
 
 
+def _ratio_table(results: dict[str, list[Result]], peer_key: str) -> list[str]:
+    """mixedbayes' min-ESS/s against one peer run, total and sampling time, per case."""
+    head = [
+        "case",
+        "rows",
+        "mixedbayes min-ESS/s (total)",
+        "peer min-ESS/s (total)",
+        "ratio (total)",
+        "mixedbayes min-ESS/s (sampling)",
+        "peer min-ESS/s (sampling)",
+        "ratio (sampling)",
+    ]
+    body = []
+    for name, rows in results.items():
+        mb, peer = _find(rows, "mixedbayes"), _find(rows, peer_key)
+        peer_total = _fmt_sig(peer.get("ess_per_s_total"))
+        if peer["status"] != "ok":
+            peer_total = peer["status"].split(":")[0].split(" (")[0]
+        body.append(
+            [
+                name,
+                f"{CASES[name].n_rows:,}",
+                _fmt_sig(mb.get("ess_per_s_total")),
+                peer_total,
+                _ratio(mb.get("ess_per_s_total"), peer.get("ess_per_s_total")),
+                _fmt_sig(mb.get("ess_per_s_sample")),
+                _fmt_sig(peer.get("ess_per_s_sample")),
+                _ratio(mb.get("ess_per_s_sample"), peer.get("ess_per_s_sample")),
+            ]
+        )
+    return [_table(head, body)]
+
+
 def summary_markdown(
     results: dict[str, list[Result]],
     settings: Settings,
     machine: dict[str, str],
     r_status: dict[str, str],
     quick: bool,
+    earlier: dict[str, str] | None = None,
 ) -> str:
-    """Machine, versions, settings, mixedbayes/bambi ratios and every run in one line."""
+    """Machine, versions, settings, mixedbayes/bambi ratios and every run in one line.
+
+    ``earlier``: cases taken from a saved earlier run (``--keep-others``), with its date and
+    commit."""
     r_line = "; ".join(f"{s}: {r_status[s] or 'available'}" for s in R_SYSTEMS)
     if all(r_status[s] == R_MISSING for s in R_SYSTEMS):
         r_line = R_MISSING
@@ -199,43 +236,36 @@ def summary_markdown(
         f"target_accept {settings.target_accept}, seed {settings.seed}, timeout "
         f"{settings.timeout:.0f} s per run",
         f"- R (lme4, brms): {r_line}",
+        *(
+            [
+                "- from earlier runs (`--keep-others`; same settings, see each `<case>.json`): "
+                + "; ".join(f"{k} ({v})" for k, v in earlier.items())
+            ]
+            if earlier
+            else []
+        ),
         "",
-        "## mixedbayes / bambi",
+        "## mixedbayes / bambi (nutpie)",
         "",
         "min-ESS/s: the smallest bulk ESS over fixed effects, group SDs and residual SD, per "
         "second of total wall time (build + compile + sample) or of sampling alone. A ratio "
         "above 1 means mixedbayes is faster.",
         "",
     ]
-    head = [
-        "case",
-        "rows",
-        "mixedbayes min-ESS/s (total)",
-        "bambi min-ESS/s (total)",
-        "ratio (total)",
-        "mixedbayes min-ESS/s (sampling)",
-        "bambi min-ESS/s (sampling)",
-        "ratio (sampling)",
-    ]
-    body = []
-    for name, rows in results.items():
-        mb, peer = _find(rows, "mixedbayes"), _find(rows, "bambi")
-        peer_total = _fmt_sig(peer.get("ess_per_s_total"))
-        if peer["status"] != "ok":
-            peer_total = peer["status"].split(":")[0].split(" (")[0]
-        body.append(
-            [
-                name,
-                f"{CASES[name].n_rows:,}",
-                _fmt_sig(mb.get("ess_per_s_total")),
-                peer_total,
-                _ratio(mb.get("ess_per_s_total"), peer.get("ess_per_s_total")),
-                _fmt_sig(mb.get("ess_per_s_sample")),
-                _fmt_sig(peer.get("ess_per_s_sample")),
-                _ratio(mb.get("ess_per_s_sample"), peer.get("ess_per_s_sample")),
-            ]
-        )
-    out += [_table(head, body), "", "## All runs", ""]
+    out += _ratio_table(results, "bambi")
+    default = {k: v for k, v in results.items() if _find(v, "bambi-pymc")["status"] != "not run"}
+    if default:
+        out += [
+            "",
+            "## mixedbayes / bambi with its default sampler",
+            "",
+            "bambi's `Model.fit()` as users call it samples with PyMC's NUTS (C backend), not "
+            "nutpie; run on the cases up to "
+            f"{BAMBI_DEFAULT_ROW_CAP:,} rows.",
+            "",
+            *_ratio_table(default, "bambi-pymc"),
+        ]
+    out += ["", "## All runs", ""]
     head = [
         "case",
         "system",

@@ -207,7 +207,8 @@ def run_mixedbayes(case: Case, variant: Variant, job: dict[str, Any]) -> Result:
 
 
 def run_bambi(case: Case, variant: Variant, job: dict[str, Any]) -> Result:
-    """``bambi.Model(formula, data, family=...).fit(inference_method="nutpie")``."""
+    """``bambi.Model(formula, data, family=...).fit(inference_method=...)``: nutpie unless the
+    variant's options name another (``"pymc"``, bambi's default)."""
     _preload("pymc", "nutpie", "numba")
     import bambi
 
@@ -223,7 +224,7 @@ def run_bambi(case: Case, variant: Variant, job: dict[str, Any]) -> Result:
             chains=job["chains"],
             cores=job["cores"],
             random_seed=job["seed"],
-            inference_method="nutpie",
+            inference_method=dict(variant.options).get("inference_method", "nutpie"),
             nuts={"target_accept": job["target_accept"]},
             progressbar=False,
         )

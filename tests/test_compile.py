@@ -71,6 +71,15 @@ def test_mixed_blocks_cor_is_block_diagonal(sim: pd.DataFrame) -> None:
     draw = pm.draw(cm.model["cor_patient"], random_seed=1)
     assert draw.shape == (3, 3)
     assert draw[0, 2] == 0 and draw[1, 2] == 0 and np.allclose(np.diag(draw), 1)
+    # each block's variable has named dims: the levels and that block's terms
+    dims = cm.model.named_vars_to_dims
+    blocks = [n for n in ("r_patient_0", "z_patient_0", "r_patient_1", "z_patient_1") if n in dims]
+    assert len(blocks) == 2
+    for name in blocks:
+        b = int(name[-1])
+        assert dims[name] == ("patient", f"patient_term_{b}")
+    assert cm.model.coords["patient_term_0"] == ("Intercept", "time")
+    assert cm.model.coords["patient_term_1"] == ("dose",)
 
 
 def test_user_prior_reaches_the_graph(sleepstudy: pd.DataFrame) -> None:

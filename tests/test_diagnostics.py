@@ -275,6 +275,35 @@ def test_low_ebfmi_warns(sleep_design: mb.Design) -> None:
     assert gate.value == pytest.approx(float(ebfmi_values(energy).min()))
 
 
+@pytest.mark.parametrize(
+    ("shape", "shift", "seed"),
+    [((4, 200, 6), 0.0, 1), ((4, 200, 6), 0.3, 2), ((3, 37, 5), 0.0, 3), ((2, 4, 2), 0.0, 4)],
+)
+def test_vectorised_rhat_equals_arviz(shape: tuple[int, ...], shift: float, seed: int) -> None:
+    """The gate's rank-normalised split R-hat is arviz-stats' value for every element,
+    with ties (rounded draws), a constant element, a missing draw and odd draw counts."""
+    import arviz_stats as azs
+
+    from mixedbayes.diagnostics.rhat import rank_rhat_dataset
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_t(4, size=shape)
+    x[1] += shift
+    x[..., 0] = 1.0
+    x[..., 1] = np.round(x[..., 1])
+    if shape[1] % 2:
+        x[0, 5, 2] = np.nan
+    ds = xr.Dataset({"x": (("chain", "draw", "k"), x)}, coords={"k": np.arange(shape[2]) * 10})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = azs.rhat(ds)["x"].to_numpy()
+        got = rank_rhat_dataset(ds)["x"]
+    assert list(got["k"].to_numpy()) == list(ds["k"].to_numpy())
+    np.testing.assert_array_equal(np.isnan(got.to_numpy()), np.isnan(expected))
+    np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-12)
+    assert np.isfinite(expected).sum() >= shape[2] - 2
+
+
 def test_ebfmi_definition() -> None:
     e = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 2.0, 3.0]])
     # chain 0: diffs 1,1,1 -> 3; deviations +-0.5 -> 1. chain 1: 3 / 5

@@ -56,8 +56,7 @@ def _block_effects(
     k = len(cols)
     sd_b = sd[cols]
     suffix = "" if single else f"_{b}"
-    dims = (factor.dim, factor.term_dim) if single else None
-    shape = None if single else (factor.n_levels, k)
+    dims = (factor.dim, factor.term_dim if single else factor.block_term_dim(b))
     # Hierarchical centring: a centred block holding the intercept samples the level
     # coefficients around the population intercept (plus the between-level covariates),
     # beta_j ~ N(mean_j, ...), and r_j = beta_j - mean_j; same posterior, better geometry.
@@ -74,15 +73,15 @@ def _block_effects(
         if block.parametrization == "centered":
             chol = sd_b[:, None] * chol_corr
             mu = np.zeros((factor.n_levels, k)) if mean is None else mean
-            coef = pm.MvNormal(name, mu=mu, chol=chol, dims=dims, shape=shape)
+            coef = pm.MvNormal(name, mu=mu, chol=chol, dims=dims)
             return coef if mean is None else coef - mean
-        z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims, shape=shape)
+        z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims)
         return pt.dot(z, chol_corr.T) * sd_b
     if block.parametrization == "centered":
         loc: Any = 0.0 if mean is None else mean
-        coef = pm.Normal(name, loc, sd_b, dims=dims, shape=shape)
+        coef = pm.Normal(name, loc, sd_b, dims=dims)
         return coef if mean is None else coef - mean
-    z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims, shape=shape)
+    z = pm.Normal(f"z_{g}{suffix}", 0.0, 1.0, dims=dims)
     return z * sd_b
 
 

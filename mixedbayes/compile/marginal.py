@@ -350,8 +350,13 @@ def draw_group_effects(
                 part = values[:, :, list(block.columns)]
                 new[f"r_{name}_{b}"] = xr.DataArray(
                     part.reshape(n_chain, n_draw, *part.shape[1:]),
-                    dims=("chain", "draw", f"r_{name}_{b}_dim_0", f"r_{name}_{b}_dim_1"),
-                    coords={"chain": ds["chain"], "draw": ds["draw"]},
+                    dims=("chain", "draw", g.dim, g.block_term_dim(b)),
+                    coords={
+                        "chain": ds["chain"],
+                        "draw": ds["draw"],
+                        g.dim: list(g.levels),
+                        g.block_term_dim(b): [g.terms[c] for c in block.columns],
+                    },
                 )
     idata["posterior"] = xr.DataTree(ds.assign(new))
     return idata

@@ -165,8 +165,7 @@ class Design:
             "term": list(self.fixed_terms),
         }
         for g in self.groups:
-            coords[g.dim] = list(g.levels)
-            coords[g.term_dim] = list(g.terms)
+            coords.update(g.coords())
         return coords
 
     def new_data(self, data: pd.DataFrame) -> NewData:

@@ -110,6 +110,23 @@ class GroupFactor:
         """Dimension name of the terms: ``<group>_term``."""
         return f"{self.name}_term"
 
+    def block_term_dim(self, block: int) -> str:
+        """Dimension name of one block's terms when the factor has several blocks:
+        ``<group>_term_<block>`` (the dims of ``r_<group>_<block>``)."""
+        return f"{self.term_dim}_{block}"
+
+    def coords(self) -> dict[str, list[Any]]:
+        """Coordinates of the factor's dimensions: levels, terms and, with several blocks,
+        each block's terms."""
+        coords: dict[str, list[Any]] = {
+            self.dim: list(self.levels),
+            self.term_dim: list(self.terms),
+        }
+        if len(self.blocks) > 1:
+            for b, block in enumerate(self.blocks):
+                coords[self.block_term_dim(b)] = [self.terms[c] for c in block.columns]
+        return coords
+
     def with_blocks(self, blocks: tuple[GroupBlock, ...]) -> GroupFactor:
         """A copy with other blocks (used to record the parametrization choice)."""
         return GroupFactor(

@@ -114,8 +114,7 @@ class NonlinearDesign:
         for p in self.params:
             coords[p.term_dim] = list(p.terms)
         for g in self.groups:
-            coords[g.dim] = list(g.levels)
-            coords[g.term_dim] = list(g.terms)
+            coords.update(g.coords())
         return coords
 
 

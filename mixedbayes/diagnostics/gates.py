@@ -27,6 +27,7 @@ from mixedbayes.diagnostics.gate_helpers import (
     _stuck,
     _switch_advice,
 )
+from mixedbayes.diagnostics.rhat import rank_rhat_dataset
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -397,6 +398,10 @@ def _level_sample(posterior: xr.Dataset, design: Design | None) -> tuple[xr.Data
         return posterior, scope
     sampled = []
     for g in getattr(design, "groups", ()):
+        # r_<g>_<b> (one per block) hold the same draws as r_<g>: checked once, there.
+        if f"r_{g.name}" in posterior:
+            copies = [f"r_{g.name}_{b}" for b in range(len(g.blocks))]
+            posterior = posterior.drop_vars([c for c in copies if c in posterior])
         size = posterior.sizes.get(g.dim, 0)
         if size > RHAT_MAX_LEVELS:
             keep = np.sort(np.random.default_rng(0).choice(size, RHAT_MAX_LEVELS, replace=False))
@@ -470,7 +475,7 @@ def diagnose(
     subset, scope_all = _level_sample(posterior[all_names], design)
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat_all = azs.rhat(subset)
+        rhat_all = rank_rhat_dataset(subset)
         checked = posterior[names]
         ess_bulk = azs.ess(checked, method="bulk")
         ess_tail = azs.ess(checked, method="tail")
@@ -478,7 +483,15 @@ def diagnose(
     stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
     gates = (
         _rhat_gate("rhat", rhat_all, posterior, names, rhat_max, design, "summary parameters"),
-        _rhat_gate("rhat_all", rhat_all, subset, all_names, rhat_max, design, scope_all),
+        _rhat_gate(
+            "rhat_all",
+            rhat_all,
+            subset,
+            [str(n) for n in subset.data_vars],
+            rhat_max,
+            design,
+            scope_all,
+        ),
         _ess_gate("bulk", ess_bulk, posterior, names, bulk_min, design),
         _ess_gate("tail", ess_tail, posterior, names, tail_min, design),
         _divergence_gate(stats, total, max_divergences, design),

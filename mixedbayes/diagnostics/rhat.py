@@ -1,0 +1,74 @@
+"""Rank-normalised split R-hat (Vehtari et al. 2021), vectorised over variables.
+
+The same statistic as ``arviz_stats.rhat(method="rank")``, computed for every element of a
+variable at once: arviz-stats loops over elements in Python, which took 3.6 s for the 2,500
+elements the ``rhat_all`` gate checks in a 1,000-subject random-slope model; this takes 0.1 s.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["rank_rhat", "rank_rhat_dataset"]
+
+
+def _z_scale(values: np.ndarray) -> np.ndarray:
+    """Normal scores of the pooled ranks of each column of ``values`` (m, n, k)."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    m, n, k = values.shape
+    rank = rankdata(values.reshape(m * n, k), method="average", axis=0)
+    size = m * n
+    return ndtri((rank - 3 / 8) / (size - 2 * 3 / 8 + 1)).reshape(m, n, k)
+
+
+def _rhat(values: np.ndarray) -> np.ndarray:
+    """Gelman-Rubin R-hat of each column of ``values`` (chains m, draws n, columns k)."""
+    n = values.shape[1]
+    chain_mean = values.mean(axis=1)
+    between = n * chain_mean.var(axis=0, ddof=1)
+    within = values.var(axis=1, ddof=1).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt((between / within + n - 1) / n)
+
+
+def rank_rhat(draws: np.ndarray) -> np.ndarray:
+    """Rank-normalised split R-hat of every element of ``draws`` (chain, draw, ...).
+
+    The maximum of the bulk (rank-normalised) and tail (folded) split R-hat, as in
+    arviz-stats; NaN for an element with a missing draw, fewer than 2 chains or 4 draws.
+    """
+    arr = np.asarray(draws, dtype=float)
+    n_chain, n_draw = arr.shape[:2]
+    flat = arr.reshape(n_chain, n_draw, -1)
+    out = np.full(flat.shape[2], np.nan)
+    if n_chain < 2 or n_draw < 4 or flat.shape[2] == 0:
+        return out.reshape(arr.shape[2:])
+    ok = ~np.isnan(flat).any(axis=(0, 1))
+    half = n_draw // 2
+    split = np.concatenate([flat[:, :half, ok], flat[:, n_draw - half :, ok]], axis=0)
+    bulk = _rhat(_z_scale(split))
+    median = np.median(split.reshape(-1, split.shape[2]), axis=0)
+    tail = _rhat(_z_scale(np.abs(split - median)))
+    out[ok] = np.maximum(bulk, tail)
+    return out.reshape(arr.shape[2:])
+
+
+def rank_rhat_dataset(posterior: xr.Dataset) -> xr.Dataset:
+    """:func:`rank_rhat` of every variable of ``posterior`` (dims ``chain``, ``draw``, ...)."""
+    import xarray as xr
+
+    out = {}
+    for name, da in posterior.data_vars.items():
+        da = da.transpose("chain", "draw", ...)
+        dims = da.dims[2:]
+        out[name] = xr.DataArray(
+            rank_rhat(da.to_numpy()), dims=dims, coords={d: da[d] for d in dims if d in da.coords}
+        )
+    return xr.Dataset(out)
