@@ -1,8 +1,9 @@
 """Rank-normalised split R-hat (Vehtari et al. 2021), vectorised over variables.
 
 The same statistic as ``arviz_stats.rhat(method="rank")``, computed for every element of a
-variable at once: arviz-stats loops over elements in Python, which took 3.6 s for the 2,500
-elements the ``rhat_all`` gate checks in a 1,000-subject random-slope model; this takes 0.1 s.
+variable at once (arviz-stats loops over elements in Python): 0.47 s against 0.67 s for 500
+elements × 4,000 draws. With the per-block copies of ``r_<group>`` no longer checked twice,
+the ``rhat_all`` gate of a 1,000-subject random-slope fit went from 3.6 s to under 1 s.
 """
 
 from __future__ import annotations
