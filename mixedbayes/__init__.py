@@ -7,11 +7,11 @@ from mixedbayes import batch, datasets, pk, simulate
 from mixedbayes.api import compile, design, fit, get_priors, load, load_data, prior_predictive
 from mixedbayes.design import DataWarning, Design
 from mixedbayes.diagnostics import ConvergenceWarning, compare
+from mixedbayes.diagnostics.sbc import SBCResult, sbc
 from mixedbayes.errors import DataError, MixedBayesError, SpecError
 from mixedbayes.results import Fit
 from mixedbayes.results.naive import compare_naive
 from mixedbayes.spec import GLMM, LMM, GLMMSpec, LMMSpec, ModelSpec, load_spec, save_spec
-from mixedbayes.validation import SBCResult, sbc
 
 __version__ = "0.1.0"
 

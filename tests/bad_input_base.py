@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from conftest import theoph_subjects
 
-import mixedbayes as mb
 from mixedbayes.errors import MixedBayesError
 
 # ----------------------------------------------------------------------------- base data
@@ -40,8 +40,7 @@ def long_data() -> pd.DataFrame:
 
 
 def theoph() -> pd.DataFrame:
-    df = mb.datasets.load("theoph")
-    return df[df["Subject"].astype(str).isin(["1", "2", "3"])].copy()
+    return theoph_subjects(3)
 
 
 PK = {

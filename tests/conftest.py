@@ -34,6 +34,12 @@ def radon() -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def theoph_subjects(n: int) -> pd.DataFrame:
+    """The first ``n`` subjects of the theophylline data (a small PK data set)."""
+    df = mb.datasets.load("theoph")
+    return df[df["Subject"].astype(str).isin([str(i) for i in range(1, n + 1)])].copy()
+
+
 def quiet_fit(spec: object, data: pd.DataFrame, **kwargs: object) -> mb.Fit:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -150,6 +150,30 @@ def test_dask_existing_cluster_by_address(tmp_path: Path) -> None:
         assert cluster.status.name == "running"
 
 
+def test_a_registered_executor_is_a_backend() -> None:
+    """Executors are a registry: a new one is accepted by name and does the running."""
+    from mixedbayes.batch import EXECUTORS
+    from mixedbayes.batch.executors import _run_serial, register_executor
+
+    seen: list[list[str]] = []
+
+    @register_executor("recording")
+    def _recording(
+        fn: Any, items: Any, todo: list[str], book: Any, pass_attempt: bool, **kw: Any
+    ) -> int:
+        seen.append(list(todo))
+        return _run_serial(fn, items, todo, book, pass_attempt)
+
+    try:
+        res = run_batch(abs, {"a": -1, "b": 2}, backend="recording")  # type: ignore[arg-type]
+    finally:
+        EXECUTORS.pop("recording")
+    assert seen == [["a", "b"]]
+    assert res.values == {"a": 1, "b": 2} and res.backend == "recording"
+    with pytest.raises(BatchError, match="recording"):
+        run_batch(abs, {"a": -1}, backend="recording")  # type: ignore[arg-type]
+
+
 def test_no_retries_means_one_attempt() -> None:
     items = {"a": (1, "/nonexistent/dir/marker")}
     res = run_batch(flaky_by_file, items, retries=0)

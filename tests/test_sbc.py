@@ -11,19 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import frame_hash
+from conftest import frame_hash, theoph_subjects
 
 import mixedbayes as mb
-from mixedbayes.errors import DataError, SpecError
-from mixedbayes.validation import current_replicate
-from mixedbayes.validation.sbc import _prior_sampler
-from mixedbayes.validation.stats import (
+from mixedbayes.diagnostics.sbc import current_replicate
+from mixedbayes.diagnostics.sbc.run import _prior_sampler
+from mixedbayes.diagnostics.sbc.stats import (
     bin_counts,
     chi2_uniformity,
     default_bins,
     ecdf_band,
     ecdf_test,
 )
+from mixedbayes.errors import DataError, SpecError
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -230,8 +230,7 @@ def _poisson_case() -> tuple[Any, pd.DataFrame, str, bool]:
 
 
 def _pk_case() -> tuple[Any, pd.DataFrame, str, bool]:
-    df = mb.datasets.load("theoph")
-    df = df[df["Subject"].astype(str).isin(["1", "2", "3", "4"])]
+    df = theoph_subjects(4)
     spec = mb.load_spec(
         {
             "kind": "nonlinear",

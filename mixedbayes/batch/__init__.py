@@ -5,10 +5,12 @@ See :func:`run_batch`.
 
 from mixedbayes.batch.core import (
     BACKENDS,
+    EXECUTORS,
     Attempt,
     BatchError,
     BatchResult,
     TaskRecord,
+    check_backend,
     iter_failures,
     load_records,
     run_batch,
@@ -16,10 +18,12 @@ from mixedbayes.batch.core import (
 
 __all__ = [
     "BACKENDS",
+    "EXECUTORS",
     "Attempt",
     "BatchError",
     "BatchResult",
     "TaskRecord",
+    "check_backend",
     "iter_failures",
     "load_records",
     "run_batch",

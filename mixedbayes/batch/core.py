@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from mixedbayes.batch.executors import _Book, _cpus, _run_dask, _run_processes, _run_serial
+from mixedbayes.batch.executors import EXECUTORS, _Book, _cpus, check_backend
 from mixedbayes.batch.records import (
     Attempt,
     BatchError,
@@ -40,18 +40,20 @@ from mixedbayes.batch.records import (
 
 __all__ = [
     "BACKENDS",
+    "EXECUTORS",
     "Attempt",
     "BatchError",
     "BatchResult",
     "TaskRecord",
+    "check_backend",
     "iter_failures",
     "load_records",
     "run_batch",
 ]
 
 Backend = Literal["serial", "processes", "dask"]
-#: The executors :func:`run_batch` knows.
-BACKENDS: tuple[str, ...] = ("serial", "processes", "dask")
+#: The executors :func:`run_batch` knows (the names of :data:`EXECUTORS`).
+BACKENDS: tuple[str, ...] = tuple(EXECUTORS)
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,199}")
 
@@ -140,10 +142,7 @@ def run_batch(
     >>> res.values
     {'a': 1, 'b': 2}
     """
-    if backend not in BACKENDS:
-        raise BatchError(
-            f"unknown backend {backend!r}.", where="backend", hint=f"use one of {BACKENDS}."
-        )
+    check_backend(backend)
     if retries < 0:
         raise BatchError(f"retries must be >= 0, not {retries}.", where="retries")
     if workers is not None and workers < 1:
@@ -166,13 +165,9 @@ def run_batch(
     n_workers = workers or _cpus()
     t0 = time.perf_counter()
     if todo:
-        if backend == "serial":
-            n_workers = 1
-            _run_serial(fn, items, todo, book, pass_attempt)
-        elif backend == "processes":
-            _run_processes(fn, items, todo, book, pass_attempt, n_workers)
-        else:
-            n_workers = _run_dask(fn, items, todo, book, pass_attempt, n_workers, address, client)
+        n_workers = EXECUTORS[backend](
+            fn, items, todo, book, pass_attempt, n_workers=n_workers, address=address, client=client
+        )
     records = {k: book.records[k] for k in items}
     return BatchResult(
         records,

@@ -1,5 +1,9 @@
-"""Executors of a batch: serial, a pool of local processes, or Dask; and the bookkeeping of
-attempts they share (:class:`_Book`).
+"""Executors of a batch, one function each in the :data:`EXECUTORS` registry: serial, a pool of
+local processes, or Dask; and the bookkeeping of attempts they share (:class:`_Book`).
+
+An executor runs every key of ``todo`` until :meth:`_Book.finish` says it is done and returns
+the number of workers it used; it is called as
+``executor(fn, items, todo, book, pass_attempt, n_workers=..., address=..., client=...)``.
 
 Workers are long-lived (a process pool, or Dask workers), so per-process caches serve many tasks.
 """
@@ -16,6 +20,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixedbayes.batch.records import Attempt, BatchError, TaskRecord, _now, _Store
+from mixedbayes.errors import MixedBayesError
+
+#: Executor name → function (see the module docstring); ``run_batch(backend=name)``.
+EXECUTORS: dict[str, Callable[..., int]] = {}
+
+
+def register_executor(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorator adding an executor to :data:`EXECUTORS` under ``name``."""
+
+    def add(run: Callable[..., int]) -> Callable[..., int]:
+        EXECUTORS[name] = run
+        return run
+
+    return add
+
+
+def check_backend(backend: str, error: type[MixedBayesError] = BatchError) -> None:
+    """Raise ``error`` naming the known executors when ``backend`` is not one of them."""
+    if backend not in EXECUTORS:
+        raise error(
+            f"unknown backend {backend!r}.", where="backend", hint=f"use one of {tuple(EXECUTORS)}."
+        )
+
 
 # --------------------------------------------------------------------------- worker side
 
@@ -133,24 +160,34 @@ def _cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@register_executor("serial")
 def _run_serial(
-    fn: Callable[..., Any], items: dict[str, Any], todo: list[str], book: _Book, pass_attempt: bool
-) -> None:
+    fn: Callable[..., Any],
+    items: dict[str, Any],
+    todo: list[str],
+    book: _Book,
+    pass_attempt: bool,
+    **_unused: Any,
+) -> int:
     for key in todo:
         for n in range(1, book.max_attempts + 1):
             out = _call(fn, key, items[key], book.start(key), pass_attempt)
             if book.finish(out, n):
                 break
+    return 1
 
 
+@register_executor("processes")
 def _run_processes(
     fn: Callable[..., Any],
     items: dict[str, Any],
     todo: list[str],
     book: _Book,
     pass_attempt: bool,
+    *,
     n_workers: int,
-) -> None:
+    **_unused: Any,
+) -> int:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -197,14 +234,17 @@ def _run_processes(
                 pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=context)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    return n_workers
 
 
+@register_executor("dask")
 def _run_dask(
     fn: Callable[..., Any],
     items: dict[str, Any],
     todo: list[str],
     book: _Book,
     pass_attempt: bool,
+    *,
     n_workers: int,
     address: str | None,
     client: Any,

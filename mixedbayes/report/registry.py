@@ -237,6 +237,12 @@ class ReportContext:
         """Whether the fit is of kind ``nonlinear``."""
         return self.fit.spec.kind == "nonlinear"
 
+    @staticmethod
+    def sample_phrase(shown: int, total: int) -> str:
+        """How many of a factor's levels a table or plot shows: ``"all 18"`` or
+        ``"a random sample of 12 of 180"``."""
+        return f"all {total}" if shown == total else f"a random sample of {shown} of {total}"
+
     def sample_levels(self, group: str) -> list[str]:
         """A reproducible random sample of ``n_groups`` levels of a grouping factor.
 

@@ -238,22 +238,8 @@ class ParametersSection(Section):
 
     def build(self, ctx: ReportContext) -> list[Block]:
         summary = ctx.summary()
-        columns = [
-            c
-            for c in [
-                "parameter",
-                "mean",
-                "sd",
-                "median",
-                "lower",
-                "upper",
-                "rhat",
-                "ess_bulk",
-                "ess_tail",
-                "mcse_mean",
-            ]
-            if c in summary.columns
-        ]
+        # the summary's own columns, less the ones the parameter name already says
+        columns = [c for c in summary.columns if c not in ("class", "group", "term")]
         return [
             table_from_frame(
                 summary,

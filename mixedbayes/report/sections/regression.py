@@ -86,11 +86,7 @@ class ShrinkageSection(Section):
                 (shr.levels["group"] == group) & shr.levels["level"].astype(str).isin(levels)
             ]
             n_levels = int(shr.levels.loc[shr.levels["group"] == group, "level"].nunique())
-            shown = (
-                f"all {n_levels} levels"
-                if len(levels) == n_levels
-                else (f"a random sample of {len(levels)} of {n_levels} levels")
-            )
+            shown = ctx.sample_phrase(len(levels), n_levels) + " levels"
             blocks.append(
                 table_from_frame(
                     table.drop(columns=["group"]),
@@ -123,11 +119,7 @@ class TrajectoriesSection(Section):
                 f"within levels of {factor.name!r} (the model has no time covariate)."
             )
         fig = traj.plot(ncols=4)
-        sample = (
-            f"All {factor.n_levels}"
-            if len(levels) == factor.n_levels
-            else f"A random sample of {len(levels)} of {factor.n_levels}"
-        )
+        sample = ctx.sample_phrase(len(levels), factor.n_levels).capitalize()
         return [
             figure_block(
                 fig,

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mixedbayes.batch import BACKENDS, run_batch
-from mixedbayes.errors import DataError, SpecError, require_known
-from mixedbayes.validation.replicate import (
+from mixedbayes.batch import check_backend, run_batch
+from mixedbayes.diagnostics.sbc.replicate import (
     SAMPLE_DIMS,
     _Job,
     _Quantity,
@@ -37,7 +36,8 @@ from mixedbayes.validation.replicate import (
     _seed,
     current_replicate,
 )
-from mixedbayes.validation.result import SBCResult
+from mixedbayes.diagnostics.sbc.result import SBCResult
+from mixedbayes.errors import DataError, SpecError, require_known
 
 if TYPE_CHECKING:
     from mixedbayes.priors import PriorTable
@@ -217,10 +217,7 @@ def sbc(
         )
     if n < 1:
         raise SpecError(f"n must be >= 1, not {n}.", where="n")
-    if backend not in BACKENDS:
-        raise SpecError(
-            f"unknown backend {backend!r}.", where="backend", hint=f"use one of {BACKENDS}."
-        )
+    check_backend(backend, SpecError)
     if max_rank < 1 or max_rank > chains * draws:
         raise SpecError(
             f"max_rank must lie in 1..chains × draws = {chains * draws}, not {max_rank}.",
