@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JAX_STAMP := $(VENV)/.jax-stamp
 EXTRAS ?= dev
-export PYTENSOR_FLAGS ?= compiledir=$(CURDIR)/.cache/pytensor
+# Compile caches inside the project (PyTensor keeps its numba cache under base_compiledir).
+export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.cache/pytensor
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
 .PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick validate

@@ -125,12 +125,13 @@ def probe_r() -> dict[str, str]:
 # --------------------------------------------------------------------------- running
 
 
-def _child_env(tmp: Path) -> dict[str, str]:
-    """The environment of a run: empty PyTensor and numba caches of its own."""
+def _child_env(cache: Path) -> dict[str, str]:
+    """The environment of a run: PyTensor's and numba's on-disk caches under ``cache``
+    (PyTensor keeps its numba cache under ``base_compiledir``, so that is moved too)."""
     env = dict(os.environ)
     flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",") if f and "compiledir" not in f]
-    env["PYTENSOR_FLAGS"] = ",".join([*flags, f"compiledir={tmp / 'pytensor'}"])
-    env["NUMBA_CACHE_DIR"] = str(tmp / "numba")
+    env["PYTENSOR_FLAGS"] = ",".join([*flags, f"base_compiledir={cache / 'pytensor'}"])
+    env["NUMBA_CACHE_DIR"] = str(cache / "numba")
     return env
 
 
@@ -228,7 +229,13 @@ def run_python(case: Case, variant: Variant, settings: Settings, tmp: Path) -> R
     job_path, result_path, log = run_dir / "job.json", run_dir / "result.json", run_dir / "log"
     job_path.write_text(json.dumps(job))
     cmd = [sys.executable, str(HERE / "worker.py"), str(job_path), str(result_path)]
-    proc = spawn(cmd, _child_env(run_dir), settings.timeout, log)
+    cache = run_dir
+    if settings.cache == "warm":
+        cache = tmp / "warm-cache" / variant.key
+        if not cache.exists():
+            spawn(cmd, _child_env(cache), settings.timeout, run_dir / "warm-up.log")
+            result_path.unlink(missing_ok=True)
+    proc = spawn(cmd, _child_env(cache), settings.timeout, log)
     if proc["rc"] != 0 or not result_path.exists():
         return _failed(proc, log, settings.timeout)
     result: Result = json.loads(result_path.read_text())
@@ -305,6 +312,8 @@ def run_case(case: Case, settings: Settings, r_status: dict[str, str], tmp: Path
         row: Result = {"variant": variant.key, "system": variant.system}
         if variant.system not in settings.systems:
             continue
+        if settings.variants and variant.key not in settings.variants:
+            continue
         too_large = case.n_rows > PEER_ROW_CAP and not settings.with_peers_large
         if variant.system != "mixedbayes" and too_large:
             row["status"] = (
@@ -369,6 +378,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="put the cases not run now in the summary from their saved <case>.json",
     )
     p.add_argument(
+        "--cache",
+        choices=("cold", "warm"),
+        default="cold",
+        help="cold (default): empty compile caches in every run; warm: each Python variant "
+        "runs once untimed to fill its own caches first",
+    )
+    p.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated variant keys (the rows of a case's table) to run; default all",
+    )
+    p.add_argument(
         "--systems",
         default=",".join(PYTHON_SYSTEMS + R_SYSTEMS),
         help="comma-separated subset of mixedbayes,bambi,lme4,brms",
@@ -396,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         with_peers_large=args.with_peers_large,
         systems=tuple(s.strip() for s in args.systems.split(",")),
+        cache=args.cache,
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
     )
     machine = machine_info()
     r_status = probe_r()

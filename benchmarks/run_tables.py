@@ -140,7 +140,7 @@ def case_markdown(case: Case, rows: list[Result], settings: Settings) -> str:
     out += ["## Notes", ""]
     notes = [
         "total s: model building, compilation and sampling, imports excluded (wall clock, "
-        "measured inside a fresh process with empty PyTensor/numba caches). mixedbayes' total "
+        f"measured inside a fresh process; {settings.cache_phrase()}). mixedbayes' total "
         "is the whole `mb.fit` call: design, compile, sampling, then the pointwise "
         "log-likelihood and the convergence gates; bambi's is `bambi.Model(...)` plus "
         "`.fit(inference_method='nutpie')`, whose compile s is total minus sampling. after s: "
@@ -235,6 +235,7 @@ def summary_markdown(
         f"(bambi cores {settings.cores}; mixedbayes one nutpie thread per chain), "
         f"target_accept {settings.target_accept}, seed {settings.seed}, timeout "
         f"{settings.timeout:.0f} s per run",
+        f"- {settings.cache_phrase()} (`--cache {settings.cache}`)",
         f"- R (lme4, brms): {r_line}",
         *(
             [

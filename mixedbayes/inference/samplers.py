@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mixedbayes.inference.reuse import CompileCache, structure_key
+from mixedbayes.inference.reuse import CompileCache, pack_data, structure_key
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -214,13 +214,17 @@ class Nutpie(Sampler):
 
         t0 = time.perf_counter()
         key, data = structure_key(model)
-        compiled = COMPILE_CACHE.get(key)
-        if compiled is None:
-            compiled = nutpie.compile_pymc_model(model, backend="numba")
-            COMPILE_CACHE.put(key, compiled)
+        cached = COMPILE_CACHE.get(key)
+        if cached is None:
+            packed, packing = pack_data(model, data)
+            compiled = nutpie.compile_pymc_model(packed, backend="numba")
+            COMPILE_CACHE.put(key, (compiled, packing))
         else:
+            compiled, packing = cached
             names = {var.name for var in compiled.shared_var_keys}
-            compiled = compiled.with_data(**{k: v for k, v in data.items() if k in names})
+            compiled = compiled.with_data(
+                **{k: v for k, v in packing.pack(data).items() if k in names}
+            )
         t1 = time.perf_counter()
         bars = NutpieProgressBarManager(chains=chains, draws=draws, progressbar=progressbar)
         with bars:
