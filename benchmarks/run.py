@@ -231,7 +231,7 @@ def run_python(case: Case, variant: Variant, settings: Settings, tmp: Path) -> R
     cmd = [sys.executable, str(HERE / "worker.py"), str(job_path), str(result_path)]
     cache = run_dir
     if settings.cache == "warm":
-        cache = tmp / "warm-cache" / variant.key
+        cache = tmp / "warm-cache" / f"{case.name}-{variant.key}"
         if not cache.exists():
             spawn(cmd, _child_env(cache), settings.timeout, run_dir / "warm-up.log")
             result_path.unlink(missing_ok=True)
