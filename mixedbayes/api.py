@@ -5,17 +5,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
-from mixedbayes.compile import CompiledModel, compile_model
-from mixedbayes.design import Design, make_design
+from mixedbayes.compile import CompiledModel
+from mixedbayes.design import ModelDesign
 from mixedbayes.errors import DataError, SpecError
 from mixedbayes.inference import get_sampler
 from mixedbayes.inference import log_likelihood as add_log_likelihood
-from mixedbayes.priors import PriorTable, build_prior_table
+from mixedbayes.kinds import build_prior_table, compile_model, make_design
+from mixedbayes.priors import PriorTable
 from mixedbayes.results import Fit, load_fit
 from mixedbayes.spec import ModelSpec, load_spec
 
@@ -71,7 +72,7 @@ def _spec_and_data(spec: SpecLike, data: pd.DataFrame | None) -> tuple[ModelSpec
     return model_spec, data
 
 
-def design(spec: SpecLike, data: pd.DataFrame | None = None) -> Design:
+def design(spec: SpecLike, data: pd.DataFrame | None = None) -> ModelDesign:
     """Stage 2: validate ``data`` against ``spec`` and build the design (no PyMC).
 
     Parameters
@@ -82,7 +83,9 @@ def design(spec: SpecLike, data: pd.DataFrame | None = None) -> Design:
 
     Returns
     -------
-    Design
+    ModelDesign
+        A :class:`~mixedbayes.design.Design` for the regression kinds, a
+        :class:`~mixedbayes.design.NonlinearDesign` for ``nonlinear``.
     """
     return make_design(*_spec_and_data(spec, data))
 
@@ -94,7 +97,7 @@ def get_priors(spec: SpecLike, data: pd.DataFrame | None = None) -> PriorTable:
 
 
 def compile(
-    spec: SpecLike | Design | Any,
+    spec: SpecLike | ModelDesign,
     data: pd.DataFrame | None = None,
     *,
     marginalize: bool | None = None,
@@ -105,9 +108,7 @@ def compile(
     marginalised Gaussian LMM that NUTS samples (``compiled.sampling_model``) where it
     applies; ``compiled.model`` is always the plain model.
     """
-    from mixedbayes.design.nonlinear import NonlinearDesign
-
-    d = spec if isinstance(spec, Design | NonlinearDesign) else design(spec, data)
+    d = design(spec, data) if isinstance(spec, ModelSpec | dict | str | os.PathLike) else spec
     if marginalize is None:
         marginalize = d.spec.sampler.marginalize
     return compile_model(d, marginalize=marginalize)
@@ -231,7 +232,7 @@ def fit(
             "marginalization": compiled.marginalization,
         }
     )
-    out = Fit(idata, model_spec, d, compiled.priors, timings, compiled)
+    out = Fit(idata, model_spec, cast(Any, d), compiled.priors, timings, compiled)
     if check:
         from mixedbayes.diagnostics import diagnose, warn_if_bad
 

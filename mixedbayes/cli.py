@@ -315,7 +315,7 @@ def validate(
 ) -> None:
     """Check SPEC and its data without fitting: print the data report and the prior table."""
     import mixedbayes as mb
-    from mixedbayes.priors import build_prior_table
+    from mixedbayes.kinds import build_prior_table
 
     model_spec, frame = _spec_and_frame(spec, data)
     with warnings.catch_warnings(record=True) as caught:

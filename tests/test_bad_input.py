@@ -48,7 +48,7 @@ def cheap_fit() -> mb.Fit:
         import pymc as pm
         import xarray as xr
 
-        from mixedbayes.compile import compile_model
+        from mixedbayes.kinds import compile_model
 
         spec = mb.load_spec({"formula": LMM})
         design = mb.design(spec, long_data())

@@ -121,7 +121,7 @@ def pymc_logp(
             )
         else:
             observed, n = y, trials
-        family.likelihood("y", mu, params, observed, "obs", trials=n)
+        family.likelihood(model, "y", mu, params, observed, "obs", trials=n)
     (logp,) = model.compile_logp(vars=[model["y"]], sum=False)({})
     return np.asarray(logp)
 

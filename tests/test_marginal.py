@@ -16,7 +16,7 @@ from mixedbayes.compile.marginal import (
     marginal_applies,
     sufficient_statistics,
 )
-from mixedbayes.priors import build_prior_table
+from mixedbayes.kinds import build_prior_table
 
 
 def _random_point(model: object, seed: int) -> dict[str, np.ndarray]:

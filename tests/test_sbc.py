@@ -78,7 +78,7 @@ def prior_as_posterior(
     With ``shrink`` = 1 this is exactly calibrated: the truth and the draws come from one
     distribution, so every rank is uniform. ``shrink`` < 1 draws too narrow a "posterior".
     """
-    from mixedbayes.compile import compile_model
+    from mixedbayes.kinds import compile_model
     from mixedbayes.results.summary import summary_variables
 
     shrink = float(kw.get("shrink", 1.0))

@@ -1,5 +1,10 @@
-"""Stage 3: Design → CompiledModel. The only place a ``pm.Model`` is built."""
+"""Stage 3: Design → CompiledModel. The only place a ``pm.Model`` is built.
 
-from mixedbayes.compile.model import BUILDERS, CompiledModel, compile_model, register_builder
+Builders take a :class:`BuildContext` (the model, explicit, and the names of the part being
+built); each kind composes them (``mixedbayes.kinds``).
+"""
 
-__all__ = ["BUILDERS", "CompiledModel", "compile_model", "register_builder"]
+from mixedbayes.compile.context import BuildContext, new_model
+from mixedbayes.compile.model import CompiledModel
+
+__all__ = ["BuildContext", "CompiledModel", "new_model"]

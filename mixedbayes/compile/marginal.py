@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from mixedbayes.compile import marginal_math as mm
-from mixedbayes.design import Design
+from mixedbayes.design.design import Design
 from mixedbayes.design.groups import GroupFactor, level_sums
+from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
 __all__ = [
@@ -181,60 +182,62 @@ def _scale_entries(L: Any, q: int) -> list[list[Any]]:
 def build_marginal(design: Design, priors: PriorTable) -> tuple[Any, MarginalLMM]:
     """The ``pm.Model`` sampled instead of the plain one: the same parameters as the plain
     model except ``r_<group>``, and the marginal likelihood as a potential."""
-    import pymc as pm
     import pytensor.tensor as pt
 
+    from mixedbayes.compile.context import BuildContext, new_model
     from mixedbayes.compile.group_effects import group_scales, scale_cholesky
+    from mixedbayes.compile.priors import scalar_prior
     from mixedbayes.compile.regression import fixed_effects, regression_coords
-    from mixedbayes.priors.distributions import build_prior
 
     stats = sufficient_statistics(design)
     factors = {g.name: g for g in design.groups}
-    with pm.Model(coords=regression_coords(design)) as model:
-        intercept, b_slope, _ = fixed_effects(design, priors, with_data=False)
-        data = {k: pm.Data(f"mlmm_{k}", np.asarray(v)) for k, v in stats.stats.items()}
-        parts = []
-        if intercept is not None:
-            parts.append(pt.atleast_1d(intercept - data["shift"]))
-        if b_slope is not None:
-            parts.append(b_slope)
-        theta = pt.concatenate(parts) if parts else pt.zeros(0)
-        scales = {}
-        for g in design.groups:
-            sd, chols = group_scales(g, priors)
-            scales[g.name] = _scale_entries(scale_cholesky(g, sd, chols), len(g.terms))
-        (sigma_param,) = design.family.params
-        sigma = build_prior("sigma", [priors.get(sigma_param.name).prior], positive=True)
-        s2 = sigma**2
-        n_outer = factors[stats.outer].n_levels if stats.outer is not None else 0
-        parent = data.get("parent")
-        ops = mm.Ops(
-            sqrt=pt.sqrt,
-            log=pt.log,
-            segment_sum=lambda x: pt.inc_subtensor(pt.zeros(n_outer)[parent], x),
-            total=pt.sum,
-        )
-        theta_e = [theta[k] for k in range(len(stats.stats["Fty"]))]
-        Lo = scales[stats.outer] if stats.outer is not None else None
-        terms = mm.marginal_terms(
-            _entries(data, stats.stats), theta_e, s2, scales[stats.inner], Lo, ops
-        )
-        ete = data["yty"] - 2.0 * pt.dot(theta, data["Fty"])
-        ete = ete + pt.dot(theta, pt.dot(data["FtF"], theta))
-        pm.Potential("marginal_loglik", mm.log_likelihood(terms, ete, s2, stats.n, ops))
-    return model, stats
+    ctx = BuildContext(new_model(regression_coords(design)))
+    names = ctx.names
+    intercept, b_slope, _ = fixed_effects(design, priors, ctx, with_data=False)
+    data = {k: ctx.data(names.data(f"mlmm_{k}"), v) for k, v in stats.stats.items()}
+    parts = []
+    if intercept is not None:
+        parts.append(pt.atleast_1d(intercept - data["shift"]))
+    if b_slope is not None:
+        parts.append(b_slope)
+    theta = pt.concatenate(parts) if parts else pt.zeros(0)
+    scales = {}
+    for g in design.groups:
+        sd, chols = group_scales(g.structure, priors, ctx)
+        scales[g.name] = _scale_entries(scale_cholesky(g.structure, sd, chols), len(g.terms))
+    (sigma_param,) = design.family.params
+    sigma = scalar_prior(
+        ctx, names.param(sigma_param.name), priors.get(sigma_param.name), positive=True
+    )
+    s2 = sigma**2
+    n_outer = factors[stats.outer].n_levels if stats.outer is not None else 0
+    parent = data.get("parent")
+    ops = mm.Ops(
+        sqrt=pt.sqrt,
+        log=pt.log,
+        segment_sum=lambda x: pt.inc_subtensor(pt.zeros(n_outer)[parent], x),
+        total=pt.sum,
+    )
+    theta_e = [theta[k] for k in range(len(stats.stats["Fty"]))]
+    Lo = scales[stats.outer] if stats.outer is not None else None
+    terms = mm.marginal_terms(
+        _entries(data, stats.stats), theta_e, s2, scales[stats.inner], Lo, ops
+    )
+    ete = data["yty"] - 2.0 * pt.dot(theta, data["Fty"])
+    ete = ete + pt.dot(theta, pt.dot(data["FtF"], theta))
+    ctx.potential("marginal_loglik", mm.log_likelihood(terms, ete, s2, stats.n, ops))
+    return ctx.model, stats
 
 
 def centred_design(design: Design) -> Design:
     """``design`` with every block centred: the plain model whose free variables are the
     marginal model's plus ``r_<group>`` (for the log-likelihood and predictive draws)."""
     groups = tuple(
-        dataclasses.replace(
-            g,
-            blocks=tuple(
+        g.with_blocks(
+            tuple(
                 dataclasses.replace(b, parametrization="centered", reason="marginalised")
                 for b in g.blocks
-            ),
+            )
         )
         for g in design.groups
     )
@@ -243,14 +246,14 @@ def centred_design(design: Design) -> Design:
 
 def _scale_factors(post: dict[str, np.ndarray], g: GroupFactor) -> np.ndarray:
     """``L`` per draw (draws × q × q) from ``sd_<g>`` and ``cor_chol_<g>[_b]``."""
-    sd = post[f"sd_{g.name}"]
+    sd = post[Names.sd(g.name)]
     q = len(g.terms)
     L = np.zeros((sd.shape[0], q, q))
     single = len(g.blocks) == 1
     for b, block in enumerate(g.blocks):
         cols = np.asarray(block.columns)
         if block.correlated:
-            chol = post[f"cor_chol_{g.name}" + ("" if single else f"_{b}")]
+            chol = post[Names.cor_chol(g.name, "" if single else str(b))]
             L[np.ix_(np.arange(sd.shape[0]), cols, cols)] = sd[:, cols, None] * chol
         else:
             L[:, cols, cols] = sd[:, cols]
@@ -317,17 +320,18 @@ def draw_group_effects(
         arr = ds[name].to_numpy()
         return arr.reshape(S, *arr.shape[2:])
 
-    post = {"sigma": flat("sigma")}
+    names = Names()
+    post = {"sigma": flat(names.param("sigma"))}
     for g in design.groups:
-        post[f"sd_{g.name}"] = flat(f"sd_{g.name}")
+        post[Names.sd(g.name)] = flat(Names.sd(g.name))
         for v in ds.data_vars:
-            if str(v).startswith(f"cor_chol_{g.name}"):
+            if str(v).startswith(Names.cor_chol(g.name)):
                 post[str(v)] = flat(str(v))
     theta_parts = []
     if design.has_intercept:
-        theta_parts.append(flat("Intercept").reshape(S, 1) - stats.shift)
-    if "b_slope" in ds:
-        theta_parts.append(flat("b_slope"))
+        theta_parts.append(flat(names.intercept).reshape(S, 1) - stats.shift)
+    if names.b_slope in ds:
+        theta_parts.append(flat(names.b_slope))
     post["theta"] = np.concatenate([np.zeros((S, 0)), *theta_parts], axis=1)
     rng = np.random.default_rng(seed)
     r = {g.name: np.empty((S, g.n_levels, len(g.terms))) for g in design.groups}
@@ -344,11 +348,11 @@ def draw_group_effects(
             dims=("chain", "draw", g.dim, g.term_dim),
             coords={"chain": ds["chain"], "draw": ds["draw"], g.dim: list(g.levels)},
         )
-        new[f"r_{name}"] = da.assign_coords({g.term_dim: list(g.terms)})
+        new[Names.r(name)] = da.assign_coords({g.term_dim: list(g.terms)})
         if len(g.blocks) > 1:  # the plain model's variables: one per block
             for b, block in enumerate(g.blocks):
                 part = values[:, :, list(block.columns)]
-                new[f"r_{name}_{b}"] = xr.DataArray(
+                new[Names.r(name, str(b))] = xr.DataArray(
                     part.reshape(n_chain, n_draw, *part.shape[1:]),
                     dims=("chain", "draw", g.dim, g.block_term_dim(b)),
                     coords={

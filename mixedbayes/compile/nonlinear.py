@@ -8,45 +8,55 @@ Variables: ``b_<key>`` (dim ``<key>_term``) per parameter key (``log_CL``); the 
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mixedbayes.compile.context import BuildContext, new_model
 from mixedbayes.compile.group_effects import contribution, cor_dim, group_effects
-from mixedbayes.compile.priors import vector_prior
-from mixedbayes.design.design import OBS_DIM
+from mixedbayes.compile.priors import scalar_prior, vector_prior
+from mixedbayes.compile.regression import response_var_name
 from mixedbayes.errors import DataError, format_rows
-from mixedbayes.priors.distributions import build_prior
 from mixedbayes.priors.nonlinear import ERROR_PARAMS
 from mixedbayes.priors.table import PriorTable
 
 if TYPE_CHECKING:
     from mixedbayes.design.nonlinear import NonlinearDesign
 
-__all__ = ["build_nonlinear", "nonlinear_response_name", "structural_mean"]
+__all__ = [
+    "add_nonlinear",
+    "build_nonlinear",
+    "nonlinear_response_name",
+    "parameter_predictors",
+    "structural_mean",
+]
+
+#: Name of the observed variable (the response column as an identifier).
+nonlinear_response_name = response_var_name
 
 
-def nonlinear_response_name(design: NonlinearDesign) -> str:
-    """Name of the observed variable (the response column as an identifier)."""
-    return re.sub(r"\W+", "_", design.response).strip("_") or "y"
+def parameter_predictors(
+    design: NonlinearDesign, priors: PriorTable, ctx: BuildContext
+) -> dict[str, Any]:
+    """Each parameter's value per observation on its natural scale (``CL``, ``V``, ...).
 
-
-def parameter_predictors(design: NonlinearDesign, priors: PriorTable) -> dict[str, Any]:
-    """Each parameter's value per observation on its natural scale (``CL``, ``V``, ...)."""
-    import pymc as pm
+    Each parameter is a part of the model (``b_<key>``, ``<key>_term``, ``X_<key>``) over
+    the same observations; the grouping factors' one covariance spans every parameter.
+    """
     import pytensor.tensor as pt
 
+    obs = ctx.names.obs_dim
     eta: dict[str, Any] = {}
     for p in design.params:
+        names = p.names
         rows = [priors.get("b", t, "", p.key) for t in p.terms]
-        b = pt.as_tensor(vector_prior(f"b_{p.key}", rows, p.term_dim, positive=False))
-        X = pm.Data(f"X_{p.key}", p.X, dims=(OBS_DIM, p.term_dim))
+        b = pt.as_tensor(vector_prior(ctx, names.b, rows, names.term_dim, positive=False))
+        X = ctx.data(names.data("X"), p.X, dims=(obs, names.term_dim))
         eta[p.key] = pt.dot(X, b)
     for g in design.groups:
-        r = group_effects(g, priors)
-        index = pm.Data(f"index_{g.name}", g.index, dims=OBS_DIM)
-        Z = pm.Data(f"Z_{g.name}", g.Z, dims=(OBS_DIM, g.term_dim))
+        r = group_effects(g.structure, priors, ctx)
+        index = ctx.data(ctx.names.data("index", g.name), g.index, dims=obs)
+        Z = ctx.data(ctx.names.data("Z", g.name), g.Z, dims=(obs, g.term_dim))
         for p in design.params:
             cols = design.group_columns.get((g.name, p.key))
             if cols:
@@ -107,36 +117,56 @@ def _check_lognormal(design: NonlinearDesign) -> None:
         )
 
 
-def build_nonlinear(design: NonlinearDesign, priors: PriorTable) -> Any:
-    """Build the ``pm.Model`` of a nonlinear design."""
+def _residual(
+    ctx: BuildContext, error: str, name: str, mu: Any, scale: dict[str, Any], y: Any
+) -> Any:
+    """The observed variable of the residual error model ``error``."""
     import pymc as pm
     import pytensor.tensor as pt
 
+    if error == "lognormal":
+        log_mu = pt.log(pt.maximum(mu, 1e-12))
+        dist = pm.LogNormal.dist(mu=log_mu, sigma=scale["sigma"])
+    else:
+        if error == "additive":
+            sd = scale["sigma"]
+        elif error == "proportional":
+            sd = scale["sigma_prop"] * pt.abs(mu) + 1e-8
+        else:  # combined
+            sd = pt.sqrt(scale["sigma"] ** 2 + (scale["sigma_prop"] * mu) ** 2)
+        dist = pm.Normal.dist(mu=mu, sigma=sd)
+    return ctx.register(dist, name, observed=y, dims=ctx.names.obs_dim)
+
+
+def add_nonlinear(design: NonlinearDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+    """Add a nonlinear model (parameters, structural mean, residual error) to ``ctx.model``;
+    return the observed variable."""
     error = design.spec.error
     if error == "lognormal":
         _check_lognormal(design)
+    ctx.add_coords(nonlinear_coords(design))
+    theta = parameter_predictors(design, priors, ctx)
+    with ctx.active():
+        mu = structural_mean(design, theta)
+    scale = {
+        name: scalar_prior(ctx, ctx.names.param(name), priors.get(name), positive=True)
+        for name in ERROR_PARAMS[error]
+    }
+    y = ctx.data(ctx.names.data("y_obs"), np.asarray(design.y), dims=ctx.names.obs_dim)
+    return _residual(ctx, error, nonlinear_response_name(design), mu, scale, y)
+
+
+def nonlinear_coords(design: NonlinearDesign) -> dict[str, Any]:
+    """The model coords of a nonlinear design."""
     coords = design.coords()
     for g in design.groups:
         if g.correlated:
             coords[cor_dim(g)] = list(g.terms)
-    with pm.Model(coords=coords) as model:
-        theta = parameter_predictors(design, priors)
-        mu = structural_mean(design, theta)
-        scale = {
-            name: build_prior(name, [priors.get(name).prior], positive=True)
-            for name in ERROR_PARAMS[error]
-        }
-        y = pm.Data("y_obs", np.asarray(design.y), dims=OBS_DIM)
-        name = nonlinear_response_name(design)
-        if error == "additive":
-            pm.Normal(name, mu=mu, sigma=scale["sigma"], observed=y, dims=OBS_DIM)
-        elif error == "proportional":
-            sd = scale["sigma_prop"] * pt.abs(mu) + 1e-8
-            pm.Normal(name, mu=mu, sigma=sd, observed=y, dims=OBS_DIM)
-        elif error == "combined":
-            sd = pt.sqrt(scale["sigma"] ** 2 + (scale["sigma_prop"] * mu) ** 2)
-            pm.Normal(name, mu=mu, sigma=sd, observed=y, dims=OBS_DIM)
-        else:
-            log_mu = pt.log(pt.maximum(mu, 1e-12))
-            pm.LogNormal(name, mu=log_mu, sigma=scale["sigma"], observed=y, dims=OBS_DIM)
-    return model
+    return coords
+
+
+def build_nonlinear(design: NonlinearDesign, priors: PriorTable) -> Any:
+    """A new ``pm.Model`` of a nonlinear design."""
+    ctx = BuildContext(new_model(nonlinear_coords(design)))
+    add_nonlinear(design, priors, ctx)
+    return ctx.model

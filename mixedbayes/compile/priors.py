@@ -5,26 +5,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mixedbayes.compile.context import BuildContext
 from mixedbayes.priors.distributions import build_prior
 from mixedbayes.priors.table import PriorRow
 
-__all__ = ["vector_prior"]
+__all__ = ["scalar_prior", "vector_prior"]
 
 
-def vector_prior(name: str, rows: Sequence[PriorRow], dims: str | None, *, positive: bool) -> Any:
+def scalar_prior(ctx: BuildContext, name: str, row: PriorRow, *, positive: bool) -> Any:
+    """One scalar variable ``name`` of ``ctx.model`` with the prior of ``row``."""
+    return build_prior(name, [row.prior], model=ctx.model, positive=positive)
+
+
+def vector_prior(
+    ctx: BuildContext, name: str, rows: Sequence[PriorRow], dims: str | None, *, positive: bool
+) -> Any:
     """One variable ``name`` with an element per row (``dims``), or a scalar if ``dims`` is None.
 
     When the rows use one distribution family the variable is a single vectorised random
     variable; otherwise each element is its own variable (``name[coef]``) and ``name`` is their
     stack, kept as a deterministic.
     """
-    import pymc as pm
     import pytensor.tensor as pt
 
     priors = [r.prior for r in rows]
     if dims is None:
-        return build_prior(name, priors, positive=positive)
+        return build_prior(name, priors, model=ctx.model, positive=positive)
     if len({p.name for p in priors}) == 1:
-        return build_prior(name, priors, dims=dims, positive=positive)
-    parts = [build_prior(f"{name}[{r.coef}]", [r.prior], positive=positive) for r in rows]
-    return pm.Deterministic(name, pt.stack(parts), dims=dims)
+        return build_prior(name, priors, model=ctx.model, dims=dims, positive=positive)
+    parts = [
+        build_prior(f"{name}[{r.coef}]", [r.prior], model=ctx.model, positive=positive)
+        for r in rows
+    ]
+    return ctx.deterministic(name, pt.stack(parts), dims=dims)

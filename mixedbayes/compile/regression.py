@@ -1,6 +1,9 @@
-"""pm.Model builder for regression kinds (``lmm``; ``glmm`` later): fixed + group effects.
+"""pm.Model builder for regression kinds (``lmm``, ``glmm``): fixed + group effects.
 
-Variables (the names users see):
+Every builder takes a :class:`~mixedbayes.compile.context.BuildContext`: the model is explicit
+and the names are the context's part's (:class:`~mixedbayes.naming.Names`), so the linear
+predictor can be built for several parts of one model. Variables of the plain part (the
+names users see):
 
 - ``b`` (dim ``term``): fixed effects on the original scale of the predictors;
 - ``Intercept``: the intercept with the predictors centred at their means (sampled, as in
@@ -16,38 +19,46 @@ from typing import Any
 
 import numpy as np
 
+from mixedbayes.compile.context import BuildContext, new_model
 from mixedbayes.compile.group_effects import add_group_effects, cor_dim
-from mixedbayes.compile.priors import vector_prior
-from mixedbayes.design import Design
-from mixedbayes.design.design import OBS_DIM
-from mixedbayes.priors.distributions import build_prior
+from mixedbayes.compile.priors import scalar_prior, vector_prior
+from mixedbayes.design.base import ModelDesign
+from mixedbayes.design.design import Design
+from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
 __all__ = [
+    "add_regression",
     "build_regression",
     "fixed_effects",
+    "linear_predictor",
     "regression_coords",
     "response_var_name",
 ]
 
 
-def response_var_name(design: Design) -> str:
+def response_var_name(design: ModelDesign) -> str:
     """Name of the observed variable: the response, made a plain identifier."""
     return re.sub(r"\W+", "_", design.response).strip("_") or "y"
 
 
 def fixed_effects(
-    design: Design, priors: PriorTable, nlpar: str = "", with_data: bool = True
+    design: Design,
+    priors: PriorTable,
+    ctx: BuildContext,
+    nlpar: str = "",
+    with_data: bool = True,
 ) -> tuple[Any, Any, Any]:
-    """Add ``Intercept``, ``b_slope`` and ``b``; return (intercept, b_slope, X data).
+    """Add ``Intercept``, ``b_slope`` and ``b`` (the part's names); return (intercept,
+    b_slope, X data).
 
     The slopes multiply the predictors centred at their means (``X`` data, observation ×
     slope; not added when ``with_data`` is False); each part is None when the model has no
     such term.
     """
-    import pymc as pm
     import pytensor.tensor as pt
 
+    names = ctx.names
     terms = list(design.fixed_terms)
     slopes = [t for t in terms if t != "Intercept"]
     slope_cols = [terms.index(t) for t in slopes]
@@ -56,33 +67,40 @@ def fixed_effects(
     if slopes:
         if with_data:
             Xc = design.X[:, slope_cols] - design.x_means[slope_cols]
-            X_data = pm.Data("X", Xc, dims=(OBS_DIM, "slope"))
+            X_data = ctx.data(names.data("X"), Xc, dims=(names.obs_dim, names.slope_dim))
         rows = [priors.get("b", t, "", nlpar) for t in slopes]
-        b_slope = pt.as_tensor(vector_prior("b_slope", rows, "slope", positive=False))
+        b_slope = pt.as_tensor(
+            vector_prior(ctx, names.b_slope, rows, names.slope_dim, positive=False)
+        )
         parts.update(zip(slopes, [b_slope[i] for i in range(len(slopes))], strict=True))
     if design.has_intercept:
-        intercept = build_prior("Intercept", [priors.get("Intercept", "", "", nlpar).prior])
+        row = priors.get("Intercept", "", "", nlpar)
+        intercept = scalar_prior(ctx, names.intercept, row, positive=False)
         if slopes:
-            shift = pm.Data("X_means", design.x_means[slope_cols], dims="slope")
+            shift = ctx.data(names.data("X_means"), design.x_means[slope_cols], names.slope_dim)
             parts["Intercept"] = intercept - pt.dot(shift, b_slope)
         else:
             parts["Intercept"] = intercept
     if terms:
-        pm.Deterministic("b", pt.stack([parts[t] for t in terms]), dims="term")
+        ctx.deterministic(names.b, pt.stack([parts[t] for t in terms]), dims=names.term_dim)
     return intercept, b_slope, X_data
 
 
 def linear_predictor(
-    design: Design, priors: PriorTable, nlpar: str = "", hierarchical: bool = True
+    design: Design,
+    priors: PriorTable,
+    ctx: BuildContext,
+    nlpar: str = "",
+    hierarchical: bool = True,
 ) -> Any:
-    """Fixed plus group effects for the model in context (shared by regression kinds).
+    """Fixed plus group effects of ``design``'s rows, added to ``ctx.model``.
 
     ``hierarchical=False`` keeps every centred block on ``r_<group>`` (no ``beta_<group>``).
     """
-    import pymc as pm
     import pytensor.tensor as pt
 
-    intercept, b_slope, X_data = fixed_effects(design, priors, nlpar)
+    names = ctx.names
+    intercept, b_slope, X_data = fixed_effects(design, priors, ctx, nlpar)
     eta: Any = pt.zeros(design.n)
     if b_slope is not None:
         eta = eta + pt.dot(X_data, b_slope)
@@ -90,25 +108,29 @@ def linear_predictor(
         eta = eta + intercept
     centring = _hierarchical_centring(design) if hierarchical else None
     for g in design.groups:
-        index = pm.Data(f"index_{g.name}", g.index, dims=OBS_DIM)
-        Z = pm.Data(f"Z_{g.name}", g.Z, dims=(OBS_DIM, g.term_dim))
+        index = ctx.data(names.data("index", g.name), g.index, dims=names.obs_dim)
+        Z = ctx.data(names.data("Z", g.name), g.Z, dims=(names.obs_dim, g.term_dim))
         level_mean = None
         if centring is not None and centring[0] == g.name:
-            level_mean = _level_means(design, g, intercept, b_slope, centring)
+            level_mean = _level_means(ctx, design, g, intercept, b_slope, centring)
         eta = eta + add_group_effects(
-            g, priors, index=index, Z=Z, nlpar=nlpar, level_mean=level_mean
+            g, priors, ctx, index=index, Z=Z, nlpar=nlpar, level_mean=level_mean
         )
     return eta
 
 
 def _level_means(
-    design: Design, g: Any, intercept: Any, b_slope: Any, centring: tuple[str, list[int], Any]
+    ctx: BuildContext,
+    design: Design,
+    g: Any,
+    intercept: Any,
+    b_slope: Any,
+    centring: tuple[str, list[int], Any],
 ) -> dict[str, Any]:
     """What each centred term of factor ``g`` is centred on: a varying slope on its fixed
     slope, the intercept on the population intercept on the original scale (less the
     centred slopes' mean shift) plus the between-level covariates' effects. The likelihood
     then depends on the fixed effects only through the level coefficients."""
-    import pymc as pm
     import pytensor.tensor as pt
 
     slopes = [t for t in design.fixed_terms if t != "Intercept"]
@@ -119,11 +141,13 @@ def _level_means(
     if shared:
         k = [slopes.index(s) for s in shared]
         terms = list(design.fixed_terms)
-        xbar = pm.Data(f"X_means_{g.name}", design.x_means[[terms.index(s) for s in shared]])
+        xbar = ctx.data(
+            ctx.names.data("X_means", g.name), design.x_means[[terms.index(s) for s in shared]]
+        )
         icpt = icpt - pt.dot(xbar, b_slope[k])
         means.update({s: b_slope[slopes.index(s)] for s in shared})
     if centring[1]:
-        level_X = pm.Data(f"X_level_{g.name}", centring[2])
+        level_X = ctx.data(ctx.names.data("X_level", g.name), centring[2])
         icpt = icpt + pt.dot(level_X, b_slope[centring[1]])
     means["Intercept"] = icpt
     return means
@@ -157,57 +181,76 @@ def _hierarchical_centring(design: Design) -> tuple[str, list[int], np.ndarray] 
     return g.name, between, level_values[:, between]
 
 
-def zi_predictor(design: Design, priors: PriorTable) -> Any:
+def zi_predictor(design: Design, priors: PriorTable, ctx: BuildContext) -> Any:
     """``b_zi`` (dim ``zi_term``) and the zero-inflation probability per row (logit link)."""
-    import pymc as pm
     import pytensor.tensor as pt
 
     assert design.zi_X is not None
+    names = ctx.names.scoped("zi")
     rows = [
         priors.get(
             "Intercept" if t == "Intercept" else "b", "" if t == "Intercept" else t, "", "zi"
         )
         for t in design.zi_terms
     ]
-    b_zi = pt.as_tensor(vector_prior("b_zi", rows, "zi_term", positive=False))
-    X_zi = pm.Data("X_zi", design.zi_X, dims=(OBS_DIM, "zi_term"))
+    b_zi = pt.as_tensor(vector_prior(ctx, names.b, rows, names.term_dim, positive=False))
+    X_zi = ctx.data(names.data("X"), design.zi_X, dims=(ctx.names.obs_dim, names.term_dim))
     return pt.sigmoid(pt.dot(X_zi, b_zi))
 
 
-def regression_coords(design: Design) -> dict[str, Any]:
-    """The ``pm.Model`` coords of a regression design."""
-    coords = design.coords()
-    coords["slope"] = [t for t in design.fixed_terms if t != "Intercept"]
+def regression_coords(design: Design, names: Names | None = None) -> dict[str, Any]:
+    """The model coords of a regression design (of the part ``names``)."""
+    names = names or Names()
+    coords: dict[str, Any] = {
+        names.obs_dim: list(design.obs_index),
+        names.term_dim: list(design.fixed_terms),
+        names.slope_dim: [t for t in design.fixed_terms if t != "Intercept"],
+    }
     if design.zi_terms:
-        coords["zi_term"] = list(design.zi_terms)
+        coords[names.scoped("zi").term_dim] = list(design.zi_terms)
     for g in design.groups:
+        coords.update(g.coords())
         if g.correlated:
             coords[cor_dim(g)] = list(g.terms)
     return coords
 
 
-def build_regression(design: Design, priors: PriorTable, hierarchical: bool = True) -> Any:
-    """Build the ``pm.Model`` of a regression-kind design (``lmm``, ``glmm``).
+def add_regression(
+    design: Design, priors: PriorTable, ctx: BuildContext, hierarchical: bool = True
+) -> Any:
+    """Add a regression part (linear predictor, family parameters, likelihood) to
+    ``ctx.model`` under ``ctx.names``; return the observed variable.
 
     ``hierarchical=False`` turns hierarchical centring off (see :func:`linear_predictor`).
     """
-    import pymc as pm
+    names = ctx.names
+    ctx.add_coords(regression_coords(design, names))
+    eta = linear_predictor(design, priors, ctx, hierarchical=hierarchical)
+    if design.offset is not None and np.any(design.offset != 0):
+        eta = eta + ctx.data(names.data("offset"), design.offset, dims=names.obs_dim)
+    mu = design.link.inverse(eta)
+    params: dict[str, Any] = {}
+    for p in design.family.params:
+        if p.predictor:
+            params[p.name] = zi_predictor(design, priors, ctx)
+        else:
+            row = priors.get(p.name)
+            params[p.name] = scalar_prior(ctx, names.param(p.name), row, positive=p.positive)
+    trials = None
+    if design.trials is not None:
+        trials = ctx.data(
+            names.data("trials"), np.asarray(design.trials, dtype="int64"), dims=names.obs_dim
+        )
+    y = ctx.data(names.data("y_obs"), np.asarray(design.y), dims=names.obs_dim)
+    name = response_var_name(design)
+    return design.family.likelihood(ctx.model, name, mu, params, y, names.obs_dim, trials=trials)
 
-    with pm.Model(coords=regression_coords(design)) as model:
-        eta = linear_predictor(design, priors, hierarchical=hierarchical)
-        if design.offset is not None and np.any(design.offset != 0):
-            eta = eta + pm.Data("offset", np.asarray(design.offset), dims=OBS_DIM)
-        mu = design.link.inverse(eta)
-        params: dict[str, Any] = {}
-        for p in design.family.params:
-            if p.predictor:
-                params[p.name] = zi_predictor(design, priors)
-            else:
-                prior = priors.get(p.name).prior
-                params[p.name] = build_prior(p.name, [prior], positive=p.positive)
-        trials = None
-        if design.trials is not None:
-            trials = pm.Data("trials", np.asarray(design.trials, dtype="int64"), dims=OBS_DIM)
-        y = pm.Data("y_obs", np.asarray(design.y), dims=OBS_DIM)
-        design.family.likelihood(response_var_name(design), mu, params, y, OBS_DIM, trials=trials)
-    return model
+
+def build_regression(design: Design, priors: PriorTable, hierarchical: bool = True) -> Any:
+    """A new ``pm.Model`` of a regression-kind design (``lmm``, ``glmm``).
+
+    ``hierarchical=False`` turns hierarchical centring off (see :func:`linear_predictor`).
+    """
+    ctx = BuildContext(new_model(regression_coords(design)))
+    add_regression(design, priors, ctx, hierarchical)
+    return ctx.model

@@ -1,8 +1,19 @@
-"""Stage 2: spec + data → Design (arrays, group structure, stateful transforms)."""
+"""Stage 2: spec + data → Design (arrays, group structure, stateful transforms).
 
+Each kind designs its own spec (``mixedbayes.kinds``); ``mb.design`` dispatches.
+"""
+
+from mixedbayes.design.base import ModelDesign
 from mixedbayes.design.data import DataReport, DataWarning, Dropped
-from mixedbayes.design.design import Design, NewData, make_design
-from mixedbayes.design.groups import GroupBlock, GroupFactor
+from mixedbayes.design.design import Design, NewData, make_regression_design
+from mixedbayes.design.groups import (
+    GroupBlock,
+    GroupFactor,
+    GroupStructure,
+    RowMap,
+    merge_factors,
+)
+from mixedbayes.design.nonlinear import NonlinearDesign, make_nonlinear_design
 
 __all__ = [
     "DataReport",
@@ -11,6 +22,12 @@ __all__ = [
     "Dropped",
     "GroupBlock",
     "GroupFactor",
+    "GroupStructure",
+    "ModelDesign",
     "NewData",
-    "make_design",
+    "NonlinearDesign",
+    "RowMap",
+    "make_nonlinear_design",
+    "make_regression_design",
+    "merge_factors",
 ]

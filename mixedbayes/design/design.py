@@ -16,6 +16,7 @@ from mixedbayes.design.data import (
     mixed_type_problems,
     numeric_problems,
 )
+from mixedbayes.design.formulae import FORMULA_FUNCTIONS, common_names, formula_variables
 from mixedbayes.design.glm import (
     auxiliary_variables,
     split_offsets,
@@ -27,36 +28,17 @@ from mixedbayes.design.groups import (
     GroupFactor,
     evaluate_factor,
     factor_problems,
+    frozen,
     group_factors,
 )
 from mixedbayes.design.parametrization import choose_parametrization, one_centred_intercept
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 from mixedbayes.families import Family, Link, get_family, get_link
+from mixedbayes.naming import OBS_DIM
 from mixedbayes.spec.formula import FormulaParts, fixed_formula, split_formula
 from mixedbayes.spec.model import ModelSpec
 
-__all__ = ["OBS_DIM", "Design", "NewData", "make_design"]
-
-#: Dimension of the observations (rows used) in the model and the DataTree.
-OBS_DIM = "observation"
-
-#: Functions a formula may call (``log(x)``, ``center(x)`` and formulae's own ``C``, ``scale``).
-FORMULA_FUNCTIONS: dict[str, Any] = {
-    "log": np.log,
-    "log1p": np.log1p,
-    "log2": np.log2,
-    "log10": np.log10,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-    "np": np,
-}
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a, dtype=float)
-    a.flags.writeable = False
-    return a
+__all__ = ["Design", "NewData", "make_regression_design"]
 
 
 @dataclass(frozen=True)
@@ -235,15 +217,6 @@ def name_problems(factors: tuple[GroupFactor, ...], family: Family) -> list[Prob
     ]
 
 
-def common_names(common: Any) -> list[str]:
-    """Column names of formulae's common (fixed) matrix (``Intercept``, ``trt[B]:time``)."""
-    names: list[str] = []
-    for term_name, sl in common.slices.items():
-        labels = common.terms[term_name].labels
-        names += list(labels) if len(labels) == sl.stop - sl.start else [term_name]
-    return names
-
-
 def _new_trials(design: Design, frame: pd.DataFrame) -> np.ndarray:
     parts = design.formula
     needed = auxiliary_variables(parts) | (
@@ -341,32 +314,25 @@ def _level_rows(frame: pd.DataFrame, groups: set[str], covariates: set[str]) -> 
     return np.flatnonzero(keep)
 
 
-def _variables(parts: FormulaParts) -> tuple[set[str], set[str], set[str]]:
-    """Columns of the response, of the fixed/varying predictors, and of the grouping factors."""
-    import formulae as fm
-
-    desc = fm.model_description(parts.formulae_formula)
-    response = set(desc.response.var_names) if desc.response is not None else set()
-    groups: set[str] = set()
-    covariates: set[str] = set()
-    for term in desc.common_terms:
-        covariates |= term.var_names
-    for term in desc.group_terms:
-        groups |= term.factor.var_names
-        covariates |= term.expr.var_names
-    covariates = {v for v in covariates if v} - response - groups
-    return {v for v in response if v}, covariates, {v for v in groups if v}
-
-
-def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
-    """Apply ``spec`` to ``data``: validate everything, then build the arrays.
+def make_regression_design(
+    spec: ModelSpec, data: pd.DataFrame, *, formula: str, zi: str | None = None
+) -> Design:
+    """Apply a regression spec (``lmm``, ``glmm``) to ``data``: validate, then build arrays.
 
     Parameters
     ----------
     spec : ModelSpec
     data : DataFrame
-        Not modified. Rows with a missing response or covariate are dropped with a
-        :class:`~mixedbayes.design.data.DataWarning` and listed in ``design.report``.
+    formula : str
+        The lme4 formula (the kind reads it from its spec).
+    zi : str, optional
+        The zero-inflation formula's right-hand side (``"~ 1 + x"``) of zero-inflated
+        families.
+
+    Notes
+    -----
+    ``data`` is not modified. Rows with a missing response or covariate are dropped with a
+    :class:`~mixedbayes.design.data.DataWarning` and listed in ``design.report``.
 
     Returns
     -------
@@ -378,11 +344,6 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         Naming every problem at once: missing columns, a non-numeric response, missing
         values in a grouping column, empty data, non-finite values.
     """
-
-    if spec.kind == "nonlinear":
-        from mixedbayes.design.nonlinear import make_nonlinear_design
-
-        return make_nonlinear_design(spec, data)  # type: ignore[arg-type, return-value]
     if not isinstance(data, pd.DataFrame):
         raise DataError(
             f"data must be a pandas DataFrame, not {type(data).__name__}.",
@@ -393,17 +354,13 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         raise DataError(
             "the data have no rows.", where="data", hint="pass a DataFrame with observations."
         )
-    formula = getattr(spec, "formula", None)
-    if formula is None:
-        raise SpecError(f"kind {spec.kind!r} has no formula to design from.", where="kind")
     parts = split_formula(formula)
     family = get_family(spec.family.name)
     link = get_link(spec.family.link_name)
-    response, covariates, groups = _variables(parts)
+    response, covariates, groups = formula_variables(parts)
     response |= auxiliary_variables(parts)
-    zi_formula: str | None = getattr(spec, "zi", None)
-    if zi_formula:
-        covariates |= _variables(split_formula("zi " + zi_formula))[1]
+    if zi:
+        covariates |= formula_variables(split_formula("zi " + zi))[1]
     DataError.collect(missing_column_problems(response | covariates | groups, data))
     problems: list[Problem] = []
     for col in sorted(response):
@@ -448,7 +405,7 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     y = y[:, 0]
     names, X, offset = _fixed_part(dm.common, len(frame))
     trials = trials_array(parts, family, frame, y, FORMULA_FUNCTIONS)
-    zi_X, zi_terms, zi_matrices = zi_design(spec, family, parts, frame, FORMULA_FUNCTIONS)
+    zi_X, zi_terms, zi_matrices = zi_design(zi, family, parts, frame, FORMULA_FUNCTIONS)
     problems = family.response_problems(pd.Series(y, index=frame.index), parts.response, trials)
     for j, name in enumerate(names):
         bad = frame.index[~np.isfinite(X[:, j])]
@@ -502,17 +459,17 @@ def make_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         link=link,
         formula=parts,
         response=parts.response,
-        y=_frozen(y),
-        X=_frozen(X),
+        y=frozen(y, float),
+        X=frozen(X, float),
         fixed_terms=tuple(names),
-        x_means=_frozen(x_means),
+        x_means=frozen(x_means, float),
         groups=factors,
         data=frame,
         report=report,
         _matrices=dm,
-        offset=_frozen(offset),
-        trials=None if trials is None else _frozen(trials),
-        zi_X=None if zi_X is None else _frozen(zi_X),
+        offset=frozen(offset, float),
+        trials=None if trials is None else frozen(trials, float),
+        zi_X=None if zi_X is None else frozen(zi_X, float),
         zi_terms=zi_terms,
         _zi_matrices=zi_matrices,
     )

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.formulae import common_names
 from mixedbayes.errors import DataError, SpecError
 from mixedbayes.spec.formula import FormulaParts, auxiliary_formula
 
 if TYPE_CHECKING:
     from mixedbayes.families import Family, Link
-    from mixedbayes.spec import ModelSpec
 
 __all__ = [
     "OFFSET_PREFIX",
@@ -92,7 +92,7 @@ def split_offsets(names: list[str], X: np.ndarray) -> tuple[list[str], np.ndarra
 
 
 def zi_design(
-    spec: ModelSpec,
+    zi: str | None,
     family: Family,
     parts: FormulaParts,
     frame: pd.DataFrame,
@@ -103,7 +103,7 @@ def zi_design(
 
     if not any(p.predictor for p in family.params):
         return None, (), None
-    rhs = (getattr(spec, "zi", None) or "~ 1").strip()
+    rhs = (zi or "~ 1").strip()
     try:
         dm = fm.design_matrices(
             f"{parts.response} {rhs}", frame, na_action="error", extra_namespace=namespace
@@ -114,10 +114,7 @@ def zi_design(
             where="zi",
             hint="check the zi formula's columns.",
         ) from None
-    names: list[str] = []
-    for term_name, sl in dm.common.slices.items():
-        labels = dm.common.terms[term_name].labels
-        names += list(labels) if len(labels) == sl.stop - sl.start else [term_name]
+    names = common_names(dm.common)
     return np.asarray(dm.common.design_matrix, dtype=float), tuple(names), dm
 
 

@@ -10,6 +10,7 @@ its group effects from these objects.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,15 +18,25 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.errors import Problem, SpecError
+from mixedbayes.naming import Names
 from mixedbayes.spec.formula import Bar
 
-__all__ = ["GroupBlock", "GroupFactor", "group_factors"]
+__all__ = [
+    "GroupBlock",
+    "GroupFactor",
+    "GroupStructure",
+    "RowMap",
+    "frozen",
+    "group_factors",
+    "merge_factors",
+]
 
 Param = Literal["centered", "noncentered"]
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
+def frozen(a: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """A read-only, contiguous copy of ``a`` (design arrays are immutable)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
     a.flags.writeable = False
     return a
 
@@ -53,47 +64,33 @@ class GroupBlock:
 
 
 @dataclass(frozen=True)
-class GroupFactor:
-    """One grouping factor with its levels, terms, blocks and row mapping.
+class GroupStructure:
+    """What one grouping factor's covariance is about: its levels, terms and blocks.
+
+    Apart from any rows: several parts of a model (the parameters of a nonlinear model, the
+    outcomes and the hazard of a joint model) can read one structure through their own
+    :class:`RowMap`.
 
     Attributes
     ----------
     name : str
         As written in the formula (``"Subject"``, ``"clinic:patient"`` for a nested factor).
     levels : tuple of str
-        The observed levels, in formulae's order.
+        The levels, with their real names.
     terms : tuple of str
-        ``"Intercept"`` and the names of the varying slopes.
-    index : ndarray of int, shape (n,)
-        Level of each row.
-    Z : ndarray, shape (n, len(terms))
-        Value of each term at each row (1 for the intercept).
+        ``"Intercept"`` and the names of the varying slopes (prefixed by part after a merge).
     blocks : tuple of GroupBlock
-    formulae_terms : tuple of str
-        The formulae group-term names behind the factor (``"1|Subject"``, ``"Days|Subject"``),
-        used to evaluate new data.
-    level_columns : tuple of int
-        For each observed level, its column in formulae's (possibly larger) level set.
     """
 
     name: str
     levels: tuple[str, ...]
     terms: tuple[str, ...]
-    index: np.ndarray
-    Z: np.ndarray
     blocks: tuple[GroupBlock, ...]
-    formulae_terms: tuple[str, ...]
-    level_columns: tuple[int, ...]
 
     @property
     def n_levels(self) -> int:
         """Number of levels."""
         return len(self.levels)
-
-    @property
-    def counts(self) -> np.ndarray:
-        """Rows per level."""
-        return np.bincount(self.index, minlength=self.n_levels)
 
     @property
     def correlated(self) -> bool:
@@ -103,17 +100,17 @@ class GroupFactor:
     @property
     def dim(self) -> str:
         """Dimension name of the levels (the factor name)."""
-        return self.name
+        return Names.level_dim(self.name)
 
     @property
     def term_dim(self) -> str:
         """Dimension name of the terms: ``<group>_term``."""
-        return f"{self.name}_term"
+        return Names.group_term_dim(self.name)
 
     def block_term_dim(self, block: int) -> str:
         """Dimension name of one block's terms when the factor has several blocks:
         ``<group>_term_<block>`` (the dims of ``r_<group>_<block>``)."""
-        return f"{self.term_dim}_{block}"
+        return Names.block_term_dim(self.name, block)
 
     def coords(self) -> dict[str, list[Any]]:
         """Coordinates of the factor's dimensions: levels, terms and, with several blocks,
@@ -127,18 +124,181 @@ class GroupFactor:
                 coords[self.block_term_dim(b)] = [self.terms[c] for c in block.columns]
         return coords
 
+
+@dataclass(frozen=True)
+class RowMap:
+    """How one set of rows reads a grouping factor's effects.
+
+    Row ``i`` adds ``sum_k Z[i, k] · r[index[i], columns[k]]`` to its linear predictor.
+
+    Attributes
+    ----------
+    index : ndarray of int, shape (n,)
+        The level of each row (a position in the structure's ``levels``).
+    Z : ndarray, shape (n, len(columns))
+        The value of each term the rows read (1 for an intercept).
+    columns : tuple of int
+        The structure's terms these rows read, in ``Z``'s column order.
+    """
+
+    index: np.ndarray
+    Z: np.ndarray
+    columns: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return int(self.index.shape[0])
+
+
+@dataclass(frozen=True)
+class GroupFactor:
+    """One grouping factor of one set of rows: a :class:`GroupStructure` read by a
+    :class:`RowMap` over all its terms.
+
+    Attributes
+    ----------
+    structure : GroupStructure
+    rows : RowMap
+    formulae_terms : tuple of str
+        The formulae group-term names behind the factor (``"1|Subject"``, ``"Days|Subject"``),
+        used to evaluate new data.
+    level_columns : tuple of int
+        For each observed level, its column in formulae's (possibly larger) level set.
+    """
+
+    structure: GroupStructure
+    rows: RowMap
+    formulae_terms: tuple[str, ...] = ()
+    level_columns: tuple[int, ...] = ()
+
+    @classmethod
+    def make(
+        cls,
+        name: str,
+        levels: tuple[str, ...],
+        terms: tuple[str, ...],
+        index: np.ndarray,
+        Z: np.ndarray,
+        blocks: tuple[GroupBlock, ...],
+        formulae_terms: tuple[str, ...] = (),
+        level_columns: tuple[int, ...] = (),
+    ) -> GroupFactor:
+        """A factor from its parts: structure (name, levels, terms, blocks), rows (index, Z)."""
+        return cls(
+            GroupStructure(name, levels, terms, blocks),
+            RowMap(frozen(index), frozen(Z), tuple(range(len(terms)))),
+            formulae_terms,
+            level_columns,
+        )
+
+    name = property(lambda self: self.structure.name, doc="The factor's name.")
+    levels = property(lambda self: self.structure.levels, doc="The observed levels.")
+    terms = property(lambda self: self.structure.terms, doc="The terms.")
+    blocks = property(lambda self: self.structure.blocks, doc="The blocks.")
+    index = property(lambda self: self.rows.index, doc="Level of each row.")
+    Z = property(lambda self: self.rows.Z, doc="Value of each term at each row.")
+    n_levels = property(lambda self: self.structure.n_levels, doc="Number of levels.")
+    correlated = property(lambda self: self.structure.correlated, doc="Any correlated block.")
+    dim = property(lambda self: self.structure.dim, doc="Dimension name of the levels.")
+    term_dim = property(lambda self: self.structure.term_dim, doc="Dimension of the terms.")
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Rows per level."""
+        return np.bincount(self.index, minlength=self.n_levels)
+
+    def block_term_dim(self, block: int) -> str:
+        """Dimension name of one block's terms (see :meth:`GroupStructure.block_term_dim`)."""
+        return self.structure.block_term_dim(block)
+
+    def coords(self) -> dict[str, list[Any]]:
+        """Coordinates of the factor's dimensions (see :meth:`GroupStructure.coords`)."""
+        return self.structure.coords()
+
     def with_blocks(self, blocks: tuple[GroupBlock, ...]) -> GroupFactor:
         """A copy with other blocks (used to record the parametrization choice)."""
-        return GroupFactor(
-            self.name,
-            self.levels,
-            self.terms,
-            self.index,
-            self.Z,
-            blocks,
-            self.formulae_terms,
-            self.level_columns,
-        )
+        structure = dataclasses.replace(self.structure, blocks=blocks)
+        return dataclasses.replace(self, structure=structure)
+
+
+MergeCorrelation = Literal["block", "diagonal", "parts"]
+
+
+def merge_factors(
+    parts: Mapping[str, Sequence[GroupFactor]],
+    *,
+    correlation: MergeCorrelation = "parts",
+    label: Callable[[str, str], str] = lambda part, term: f"{part}:{term}",
+    parametrization: Param | None = None,
+    reason: str = "",
+) -> tuple[tuple[GroupStructure, ...], dict[tuple[str, str], RowMap]]:
+    """Merge the grouping factors of several parts, each over its own rows, into one
+    structure per factor name.
+
+    Parameters
+    ----------
+    parts : mapping of str to sequence of GroupFactor
+        By part name, the part's factors (each over the part's own rows; row counts may
+        differ between parts).
+    correlation : {"parts", "block", "diagonal"}
+        ``"parts"`` keeps each part's own blocks (no correlation across parts); ``"block"``
+        makes one correlated block over every merged term (e.g. all PK parameters, or all
+        outcomes of a joint model: LKJ across parts); ``"diagonal"`` makes every term
+        independent.
+    label : callable
+        ``label(part, term)``: the merged term's name (``"log_CL:Intercept"``...).
+    parametrization : {"centered", "noncentered"}, optional
+        Set every merged block's parametrization (with ``reason``); else the parts' own
+        (``"parts"``) or non-centred.
+    reason : str
+
+    Returns
+    -------
+    structures : tuple of GroupStructure
+        One per factor name, in order of first appearance; the levels are the union of the
+        parts' levels in order of first appearance.
+    rows : dict
+        ``(part, factor name)`` → the :class:`RowMap` of that part's rows, its ``index``
+        into the merged levels and its ``columns`` the merged terms it reads.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for part, factors in parts.items():
+        for f in factors:
+            entry = merged.setdefault(f.name, {"levels": [], "terms": [], "blocks": [], "by": []})
+            start = len(entry["terms"])
+            entry["terms"] += [label(part, t) for t in f.terms]
+            entry["blocks"] += [
+                dataclasses.replace(b, columns=tuple(start + c for c in b.columns))
+                for b in f.blocks
+            ]
+            seen = set(entry["levels"])
+            entry["levels"] += [lv for lv in f.levels if lv not in seen]
+            entry["by"].append((part, f, tuple(range(start, start + len(f.terms)))))
+    structures = []
+    rows: dict[tuple[str, str], RowMap] = {}
+    for name, entry in merged.items():
+        k = len(entry["terms"])
+        param: Param = parametrization or "noncentered"
+        blocks: tuple[GroupBlock, ...]
+        if correlation == "block" and k > 1:
+            blocks = (GroupBlock(tuple(range(k)), True, param, reason),)
+        elif correlation == "diagonal" or (correlation == "block" and k == 1):
+            blocks = tuple(GroupBlock((c,), False, param, reason) for c in range(k))
+        elif parametrization is not None:
+            blocks = tuple(
+                dataclasses.replace(b, parametrization=parametrization, reason=reason)
+                for b in entry["blocks"]
+            )
+        else:
+            blocks = tuple(entry["blocks"])
+        levels = tuple(entry["levels"])
+        structures.append(GroupStructure(name, levels, tuple(entry["terms"]), blocks))
+        position = {lv: i for i, lv in enumerate(levels)}
+        for part, f, cols in entry["by"]:
+            remap = np.array([position[lv] for lv in f.levels], dtype=np.int64)
+            rows[(part, name)] = RowMap(frozen(remap[f.index]), f.Z, cols)
+    return tuple(structures), rows
 
 
 def _expr_labels(term: Any) -> list[str]:
@@ -220,12 +380,12 @@ def group_factors(group_matrix: Any, bars: tuple[Bar, ...], n: int) -> tuple[Gro
             else:
                 blocks.extend(GroupBlock((c,), False) for c in cols)
         out.append(
-            GroupFactor(
+            GroupFactor.make(
                 name=fname,
                 levels=tuple(str(entry["groups"][i]) for i in observed),
                 terms=tuple(entry["labels"]),
-                index=_frozen(remap[entry["J"]].astype(np.int64)),
-                Z=_frozen(np.column_stack(entry["Z"]).astype(float)),
+                index=remap[entry["J"]].astype(np.int64),
+                Z=np.column_stack(entry["Z"]).astype(float),
                 blocks=tuple(blocks),
                 formulae_terms=tuple(entry["fterms"]),
                 level_columns=tuple(int(i) for i in observed),
@@ -272,12 +432,15 @@ def evaluate_factor(
     series = pd.Series(labels)
     levels = _level_order(frame, factor.name, series)
     codes = pd.Categorical(series, categories=levels).codes
-    return dataclasses.replace(
-        factor,
-        levels=tuple(levels),
-        index=_frozen(np.asarray(codes, dtype=np.int64)),
-        Z=_frozen(np.column_stack(cols).astype(float)),
-        level_columns=tuple(range(len(levels))),
+    return GroupFactor.make(
+        factor.name,
+        tuple(levels),
+        factor.terms,
+        np.asarray(codes, dtype=np.int64),
+        np.column_stack(cols).astype(float),
+        factor.blocks,
+        factor.formulae_terms,
+        tuple(range(len(levels))),
     )
 
 

@@ -15,16 +15,18 @@ from mixedbayes.design.data import (
     missing_column_problems,
     numeric_problems,
 )
-from mixedbayes.design.design import FORMULA_FUNCTIONS, OBS_DIM, _variables, common_names
+from mixedbayes.design.formulae import FORMULA_FUNCTIONS, common_names, formula_variables
 from mixedbayes.design.groups import (
-    GroupBlock,
     GroupFactor,
-    _frozen,
+    RowMap,
     factor_problems,
+    frozen,
     group_factors,
+    merge_factors,
 )
 from mixedbayes.errors import DataError, SpecError
 from mixedbayes.families import Family, Link, get_family, get_link
+from mixedbayes.naming import OBS_DIM, Names
 from mixedbayes.spec.formula import split_formula
 from mixedbayes.spec.nonlinear import NonlinearSpec, parameter_link
 
@@ -44,8 +46,13 @@ class ParamDesign:
 
     @property
     def term_dim(self) -> str:
-        """Dimension of ``b_<key>``."""
-        return f"{self.key}_term"
+        """Dimension of ``b_<key>``: ``<key>_term``."""
+        return self.names.term_dim
+
+    @property
+    def names(self) -> Names:
+        """The names of the parameter's part of the model (``b_<key>``, ``X_<key>``)."""
+        return Names(self.key)
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,47 +128,32 @@ class NonlinearDesign:
 def _merge(
     per_param: dict[str, tuple[GroupFactor, ...]], correlation: str
 ) -> tuple[tuple[GroupFactor, ...], dict[tuple[str, str], tuple[int, ...]]]:
-    merged: dict[str, dict[str, Any]] = {}
-    for key, factors in per_param.items():
-        for f in factors:
-            entry = merged.setdefault(f.name, {"first": f, "terms": [], "Z": [], "cols": {}})
-            if entry["first"].levels != f.levels:
-                raise DataError(
-                    f"grouping factor {f.name!r} has different levels in different parameters.",
-                    where=f"group '{f.name}'",
-                )
-            start = len(entry["terms"])
-            entry["terms"] += [key if t == "Intercept" else f"{key}:{t}" for t in f.terms]
-            entry["Z"].append(f.Z)
-            entry["cols"][key] = tuple(range(start, start + len(f.terms)))
-    factors_out = []
+    """One factor per grouping factor over every parameter's terms (``log_CL``,
+    ``log_CL:wt``); the parameters share the observations, so their row maps are joined."""
+    structures, rows = merge_factors(
+        per_param,
+        correlation="block" if correlation == "block" else "diagonal",
+        label=lambda key, term: key if term == "Intercept" else f"{key}:{term}",
+        parametrization="noncentered",
+        reason="nonlinear: non-centred",
+    )
+    factors = []
     columns: dict[tuple[str, str], tuple[int, ...]] = {}
-    for name, entry in merged.items():
-        k = len(entry["terms"])
-        if correlation == "block" and k > 1:
-            blocks: tuple[GroupBlock, ...] = (
-                GroupBlock(tuple(range(k)), True, "noncentered", "nonlinear: non-centred"),
-            )
-        else:
-            blocks = tuple(
-                GroupBlock((c,), False, "noncentered", "nonlinear: non-centred") for c in range(k)
-            )
-        first: GroupFactor = entry["first"]
-        factors_out.append(
+    for s in structures:
+        maps = [(key, rows[(key, s.name)]) for key in per_param if (key, s.name) in rows]
+        first = maps[0][1]
+        factors.append(
             GroupFactor(
-                name=name,
-                levels=first.levels,
-                terms=tuple(entry["terms"]),
-                index=first.index,
-                Z=_frozen(np.column_stack(entry["Z"]).astype(float)),
-                blocks=blocks,
-                formulae_terms=(),
-                level_columns=first.level_columns,
+                s,
+                RowMap(
+                    first.index,
+                    frozen(np.column_stack([m.Z for _, m in maps]), float),
+                    tuple(c for _, m in maps for c in m.columns),
+                ),
             )
         )
-        for key, cols in entry["cols"].items():
-            columns[(name, key)] = cols
-    return tuple(factors_out), columns
+        columns.update({(s.name, key): m.columns for key, m in maps})
+    return tuple(factors), columns
 
 
 def _expression_names(spec: NonlinearSpec) -> list[str]:
@@ -207,7 +199,7 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     groups: set[str] = set()
     covs: set[str] = set(covariate_names)
     for rhs in spec.parameters.values():
-        _, c, g = _variables(split_formula(f"{spec.response} ~ {rhs}"))
+        _, c, g = formula_variables(split_formula(f"{spec.response} ~ {rhs}"))
         covs |= c
         groups |= g
     extra = [c for c in (spec.time, spec.subject) if c]
@@ -248,7 +240,7 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
         X = np.asarray(dm.common.design_matrix, dtype=float)
         params.append(
             ParamDesign(
-                key, name, get_link(link_name), _frozen(X), tuple(common_names(dm.common)), dm
+                key, name, get_link(link_name), frozen(X, float), tuple(common_names(dm.common)), dm
             )
         )
         per_param[key] = group_factors(dm.group, parts.bars, len(frame))
@@ -276,11 +268,11 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
         family=family,
         link=link,
         response=spec.response,
-        y=_frozen(y),
+        y=frozen(y, float),
         params=tuple(params),
         groups=merged,
         group_columns=columns,
-        time=None if time is None else _frozen(time),
+        time=None if time is None else frozen(time, float),
         subjects=subjects,
         doses=doses,
         dosing=dosing_table,

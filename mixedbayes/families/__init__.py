@@ -27,6 +27,8 @@ from mixedbayes.families.base import (
     register_link,
     response_scale,
     round_sig,
+    scale_prior,
+    sd_scale,
 )
 
 __all__ = [
@@ -41,4 +43,6 @@ __all__ = [
     "register_link",
     "response_scale",
     "round_sig",
+    "scale_prior",
+    "sd_scale",
 ]

@@ -121,7 +121,7 @@ class Family:
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
         """Location (on the link scale) and scale ``s`` of the response, for default priors.
 
-        Default (non-gaussian families): ``link(mean(y))`` when finite (else 0) and ``s = 1``,
+        Default (non-gaussian families): ``link(mean(y)`` when finite (else 0) and ``s = 1``,
         the scale of a linear predictor on a log or logit scale.
         """
         with np.errstate(all="ignore"):
@@ -136,8 +136,24 @@ class Family:
         """Problems with the (non-missing) response values for this family's support."""
         return []
 
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """The response distribution at ``mu`` as an unnamed PyMC ``.dist(...)`` variable.
+
+        The one definition of the family's likelihood: :meth:`likelihood` registers it as
+        the observed variable, :meth:`logp` evaluates it (joint likelihoods, summing out
+        discrete unknowns), and ``pm.draw`` simulates from it.
+        """
+        raise NotImplementedError
+
+    def logp(self, y: Any, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """Pointwise log-density of ``y`` as a PyTensor expression (from :meth:`dist`)."""
+        import pymc as pm
+
+        return pm.logp(self.dist(mu, params, trials), y)
+
     def likelihood(
         self,
+        model: Any,
         name: str,
         mu: Any,
         params: dict[str, Any],
@@ -145,8 +161,9 @@ class Family:
         dims: str,
         trials: Any = None,
     ) -> Any:
-        """Add the observed variable to the model in context and return it."""
-        raise NotImplementedError
+        """Add the observed variable ``name`` (from :meth:`dist`) to ``model``; return it."""
+        dist = self.dist(mu, params, trials)
+        return model.register_rv(dist, name, observed=observed, dims=(dims,))
 
     def logp_reference(
         self,
@@ -194,15 +211,10 @@ def get_family(name: str) -> Family:
         ) from None
 
 
-def _sd_scale(y: np.ndarray) -> float:
-    sd = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
-    return sd if np.isfinite(sd) and sd > 0 else 1.0
-
-
-def _scale_prior(y: np.ndarray) -> tuple[PriorDist, str]:
+def scale_prior(y: np.ndarray) -> tuple[PriorDist, str]:
     from mixedbayes.priors.distributions import PriorDist
 
-    s = _sd_scale(y)
+    s = sd_scale(y)
     return (
         PriorDist("student_t", (3.0, 0.0, round_sig(s))),
         f"half-Student-t(3, 0, sd(y)); sd(y)={s:.4g}",
@@ -223,4 +235,5 @@ def response_scale(family: Family, y: np.ndarray, link: Link) -> tuple[float, fl
 
 def sd_scale(y: np.ndarray) -> float:
     """sd(y), or 1 when it is 0 or undefined."""
-    return _sd_scale(y)
+    sd = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
+    return sd if np.isfinite(sd) and sd > 0 else 1.0

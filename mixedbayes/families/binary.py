@@ -48,19 +48,11 @@ class Bernoulli(Family):
             "family, for proportions strictly between 0 and 1 the beta family.",
         )
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.Bernoulli(name, p=mu)`` observed at ``observed`` to the model in context."""
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.Bernoulli.dist(p=mu)``."""
         import pymc as pm
 
-        return pm.Bernoulli(name, p=mu, observed=observed, dims=dims)
+        return pm.Bernoulli.dist(p=mu)
 
     def logp_reference(
         self,
@@ -171,16 +163,8 @@ class Binomial(Family):
             )
         return problems
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.Binomial(name, n=trials, p=mu)`` to the model in context.
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.Binomial.dist(n=trials, p=mu)``.
 
         Raises
         ------
@@ -190,7 +174,7 @@ class Binomial(Family):
         import pymc as pm
 
         n = _require_trials(trials)
-        return pm.Binomial(name, n=n, p=mu, observed=observed, dims=dims)
+        return pm.Binomial.dist(n=n, p=mu)
 
     def logp_reference(
         self,

@@ -16,9 +16,9 @@ from mixedbayes.families.base import (
     Family,
     FamilyParam,
     Link,
-    _scale_prior,
     register_family,
     round_sig,
+    scale_prior,
     sd_scale,
 )
 from mixedbayes.families.support import (
@@ -76,7 +76,7 @@ class Gamma(Family):
     )
 
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
-        """``log(mean(y))`` and ``s = 1`` (log link); ``s = |g'(mean y)|·sd(y)`` otherwise."""
+        """``log(mean(y)`` and ``s = 1`` (log link); ``s = |g'(mean y)|·sd(y)`` otherwise."""
         return delta_reference(y, link) or super().prior_reference(y, link)
 
     def response_problems(
@@ -91,20 +91,12 @@ class Gamma(Family):
             "separately; for responses that can be negative use gaussian or student.",
         )
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.Gamma(name, alpha=alpha, beta=alpha/mu)`` to the model in context."""
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.Gamma.dist(alpha=alpha, beta=alpha/mu)``."""
         import pymc as pm
 
         alpha = params["alpha"]
-        return pm.Gamma(name, alpha=alpha, beta=alpha / mu, observed=observed, dims=dims)
+        return pm.Gamma.dist(alpha=alpha, beta=alpha / mu)
 
     def logp_reference(
         self,
@@ -177,20 +169,12 @@ class Beta(Family):
             "out of n trials use the binomial family.",
         )
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.Beta(name, alpha=mu·phi, beta=(1 - mu)·phi)`` to the model in context."""
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.Beta.dist(alpha=mu·phi, beta=(1 - mu)·phi)``."""
         import pymc as pm
 
         phi = params["phi"]
-        return pm.Beta(name, alpha=mu * phi, beta=(1.0 - mu) * phi, observed=observed, dims=dims)
+        return pm.Beta.dist(alpha=mu * phi, beta=(1.0 - mu) * phi)
 
     def logp_reference(
         self,
@@ -231,7 +215,7 @@ class Student(Family):
     links = ("identity", "log", "inverse")
     default_link = "identity"
     params = (
-        FamilyParam("sigma", _scale_prior),
+        FamilyParam("sigma", scale_prior),
         FamilyParam(
             "nu",
             fixed_prior(
@@ -256,25 +240,14 @@ class Student(Family):
         """Rows holding non-finite values (inf)."""
         return _finite_problems(y, column, self.name)
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.StudentT(name, nu=nu, mu=mu, sigma=sigma)`` to the model in context."""
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.StudentT.dist(nu=nu, mu=mu, sigma=sigma)``."""
         import pymc as pm
 
-        return pm.StudentT(
-            name,
+        return pm.StudentT.dist(
             nu=params["nu"],
             mu=mu,
             sigma=params["sigma"],
-            observed=observed,
-            dims=dims,
         )
 
     def logp_reference(
@@ -352,19 +325,11 @@ class LogNormal(Family):
             "them separately; for responses that can be negative use gaussian or student.",
         )
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.LogNormal(name, mu=mu, sigma=sigma)`` to the model in context."""
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.LogNormal.dist(mu=mu, sigma=sigma)``."""
         import pymc as pm
 
-        return pm.LogNormal(name, mu=mu, sigma=params["sigma"], observed=observed, dims=dims)
+        return pm.LogNormal.dist(mu=mu, sigma=params["sigma"])
 
     def logp_reference(
         self,
@@ -373,7 +338,7 @@ class LogNormal(Family):
         params: dict[str, np.ndarray],
         trials: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``scipy.stats.lognorm.logpdf(y, s=sigma, scale=exp(mu))``."""
+        """``scipy.stats.lognorm.logpdf(y, s=sigma, scale=exp(mu)``."""
         from scipy import stats
 
         return np.asarray(stats.lognorm.logpdf(y, s=params["sigma"], scale=np.exp(mu)))
@@ -392,5 +357,5 @@ class LogNormal(Family):
         rng: np.random.Generator,
         trials: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Draw ``exp(Normal(mu, sigma))``."""
+        """Draw ``exp(Normal(mu, sigma)``."""
         return rng.lognormal(np.asarray(mu, dtype=float), params["sigma"])

@@ -49,7 +49,7 @@ class _Count(Family):
     discrete: ClassVar[bool] = True
 
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
-        """``log(mean(y))`` and ``s = 1`` (log link); ``s = |g'(mean y)|·sd(y)`` otherwise."""
+        """``log(mean(y)`` and ``s = 1`` (log link); ``s = |g'(mean y)|·sd(y)`` otherwise."""
         return delta_reference(y, link) or super().prior_reference(y, link)
 
     def response_problems(
@@ -127,19 +127,11 @@ class Poisson(_Poisson):
 
     name = "poisson"
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.Poisson(name, mu=mu)`` observed at ``observed`` to the model in context."""
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.Poisson.dist(mu=mu)``."""
         import pymc as pm
 
-        return pm.Poisson(name, mu=mu, observed=observed, dims=dims)
+        return pm.Poisson.dist(mu=mu)
 
 
 @register_family
@@ -149,23 +141,15 @@ class NegBinomial(_NegBinomial):
     name = "negbinomial"
     params = (_SHAPE,)
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.NegativeBinomial(name, mu=mu, alpha=alpha)`` to the model in context."""
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.NegativeBinomial.dist(mu=mu, alpha=alpha)``."""
         import pymc as pm
 
-        return pm.NegativeBinomial(name, mu=mu, alpha=params["alpha"], observed=observed, dims=dims)
+        return pm.NegativeBinomial.dist(mu=mu, alpha=params["alpha"])
 
 
 def _zi_logp(y: np.ndarray, zi: np.ndarray, count_logp: np.ndarray) -> np.ndarray:
-    """``log(zi + (1 - zi)·f(0))`` at ``y = 0``, ``log(1 - zi) + log f(y)`` elsewhere."""
+    """``log(zi + (1 - zi)·f(0)`` at ``y = 0``, ``log(1 - zi) + log f(y)`` elsewhere."""
     with np.errstate(divide="ignore"):
         log_count = np.log1p(-zi) + count_logp
         zero = np.logaddexp(np.log(zi), log_count)
@@ -216,24 +200,14 @@ class ZeroInflatedPoisson(_ZeroInflated, _Poisson):
     name = "zero_inflated_poisson"
     params = (_ZI,)
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.ZeroInflatedPoisson(name, psi=1 - zi, mu=mu)`` to the model in context.
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.ZeroInflatedPoisson.dist(psi=1 - zi, mu=mu)``.
 
         PyMC's ``psi`` is the probability of the Poisson process, not of a structural zero.
         """
         import pymc as pm
 
-        return pm.ZeroInflatedPoisson(
-            name, psi=1.0 - params["zi"], mu=mu, observed=observed, dims=dims
-        )
+        return pm.ZeroInflatedPoisson.dist(psi=1.0 - params["zi"], mu=mu)
 
 
 @register_family
@@ -243,27 +217,16 @@ class ZeroInflatedNegBinomial(_ZeroInflated, _NegBinomial):
     name = "zero_inflated_negbinomial"
     params = (_SHAPE, _ZI)
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
-        """Add ``pm.ZeroInflatedNegativeBinomial(name, psi=1 - zi, mu, alpha)`` to the model.
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
+        """``pm.ZeroInflatedNegativeBinomial.dist(psi=1 - zi, mu, alpha)``.
 
         PyMC's ``psi`` is the probability of the negative-binomial process, not of a
         structural zero.
         """
         import pymc as pm
 
-        return pm.ZeroInflatedNegativeBinomial(
-            name,
+        return pm.ZeroInflatedNegativeBinomial.dist(
             psi=1.0 - params["zi"],
             mu=mu,
             alpha=params["alpha"],
-            observed=observed,
-            dims=dims,
         )

@@ -12,9 +12,9 @@ from mixedbayes.families.base import (
     Family,
     FamilyParam,
     Link,
-    _scale_prior,
     register_family,
     round_sig,
+    scale_prior,
     sd_scale,
 )
 
@@ -28,7 +28,7 @@ class Gaussian(Family):
     name = "gaussian"
     links = ("identity", "log", "inverse")
     default_link = "identity"
-    params = (FamilyParam("sigma", _scale_prior),)
+    params = (FamilyParam("sigma", scale_prior),)
 
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
         """``median(y)`` and ``sd(y)`` (identity link), as brms and rstanarm scale."""
@@ -52,18 +52,10 @@ class Gaussian(Family):
             ]
         return []
 
-    def likelihood(
-        self,
-        name: str,
-        mu: Any,
-        params: dict[str, Any],
-        observed: Any,
-        dims: str,
-        trials: Any = None,
-    ) -> Any:
+    def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
         import pymc as pm
 
-        return pm.Normal(name, mu=mu, sigma=params["sigma"], observed=observed, dims=dims)
+        return pm.Normal.dist(mu=mu, sigma=params["sigma"])
 
     def logp_reference(
         self,

@@ -347,9 +347,14 @@ def _number(node: ast.expr, text: str) -> float:
 
 
 def build_prior(
-    name: str, priors: Sequence[PriorDist], *, dims: Any = None, positive: bool = False
+    name: str,
+    priors: Sequence[PriorDist],
+    *,
+    model: Any,
+    dims: Any = None,
+    positive: bool = False,
 ) -> Any:
-    """Build one variable for priors of one distribution family.
+    """Build one variable of ``model`` for priors of one distribution family.
 
     With a single prior and ``dims=None`` it is a scalar; otherwise one element per prior, the
     arguments stacked into vectors.
@@ -357,14 +362,15 @@ def build_prior(
     dist = priors[0].distribution
     if any(p.name != dist.name for p in priors):
         raise ValueError("build_prior takes priors of one distribution family")
-    if dims is None and len(priors) == 1:
-        return dist.build(
-            name, np.asarray(priors[0].args, dtype=float), dims=None, positive=positive
-        )
-    args = np.asarray([p.args for p in priors], dtype=float).T
-    if np.all(args == args[:, :1]):
-        import pytensor.tensor as pt
+    with model:
+        if dims is None and len(priors) == 1:
+            return dist.build(
+                name, np.asarray(priors[0].args, dtype=float), dims=None, positive=positive
+            )
+        args = np.asarray([p.args for p in priors], dtype=float).T
+        if np.all(args == args[:, :1]):
+            import pytensor.tensor as pt
 
-        stacked = dist.build(name, args[:, 0], dims=dims, positive=positive)
-        return pt.as_tensor(stacked)
-    return dist.build(name, args, dims=dims, positive=positive)
+            stacked = dist.build(name, args[:, 0], dims=dims, positive=positive)
+            return pt.as_tensor(stacked)
+        return dist.build(name, args, dims=dims, positive=positive)

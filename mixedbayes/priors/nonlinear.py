@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mixedbayes.families import round_sig
+from mixedbayes.families import round_sig, sd_scale
 from mixedbayes.priors.distributions import PriorDist
-from mixedbayes.priors.table import PriorRow, PriorTable, _sd
+from mixedbayes.priors.table import PriorRow, PriorTable
 
 if TYPE_CHECKING:
     from mixedbayes.design.nonlinear import NonlinearDesign
@@ -51,7 +51,7 @@ def default_nonlinear_priors(design: NonlinearDesign) -> PriorTable:
                     )
                 )
             else:
-                sx = _sd(p.X[:, j])
+                sx = sd_scale(p.X[:, j])
                 rows.append(
                     PriorRow(
                         "b",
@@ -80,7 +80,7 @@ def default_nonlinear_priors(design: NonlinearDesign) -> PriorTable:
             rows.append(
                 PriorRow("cor", "", g.name, "", PriorDist("lkj", (2.0,)), "default", "LKJ(2)")
             )
-    sd_y = _sd(design.y)
+    sd_y = sd_scale(design.y)
     for name in ERROR_PARAMS[design.spec.error]:
         if name == "sigma_prop":
             prior, text = PriorDist("student_t", (3.0, 0.0, 0.5)), "half-Student-t(3, 0, 0.5)"

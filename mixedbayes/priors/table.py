@@ -1,8 +1,9 @@
 """The prior table: one row per (class, coef, group, nlpar), with its provenance.
 
-Defaults are weakly informative and scaled from the data (the rule is in
-:func:`default_priors` and ``docs/priors.md``); a spec's ``priors`` override rows, the most
-specific match winning: (class, group, coef) > (class, group) > (class, coef) > (class).
+Defaults are weakly informative and scaled from the data; each kind makes its own (the
+rules are in ``mixedbayes/priors/regression.py``, ``priors/nonlinear.py`` and
+``docs/priors.md``); a spec's ``priors`` override rows, the most specific match winning:
+(class, group, coef) > (class, group) > (class, coef) > (class).
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from mixedbayes.errors import Problem, SpecError
-from mixedbayes.families import response_scale, round_sig
 from mixedbayes.priors.distributions import PriorDist, parse_prior
 
 if TYPE_CHECKING:
-    from mixedbayes.design import Design
     from mixedbayes.spec.model import PriorSpec
 
-__all__ = ["PriorRow", "PriorTable", "build_prior_table", "default_priors"]
+__all__ = ["POSITIVE_CLASSES", "PriorRow", "PriorTable", "apply_overrides"]
 
 POSITIVE_CLASSES = ("sd", "sigma")
 
@@ -93,105 +91,6 @@ class PriorTable:
         return str(self.to_frame().to_html(index=False))
 
 
-def _sd(x: np.ndarray) -> float:
-    s = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
-    return s if np.isfinite(s) and s > 0 else 1.0
-
-
-def default_priors(design: Design) -> PriorTable:
-    """The default prior table of a design.
-
-    Rules (``loc``, ``s`` from :func:`mixedbayes.families.response_scale`: for a gaussian
-    response ``median(y)`` and ``sd(y)``):
-
-    - ``Intercept`` (on centred predictors, as brms): Student-t(3, loc, 2.5·s).
-    - ``b`` for predictor ``x``: Normal(0, 2.5·s / sd(x)) (rstanarm's autoscaling).
-    - ``sd`` of group term ``z``: half-Student-t(3, 0, s / sd(z)) (``sd(z)`` = 1 for the
-      intercept).
-    - ``cor``: LKJ(1), uniform over correlation matrices.
-    - family parameters (``sigma``): the family's default, e.g. half-Student-t(3, 0, sd(y)).
-    """
-    y = design.y
-    loc, s, ytext = response_scale(design.family, y, design.link)
-    rows: list[PriorRow] = []
-    if design.has_intercept:
-        rows.append(
-            PriorRow(
-                "Intercept",
-                "",
-                "",
-                "",
-                PriorDist("student_t", (3.0, loc, round_sig(2.5 * s))),
-                "default",
-                f"Student-t(3, loc, 2.5·s) on centred predictors; {ytext}",
-            )
-        )
-    for j, term in enumerate(design.fixed_terms):
-        if term == "Intercept":
-            continue
-        sx = _sd(design.X[:, j])
-        rows.append(
-            PriorRow(
-                "b",
-                term,
-                "",
-                "",
-                PriorDist("normal", (0.0, round_sig(2.5 * s / sx))),
-                "default",
-                f"Normal(0, 2.5·s/sd(x)); {ytext}, sd({term})={sx:.4g}",
-            )
-        )
-    for g in design.groups:
-        for k, term in enumerate(g.terms):
-            sz = 1.0 if term == "Intercept" else _sd(g.Z[:, k])
-            rows.append(
-                PriorRow(
-                    "sd",
-                    term,
-                    g.name,
-                    "",
-                    PriorDist("student_t", (3.0, 0.0, round_sig(s / sz))),
-                    "default",
-                    f"half-Student-t(3, 0, s/sd(z)); {ytext}"
-                    + ("" if term == "Intercept" else f", sd({term})={sz:.4g}"),
-                )
-            )
-        if g.correlated:
-            rows.append(
-                PriorRow(
-                    "cor",
-                    "",
-                    g.name,
-                    "",
-                    PriorDist("lkj", (1.0,)),
-                    "default",
-                    "LKJ(1): uniform over correlation matrices",
-                )
-            )
-    for param in design.family.params:
-        prior, text = param.default_prior(y)
-        if not param.predictor:
-            rows.append(PriorRow(param.name, "", "", "", prior, "default", text))
-            continue
-        for j, term in enumerate(design.zi_terms):
-            if term == "Intercept":
-                rows.append(PriorRow("Intercept", "", "", param.name, prior, "default", text))
-                continue
-            sx = _sd(design.zi_X[:, j]) if design.zi_X is not None else 1.0
-            rows.append(
-                PriorRow(
-                    "b",
-                    term,
-                    "",
-                    param.name,
-                    PriorDist("normal", (0.0, round_sig(2.5 / sx))),
-                    "default",
-                    f"Normal(0, 2.5/sd(x)) on logit({param.name}); sd({term})={sx:.4g}",
-                )
-            )
-    return PriorTable(tuple(rows))
-
-
 def _valid(table: PriorTable) -> dict[str, dict[str, set[str]]]:
     """class → group → coefs present in the table."""
     out: dict[str, dict[str, set[str]]] = {}
@@ -253,8 +152,19 @@ def _check_override(
     return []
 
 
-def build_prior_table(design: Design, overrides: Sequence[PriorSpec] = ()) -> PriorTable:
-    """The default table with ``overrides`` applied.
+def apply_overrides(
+    table: PriorTable, overrides: Sequence[PriorSpec] = (), positive: tuple[str, ...] = ()
+) -> PriorTable:
+    """The default ``table`` with the spec's ``overrides`` applied (any kind).
+
+    Parameters
+    ----------
+    table : PriorTable
+        The kind's defaults.
+    overrides : sequence of PriorSpec
+        The spec's ``priors``; the most specific match wins.
+    positive : tuple of str
+        The kind's positive parameter classes besides ``sd`` (``sigma``, ``alpha``...).
 
     Raises
     ------
@@ -262,16 +172,7 @@ def build_prior_table(design: Design, overrides: Sequence[PriorSpec] = ()) -> Pr
         For an override naming an unknown class, group or coefficient (listing the valid
         ones) or a prior whose support does not fit the class; every problem at once.
     """
-    if getattr(design.spec, "kind", "") == "nonlinear":
-        from mixedbayes.priors.nonlinear import ERROR_PARAMS, default_nonlinear_priors
-
-        table = default_nonlinear_priors(design)  # type: ignore[arg-type]
-        positive_params: tuple[str, ...] = ERROR_PARAMS[design.spec.error]  # type: ignore[attr-defined]
-    else:
-        table = default_priors(design)
-        positive_params = tuple(
-            p.name for p in design.family.params if p.positive and not p.predictor
-        )
+    positive_params = positive
     nlpars = _nlpars(table)
     valid = _valid(PriorTable(tuple(r for r in table if not r.nlpar)))
     problems: list[Problem] = []

@@ -52,13 +52,9 @@ def spec_line(spec: Any) -> str:
     -------
     str
     """
-    formula = getattr(spec, "formula", None)
-    if formula:
-        return str(formula)
-    what = getattr(spec, "model", None) or getattr(spec, "expression", None) or "ODE"
-    params = getattr(spec, "parameters", None) or {}
-    parts = "; ".join(f"{k} ~ {v}" for k, v in params.items())
-    return f"{what}: {parts}" if parts else str(what)
+    from mixedbayes.kinds import kind_of
+
+    return kind_of(spec).describe(spec)
 
 
 def worst(statuses: Iterable[Status | None]) -> Status | None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mixedbayes.compile import CompiledModel
     from mixedbayes.design import Design
     from mixedbayes.diagnostics import Diagnostics, LooReport, Rootogram
+    from mixedbayes.kinds import Kind
     from mixedbayes.priors import PriorTable
     from mixedbayes.results.shrinkage import Shrinkage
     from mixedbayes.results.trajectories import Trajectories
@@ -60,7 +61,7 @@ class Fit:
     def compiled(self) -> CompiledModel:
         """The compiled model (rebuilt on first use after :func:`mixedbayes.load`)."""
         if self._compiled is None:
-            from mixedbayes.compile import compile_model
+            from mixedbayes.kinds import compile_model
 
             self._compiled = compile_model(self.design, self.priors)
         return self._compiled
@@ -70,15 +71,12 @@ class Fit:
         """The ``pm.Model`` behind the fit."""
         return self.compiled.model
 
-    def _regression_only(self, method: str, instead: str) -> None:
-        if self.spec.kind == "nonlinear":
-            from mixedbayes.errors import SpecError
+    @property
+    def kind(self) -> Kind:
+        """The model kind (what the fit can do: ``fit.kind.capabilities``)."""
+        from mixedbayes.kinds import kind_of
 
-            raise SpecError(
-                f"fit.{method}() is for regression kinds (lmm, glmm).",
-                where="kind",
-                hint=f"for a nonlinear fit use fit.{instead}.",
-            )
+        return kind_of(self.spec)
 
     def summary(
         self,
@@ -146,7 +144,7 @@ class Fit:
         >>> new = pd.DataFrame({"Days": [0, 9], "Subject": ["308", "new"]})  # doctest: +SKIP
         >>> fit.predict(new, new_groups="sample", seed=1).mean(("chain", "draw"))  # doctest: +SKIP
         """
-        self._regression_only("predict", "concentration_curves() or predict_regimen()")
+        self.kind.require("predict", "predict")
         return predict_draws(
             self.posterior,
             self.design,
@@ -190,6 +188,7 @@ class Fit:
         """
         from mixedbayes.results.slopes import slopes
 
+        self.kind.require("slopes", "slopes")
         return slopes(
             self, variable, by=by, values=values, at=at, prob=prob, rope=rope, compare=compare
         )
@@ -210,6 +209,7 @@ class Fit:
         """
         from mixedbayes.results.slopes import contrasts
 
+        self.kind.require("slopes", "contrasts")
         return contrasts(self, variable, values, by=by, at=at, prob=prob, rope=rope)
 
     def shrinkage(self, group: str | None = None, prob: float = 0.95) -> Shrinkage:
@@ -219,7 +219,7 @@ class Fit:
         """
         from mixedbayes.results.shrinkage import shrinkage
 
-        self._regression_only("shrinkage", "individual_parameters()")
+        self.kind.require("shrinkage", "shrinkage")
         return shrinkage(self, group, prob)
 
     def trajectories(
@@ -238,7 +238,7 @@ class Fit:
         """
         from mixedbayes.results.trajectories import trajectories
 
-        self._regression_only("trajectories", "concentration_curves()")
+        self.kind.require("trajectories", "trajectories")
         return trajectories(
             self, groups, at, time=time, group=group, prob=prob, max_groups=max_groups
         )

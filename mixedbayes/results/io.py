@@ -18,7 +18,7 @@ import os
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -124,9 +124,8 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
     import pandas as pd
     import xarray as xr
 
-    from mixedbayes.design import make_design
     from mixedbayes.design.data import DataReport, Dropped
-    from mixedbayes.priors import build_prior_table
+    from mixedbayes.kinds import build_prior_table, make_design
     from mixedbayes.priors.distributions import PriorDist
     from mixedbayes.priors.table import PriorRow, PriorTable
     from mixedbayes.results.fit import Fit
@@ -151,7 +150,7 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
         rep["rows_used"],
         tuple(Dropped(d["reason"], d["column"], tuple(d["rows"])) for d in rep["dropped"]),
     )
-    design = replace(design, report=report)
+    design = replace(cast(Any, design), report=report)
     idata = xr.open_datatree(src / "idata.zarr", engine="zarr", consolidated=False).load()
     _restore_objects(idata, meta.get("object_vars", []))
     if "priors" in meta:

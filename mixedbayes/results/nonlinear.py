@@ -27,8 +27,9 @@ __all__ = [
 
 
 def _design(fit: Fit) -> NonlinearDesign:
-    if fit.spec.kind != "nonlinear":
-        raise SpecError("this output is for nonlinear fits.", where="kind")
+    from mixedbayes.kinds import kind_of
+
+    kind_of(fit.spec).require("pk", "typical_values")
     return fit.design  # type: ignore[return-value]
 
 
@@ -38,11 +39,9 @@ def _flat(da: Any) -> np.ndarray:
 
 
 def _subject_factor(design: NonlinearDesign) -> Any:
-    subject = design.spec.subject
-    for g in design.groups:
-        if g.name == subject:
-            return g
-    return design.groups[0] if design.groups else None
+    from mixedbayes.kinds import kind_of
+
+    return kind_of(design.spec).subject_factor(design)
 
 
 def _interval(x: np.ndarray, prob: float) -> tuple[float, float, float]:

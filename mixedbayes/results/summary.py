@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.naming import parse
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -31,33 +33,17 @@ def check_prob(prob: float) -> None:
 
 
 def summary_variables(design: Any, posterior: xr.Dataset, include_group_levels: bool) -> list[str]:
-    """The variables a summary shows, in a stable order: fixed effects, sd_*, cor_*, family or
-    residual-error parameters, then r_* when asked."""
-    if hasattr(design, "params"):  # nonlinear: one b_<key> per structural parameter
-        from mixedbayes.priors.nonlinear import ERROR_PARAMS
+    """The variables a summary shows, in a stable order (the kind's: fixed effects, sd_*,
+    cor_*, family or residual-error parameters, then r_* when asked), those in ``posterior``."""
+    from mixedbayes.kinds import kind_of
 
-        names = [f"b_{p.key}" for p in design.params]
-        extra = list(ERROR_PARAMS[design.spec.error])
-    else:
-        names = ["b"]
-        extra = [p.name for p in design.family.params if not p.predictor]
-        if design.zi_terms:
-            extra.append("b_zi")
-    for g in design.groups:
-        names.append(f"sd_{g.name}")
-        if g.correlated:
-            names.append(f"cor_{g.name}")
-    names += extra
-    if include_group_levels:
-        names += [f"r_{g.name}" for g in design.groups]
+    names = kind_of(design.spec).summary_variables(design, include_group_levels)
     return [n for n in names if n in posterior]
 
 
 def _class_and_group(name: str) -> tuple[str, str]:
-    for prefix in ("sd_", "cor_", "r_"):
-        if name.startswith(prefix):
-            return prefix[:-1], name[len(prefix) :]
-    return name, ""
+    parsed = parse(name)
+    return parsed.class_, parsed.group
 
 
 def _cells(

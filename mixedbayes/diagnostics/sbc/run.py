@@ -206,8 +206,7 @@ def sbc(
     >>> res.test()  # doctest: +SKIP
     """
     import mixedbayes as mb
-    from mixedbayes.compile import compile_model
-    from mixedbayes.priors import build_prior_table
+    from mixedbayes.kinds import build_prior_table, compile_model
 
     t0 = time.perf_counter()
     if not isinstance(template_data, pd.DataFrame):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.kinds import kind_of
 from mixedbayes.report.blocks import (
     Block,
     Code,
@@ -60,8 +61,7 @@ class ModelSection(Section):
             ("model", spec_line(fit.spec)),
             ("family", f"{design.family.name} (link {design.link.name})"),
         ]
-        if getattr(spec, "error", None):
-            items.append(("residual error", str(spec.error)))
+        items += kind_of(spec).report_items(spec)
         items.append(
             (
                 "draws",

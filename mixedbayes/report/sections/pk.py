@@ -1,4 +1,4 @@
-"""Sections of nonlinear (PK) fits: typical values, individual parameters, concentration curves."""
+"""Sections of kinds with PK outputs: typical values, individual parameters, concentrations."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mixedbayes.kinds import kind_of
 from mixedbayes.report.blocks import Block, Paragraph, figure_block, format_value, table_from_frame
 from mixedbayes.report.registry import ReportContext, Section, SectionUnavailable, register_section
 
@@ -16,18 +17,14 @@ __all__ = ["ConcentrationSection", "IndividualParametersSection", "TypicalValues
 
 
 def _nonlinear(fit: Fit) -> bool:
-    return fit.spec.kind == "nonlinear"
+    return kind_of(fit.spec).supports("pk")
 
 
 def _subject_factor(ctx: ReportContext) -> Any:
-    design: Any = ctx.fit.design
-    subject = getattr(design.spec, "subject", None)
-    for g in design.groups:
-        if g.name == subject:
-            return g
-    if not design.groups:
+    factor = kind_of(ctx.fit.spec).subject_factor(ctx.fit.design)
+    if factor is None:
         raise SectionUnavailable("the model has no between-subject effects.")
-    return design.groups[0]
+    return factor
 
 
 @register_section

@@ -1,4 +1,4 @@
-"""Sections of regression kinds (``lmm``, ``glmm``): shrinkage, trajectories, rootograms."""
+"""Sections of kinds whose fits offer shrinkage, trajectories and predictions (rootograms)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mixedbayes.kinds import kind_of
 from mixedbayes.report.blocks import Block, Paragraph, figure_block, table_from_frame
 from mixedbayes.report.registry import ReportContext, Section, SectionUnavailable, register_section
 
@@ -17,8 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["RootogramSection", "ShrinkageSection", "TrajectoriesSection", "individual_factor"]
 
 
-def _regression(fit: Fit) -> bool:
-    return fit.spec.kind != "nonlinear"
+def _supports(fit: Fit, capability: str) -> bool:
+    return kind_of(fit.spec).supports(capability)
 
 
 def individual_factor(fit: Fit) -> GroupFactor:
@@ -36,15 +37,10 @@ def individual_factor(fit: Fit) -> GroupFactor:
     -------
     GroupFactor
     """
-    groups = list(fit.design.groups)
-    if not groups:
+    factor = kind_of(fit.spec).subject_factor(fit.design)
+    if factor is None:
         raise SectionUnavailable("the model has no grouping factor.")
-    repeated = [
-        g
-        for g in groups
-        if np.median(np.bincount(g.index[g.index >= 0], minlength=g.n_levels)) >= 2
-    ]
-    return max(repeated or groups, key=lambda g: g.n_levels)
+    return factor
 
 
 @register_section
@@ -56,7 +52,7 @@ class ShrinkageSection(Section):
     order = 100
 
     def applies(self, fit: Fit) -> bool:
-        return _regression(fit)
+        return _supports(fit, "shrinkage")
 
     def build(self, ctx: ReportContext) -> list[Block]:
         shr = ctx.fit.shrinkage(prob=ctx.prob)
@@ -105,7 +101,7 @@ class TrajectoriesSection(Section):
     order = 110
 
     def applies(self, fit: Fit) -> bool:
-        return _regression(fit)
+        return _supports(fit, "trajectories")
 
     def build(self, ctx: ReportContext) -> list[Block]:
         factor = individual_factor(ctx.fit)
@@ -141,7 +137,7 @@ class RootogramSection(Section):
     order = 120
 
     def applies(self, fit: Fit) -> bool:
-        return _regression(fit) and bool(fit.design.family.discrete)
+        return _supports(fit, "predict") and bool(fit.design.family.discrete)
 
     def build(self, ctx: ReportContext) -> list[Block]:
         with warnings.catch_warnings():

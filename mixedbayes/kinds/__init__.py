@@ -1,0 +1,22 @@
+"""Model kinds as objects: the only place that knows a kind (``lmm``, ``glmm``,
+``nonlinear``); the stages as users call them, dispatched to the spec's kind."""
+
+from mixedbayes.kinds.base import CAPABILITIES, KINDS, Kind, kind_of, register_kind
+from mixedbayes.kinds.nonlinear import NonlinearKind
+from mixedbayes.kinds.regression import GLMMKind, LMMKind, RegressionKind
+from mixedbayes.kinds.stages import build_prior_table, compile_model, make_design
+
+__all__ = [
+    "CAPABILITIES",
+    "KINDS",
+    "GLMMKind",
+    "Kind",
+    "LMMKind",
+    "NonlinearKind",
+    "RegressionKind",
+    "build_prior_table",
+    "compile_model",
+    "kind_of",
+    "make_design",
+    "register_kind",
+]

@@ -1,0 +1,220 @@
+"""The model kind as an object: the one place that knows what a kind of model is.
+
+A kind (``lmm``, ``glmm``, ``nonlinear``; later ``joint``, ``compositional``) knows its spec
+class, how to design its spec on data, its default priors, how to build its model into a
+:class:`~mixedbayes.compile.context.BuildContext`, the sampling variant it may offer (the
+marginalised Gaussian LMM), the variables its summary shows, its response columns and its
+capabilities. Stages, report sections, workflows and ``Fit`` ask the kind — they never
+compare kind names. A new kind is one class in one module, registered with
+:func:`register_kind`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mixedbayes.errors import SpecError
+from mixedbayes.naming import Names
+from mixedbayes.registry import Registry
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mixedbayes.compile.context import BuildContext
+    from mixedbayes.compile.model import CompiledModel
+    from mixedbayes.design.base import ModelDesign
+    from mixedbayes.design.groups import GroupFactor
+    from mixedbayes.priors.table import PriorTable
+    from mixedbayes.spec.model import ModelSpec
+
+__all__ = [
+    "CAPABILITIES",
+    "KINDS",
+    "Kind",
+    "kind_of",
+    "register_kind",
+]
+
+#: What a kind's fits can do, beyond the summary, diagnostics, LOO and the report's core.
+CAPABILITIES = {
+    "predict": "fit.predict(newdata): predictions at the population or group level",
+    "shrinkage": "fit.shrinkage(): no, partial and complete pooling per level",
+    "trajectories": "fit.trajectories(): individual and population curves",
+    "slopes": "fit.slopes() / fit.contrasts(): marginal effects on a reference grid",
+    "naive": "mb.compare_naive(): the mixed model against naive regressions",
+    "pk": "typical values, individual parameters, concentration curves, regimens",
+}
+
+
+class Kind:
+    """A model kind. Subclass, set the class variables, implement the methods, register.
+
+    Class attributes
+    ----------------
+    name : str
+        The spec's ``kind`` value.
+    spec_type : type of ModelSpec
+        The spec class of the kind (``kind_of`` finds a kind by it).
+    capabilities : frozenset of str
+        Keys of :data:`CAPABILITIES` the kind's fits offer.
+    instead : dict of str to str
+        For a capability the kind lacks, what its users should call instead.
+    """
+
+    name: ClassVar[str]
+    spec_type: ClassVar[type[ModelSpec]]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    instead: ClassVar[dict[str, str]] = {}
+
+    # ------------------------------------------------------------------ stages
+    def design(self, spec: ModelSpec, data: pd.DataFrame) -> ModelDesign:
+        """Stage 2: apply ``spec`` to ``data`` (validated; ``data`` is not modified)."""
+        raise NotImplementedError
+
+    def default_priors(self, design: ModelDesign) -> PriorTable:
+        """The default prior table of ``design``, each row with its provenance."""
+        raise NotImplementedError
+
+    def positive_classes(self, design: ModelDesign) -> tuple[str, ...]:
+        """Prior classes besides ``sd`` that are positive (half priors allowed)."""
+        return ()
+
+    def coords(self, design: ModelDesign) -> dict[str, list[Any]]:
+        """The model's coords (dims and their values)."""
+        return design.coords()
+
+    def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+        """Stage 3: add the kind's variables to ``ctx.model``; return the observed variable."""
+        raise NotImplementedError
+
+    def compile(
+        self, design: ModelDesign, priors: PriorTable, marginalize: bool = True
+    ) -> CompiledModel:
+        """The compiled model: the plain model, and what NUTS samples.
+
+        The default samples the plain model; a kind with a faster equivalent (the
+        marginalised Gaussian LMM) overrides :meth:`sampling_variant`.
+        """
+        from mixedbayes.compile.context import BuildContext, new_model
+        from mixedbayes.compile.model import CompiledModel
+
+        variant = self.sampling_variant(design, priors, marginalize)
+        if isinstance(variant, CompiledModel):
+            return variant
+        ctx = BuildContext(new_model(self.coords(design)))
+        observed = self.build(design, priors, ctx)
+        return CompiledModel(ctx.model, design, priors, observed.name, marginalization=variant)
+
+    def sampling_variant(
+        self, design: ModelDesign, priors: PriorTable, marginalize: bool
+    ) -> CompiledModel | str:
+        """A compiled model whose sampled model differs from the plain one, or the note of
+        why the plain model is sampled (``""`` when there is nothing to say)."""
+        return ""
+
+    # ------------------------------------------------------------------ results
+    def parts(self, design: ModelDesign) -> tuple[str, ...]:
+        """The named parts (submodels) of the model; ``()`` for a single plain part."""
+        return ()
+
+    def fixed_variables(self, design: ModelDesign) -> list[str]:
+        """The fixed-effect variables, in summary order (``b``; ``b_<part>`` per part)."""
+        return [Names(p).b for p in self.parts(design)] or [Names().b]
+
+    def family_variables(self, design: ModelDesign) -> list[str]:
+        """The response's own parameters (``sigma``, ``alpha``), in summary order."""
+        return []
+
+    def summary_variables(self, design: ModelDesign, include_group_levels: bool) -> list[str]:
+        """The variables a summary shows, in order: fixed effects, ``sd_*``, ``cor_*``, the
+        family's or error model's parameters, then ``r_*`` when asked."""
+        names = self.fixed_variables(design)
+        for g in design.groups:
+            names.append(Names.sd(g.name))
+            if g.correlated:
+                names.append(Names.cor(g.name))
+        names += self.family_variables(design)
+        if include_group_levels:
+            names += [Names.r(g.name) for g in design.groups]
+        return names
+
+    def response_columns(self, design: ModelDesign) -> list[str]:
+        """The data columns holding the response (simulation replaces them, SBC)."""
+        return [design.response]
+
+    def subject_factor(self, design: ModelDesign) -> GroupFactor | None:
+        """The grouping factor whose levels are the individuals followed over time.
+
+        The factor with the most levels among those with at least two rows per level
+        (median), so that an observation-level factor (``(1 | obs)``) is not taken for the
+        individuals; the factor with the most levels when none has repeated rows; None
+        without grouping factors.
+        """
+        import numpy as np
+
+        groups = list(design.groups)
+        if not groups:
+            return None
+        repeated = [
+            g
+            for g in groups
+            if np.median(np.bincount(g.index[g.index >= 0], minlength=g.n_levels)) >= 2
+        ]
+        return max(repeated or groups, key=lambda g: g.n_levels)
+
+    def describe(self, spec: ModelSpec) -> str:
+        """The model in one line (its formula, or its structural model and parameters)."""
+        return spec.kind
+
+    def report_items(self, spec: ModelSpec) -> list[tuple[str, str]]:
+        """Kind-specific lines of the report's model summary (name, value)."""
+        return []
+
+    # ------------------------------------------------------------------ capabilities
+    def supports(self, capability: str) -> bool:
+        """Whether the kind's fits offer ``capability`` (a key of :data:`CAPABILITIES`)."""
+        return capability in self.capabilities
+
+    def require(self, capability: str, method: str) -> None:
+        """Raise a ``SpecError`` naming the alternative unless ``capability`` is offered."""
+        if self.supports(capability):
+            return
+        offered = sorted(
+            k for k, v in KINDS.items() if capability in v.capabilities and k != self.name
+        )
+        alt = self.instead.get(capability)
+        hint = f"for a {self.name} fit use fit.{alt}." if alt else "no alternative yet."
+        raise SpecError(
+            f"fit.{method}() is not available for {self.name} fits "
+            f"(kinds that offer it: {offered}).",
+            where="kind",
+            hint=hint,
+        )
+
+
+class _KindRegistry(Registry[Kind]):
+    def items(self) -> list[tuple[str, Kind]]:
+        return [(k, self._items[k]) for k in self.names()]
+
+
+#: The registered kinds by name.
+KINDS = _KindRegistry("model kind", "kind")
+
+
+def register_kind[K: type[Kind]](cls: K) -> K:
+    """Class decorator registering an instance of the kind ``cls`` under ``cls.name``."""
+    KINDS.add(cls.name, cls())
+    return cls
+
+
+def kind_of(spec: ModelSpec | Sequence[Any] | Any) -> Kind:
+    """The kind of ``spec`` (found by its class; a subclass of a kind's spec class falls
+    back to that kind)."""
+    exact = [k for k in KINDS if type(spec) is k.spec_type]
+    if exact:
+        return exact[0]
+    near = [k for k in KINDS if isinstance(spec, k.spec_type)]
+    if near:
+        return max(near, key=lambda k: len(k.spec_type.__mro__))
+    return KINDS.get(str(getattr(spec, "kind", type(spec).__name__)))

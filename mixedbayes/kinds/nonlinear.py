@@ -1,0 +1,88 @@
+"""The ``nonlinear`` kind: a structural model (PK library, expression or ODE) whose
+parameters each have a mixed-effects formula on a link scale, and a residual error model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from mixedbayes.kinds.base import Kind, register_kind
+from mixedbayes.spec.nonlinear import NonlinearSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mixedbayes.compile.context import BuildContext
+    from mixedbayes.design.base import ModelDesign
+    from mixedbayes.design.groups import GroupFactor
+    from mixedbayes.design.nonlinear import NonlinearDesign
+    from mixedbayes.priors.table import PriorTable
+    from mixedbayes.spec.model import ModelSpec
+
+__all__ = ["NonlinearKind"]
+
+
+@register_kind
+class NonlinearKind(Kind):
+    """``nonlinear``: parameters as parts (``b_<key>``, ``<key>_term``), one covariance per
+    grouping factor across them, a structural mean and a residual error model."""
+
+    name = "nonlinear"
+    spec_type = NonlinearSpec
+    capabilities: ClassVar[frozenset[str]] = frozenset({"pk"})
+    instead: ClassVar[dict[str, str]] = {
+        "predict": "concentration_curves() or predict_regimen()",
+        "shrinkage": "individual_parameters()",
+        "trajectories": "concentration_curves()",
+        "slopes": "typical_values()",
+    }
+
+    def design(self, spec: ModelSpec, data: pd.DataFrame) -> NonlinearDesign:
+        from mixedbayes.design.nonlinear import make_nonlinear_design
+
+        return make_nonlinear_design(cast(NonlinearSpec, spec), data)
+
+    def default_priors(self, design: ModelDesign) -> PriorTable:
+        from mixedbayes.priors.nonlinear import default_nonlinear_priors
+
+        return default_nonlinear_priors(cast("NonlinearDesign", design))
+
+    def positive_classes(self, design: ModelDesign) -> tuple[str, ...]:
+        from mixedbayes.priors.nonlinear import ERROR_PARAMS
+
+        return ERROR_PARAMS[cast(NonlinearSpec, design.spec).error]
+
+    def coords(self, design: ModelDesign) -> dict[str, list[Any]]:
+        from mixedbayes.compile.nonlinear import nonlinear_coords
+
+        return nonlinear_coords(cast("NonlinearDesign", design))
+
+    def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+        from mixedbayes.compile.nonlinear import add_nonlinear
+
+        return add_nonlinear(cast("NonlinearDesign", design), priors, ctx)
+
+    def parts(self, design: ModelDesign) -> tuple[str, ...]:
+        return tuple(p.key for p in cast("NonlinearDesign", design).params)
+
+    def family_variables(self, design: ModelDesign) -> list[str]:
+        return list(self.positive_classes(design))
+
+    def response_columns(self, design: ModelDesign) -> list[str]:
+        return [cast(NonlinearSpec, design.spec).response]
+
+    def subject_factor(self, design: ModelDesign) -> GroupFactor | None:
+        """The factor of the spec's ``subject`` column, else the first grouping factor."""
+        subject = cast(NonlinearSpec, design.spec).subject
+        for g in design.groups:
+            if g.name == subject:
+                return g
+        return design.groups[0] if design.groups else None
+
+    def report_items(self, spec: ModelSpec) -> list[tuple[str, str]]:
+        return [("residual error", str(cast(NonlinearSpec, spec).error))]
+
+    def describe(self, spec: ModelSpec) -> str:
+        s = cast(NonlinearSpec, spec)
+        what = s.model or s.expression or "ODE"
+        params = "; ".join(f"{k} ~ {v}" for k, v in s.parameters.items())
+        return f"{what}: {params}" if params else str(what)

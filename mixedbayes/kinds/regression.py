@@ -1,0 +1,112 @@
+"""The regression kinds: ``lmm`` (Gaussian, with the marginalised sampling variant) and
+``glmm`` (any family, offsets, trials, zero-inflation)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from mixedbayes.kinds.base import Kind, register_kind
+from mixedbayes.naming import Names
+from mixedbayes.spec.model import GLMMSpec, LMMSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mixedbayes.compile.context import BuildContext
+    from mixedbayes.compile.model import CompiledModel
+    from mixedbayes.design.base import ModelDesign
+    from mixedbayes.design.design import Design
+    from mixedbayes.priors.table import PriorTable
+    from mixedbayes.spec.model import ModelSpec
+
+__all__ = ["GLMMKind", "LMMKind", "RegressionKind"]
+
+
+class RegressionKind(Kind):
+    """A formula with lme4 syntax: fixed effects, group effects, a family and a link."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"predict", "shrinkage", "trajectories", "slopes", "naive"}
+    )
+
+    def _zi(self, spec: ModelSpec) -> str | None:
+        return None
+
+    def design(self, spec: ModelSpec, data: pd.DataFrame) -> Design:
+        from mixedbayes.design.design import make_regression_design
+
+        formula = cast(LMMSpec, spec).formula
+        return make_regression_design(spec, data, formula=formula, zi=self._zi(spec))
+
+    def default_priors(self, design: ModelDesign) -> PriorTable:
+        from mixedbayes.priors.regression import default_regression_priors
+
+        return default_regression_priors(cast("Design", design))
+
+    def positive_classes(self, design: ModelDesign) -> tuple[str, ...]:
+        from mixedbayes.priors.regression import regression_positive_classes
+
+        return regression_positive_classes(cast("Design", design))
+
+    def coords(self, design: ModelDesign) -> dict[str, list[Any]]:
+        from mixedbayes.compile.regression import regression_coords
+
+        return regression_coords(cast("Design", design))
+
+    def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+        from mixedbayes.compile.regression import add_regression
+
+        return add_regression(cast("Design", design), priors, ctx)
+
+    def family_variables(self, design: ModelDesign) -> list[str]:
+        d = cast("Design", design)
+        names = [Names().param(p.name) for p in d.family.params if not p.predictor]
+        if d.zi_terms:
+            names.append(Names("zi").b)
+        return names
+
+    def response_columns(self, design: ModelDesign) -> list[str]:
+        return [cast("Design", design).formula.response]
+
+    def describe(self, spec: ModelSpec) -> str:
+        return str(cast(LMMSpec, spec).formula)
+
+
+@register_kind
+class LMMKind(RegressionKind):
+    """``lmm``: a Gaussian linear mixed model; sampled with its group effects integrated
+    out where the structure allows (one factor, or one nested in another)."""
+
+    name = "lmm"
+    spec_type = LMMSpec
+
+    def sampling_variant(
+        self, design: ModelDesign, priors: PriorTable, marginalize: bool
+    ) -> CompiledModel | str:
+        from mixedbayes.compile.marginal import build_marginal, centred_design, marginal_applies
+        from mixedbayes.compile.model import CompiledModel
+        from mixedbayes.compile.regression import build_regression
+
+        d = cast("Design", design)
+        if not marginalize:
+            return "not integrated out: marginalize=False"
+        why_not = marginal_applies(d)
+        if why_not:
+            return f"not integrated out: {why_not}"
+        plain = build_regression(centred_design(d), priors, hierarchical=False)
+        sampled, stats = build_marginal(d, priors)
+        observed = next(rv.name for rv in plain.observed_RVs)
+        names = stats.inner + (f" within {stats.outer}" if stats.outer else "")
+        note = f"integrated out: {names} (marginalised Gaussian LMM)"
+        return CompiledModel(plain, d, priors, observed, sampled, stats, note)
+
+
+@register_kind
+class GLMMKind(RegressionKind):
+    """``glmm``: any registered family and link; offsets, trials, zero-inflation."""
+
+    name = "glmm"
+    spec_type = GLMMSpec
+
+    def _zi(self, spec: ModelSpec) -> str | None:
+        return cast(GLMMSpec, spec).zi

@@ -1,0 +1,113 @@
+"""Default priors of regression kinds (``lmm``, ``glmm``), scaled from the response."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mixedbayes.families import response_scale, round_sig, sd_scale
+from mixedbayes.priors.distributions import PriorDist
+from mixedbayes.priors.table import PriorRow, PriorTable
+
+if TYPE_CHECKING:
+    from mixedbayes.design import Design
+
+__all__ = ["default_regression_priors", "regression_positive_classes"]
+
+
+def default_regression_priors(design: Design) -> PriorTable:
+    """The default prior table of a design.
+
+    Rules (``loc``, ``s`` from :func:`mixedbayes.families.response_scale`: for a gaussian
+    response ``median(y)`` and ``sd(y)``):
+
+    - ``Intercept`` (on centred predictors, as brms): Student-t(3, loc, 2.5·s).
+    - ``b`` for predictor ``x``: Normal(0, 2.5·s / sd(x)) (rstanarm's autoscaling).
+    - ``sd`` of group term ``z``: half-Student-t(3, 0, s / sd(z)) (``sd(z)`` = 1 for the
+      intercept).
+    - ``cor``: LKJ(1), uniform over correlation matrices.
+    - family parameters (``sigma``): the family's default, e.g. half-Student-t(3, 0, sd(y)).
+    """
+    y = design.y
+    loc, s, ytext = response_scale(design.family, y, design.link)
+    rows: list[PriorRow] = []
+    if design.has_intercept:
+        rows.append(
+            PriorRow(
+                "Intercept",
+                "",
+                "",
+                "",
+                PriorDist("student_t", (3.0, loc, round_sig(2.5 * s))),
+                "default",
+                f"Student-t(3, loc, 2.5·s) on centred predictors; {ytext}",
+            )
+        )
+    for j, term in enumerate(design.fixed_terms):
+        if term == "Intercept":
+            continue
+        sx = sd_scale(design.X[:, j])
+        rows.append(
+            PriorRow(
+                "b",
+                term,
+                "",
+                "",
+                PriorDist("normal", (0.0, round_sig(2.5 * s / sx))),
+                "default",
+                f"Normal(0, 2.5·s/sd(x)); {ytext}, sd({term})={sx:.4g}",
+            )
+        )
+    for g in design.groups:
+        for k, term in enumerate(g.terms):
+            sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
+            rows.append(
+                PriorRow(
+                    "sd",
+                    term,
+                    g.name,
+                    "",
+                    PriorDist("student_t", (3.0, 0.0, round_sig(s / sz))),
+                    "default",
+                    f"half-Student-t(3, 0, s/sd(z)); {ytext}"
+                    + ("" if term == "Intercept" else f", sd({term})={sz:.4g}"),
+                )
+            )
+        if g.correlated:
+            rows.append(
+                PriorRow(
+                    "cor",
+                    "",
+                    g.name,
+                    "",
+                    PriorDist("lkj", (1.0,)),
+                    "default",
+                    "LKJ(1): uniform over correlation matrices",
+                )
+            )
+    for param in design.family.params:
+        prior, text = param.default_prior(y)
+        if not param.predictor:
+            rows.append(PriorRow(param.name, "", "", "", prior, "default", text))
+            continue
+        for j, term in enumerate(design.zi_terms):
+            if term == "Intercept":
+                rows.append(PriorRow("Intercept", "", "", param.name, prior, "default", text))
+                continue
+            sx = sd_scale(design.zi_X[:, j]) if design.zi_X is not None else 1.0
+            rows.append(
+                PriorRow(
+                    "b",
+                    term,
+                    "",
+                    param.name,
+                    PriorDist("normal", (0.0, round_sig(2.5 / sx))),
+                    "default",
+                    f"Normal(0, 2.5/sd(x)) on logit({param.name}); sd({term})={sx:.4g}",
+                )
+            )
+    return PriorTable(tuple(rows))
+
+
+def regression_positive_classes(design: Design) -> tuple[str, ...]:
+    """The family's positive parameters (``sigma``, ``alpha``, ``phi``): positive classes."""
+    return tuple(p.name for p in design.family.params if p.positive and not p.predictor)
