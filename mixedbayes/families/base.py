@@ -121,7 +121,7 @@ class Family:
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
         """Location (on the link scale) and scale ``s`` of the response, for default priors.
 
-        Default (non-gaussian families): ``link(mean(y)`` when finite (else 0) and ``s = 1``,
+        Default (non-gaussian families): ``link(mean(y))`` when finite (else 0) and ``s = 1``,
         the scale of a linear predictor on a log or logit scale.
         """
         with np.errstate(all="ignore"):

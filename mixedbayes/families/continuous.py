@@ -76,7 +76,7 @@ class Gamma(Family):
     )
 
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
-        """``log(mean(y)`` and ``s = 1`` (log link); ``s = |g'(mean y)|·sd(y)`` otherwise."""
+        """``log(mean(y))`` and ``s = 1`` (log link); ``s = |g'(mean y)|·sd(y)`` otherwise."""
         return delta_reference(y, link) or super().prior_reference(y, link)
 
     def response_problems(
@@ -338,7 +338,7 @@ class LogNormal(Family):
         params: dict[str, np.ndarray],
         trials: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``scipy.stats.lognorm.logpdf(y, s=sigma, scale=exp(mu)``."""
+        """``scipy.stats.lognorm.logpdf(y, s=sigma, scale=exp(mu))``."""
         from scipy import stats
 
         return np.asarray(stats.lognorm.logpdf(y, s=params["sigma"], scale=np.exp(mu)))
@@ -357,5 +357,5 @@ class LogNormal(Family):
         rng: np.random.Generator,
         trials: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Draw ``exp(Normal(mu, sigma)``."""
+        """Draw ``exp(Normal(mu, sigma))``."""
         return rng.lognormal(np.asarray(mu, dtype=float), params["sigma"])

@@ -49,7 +49,7 @@ class _Count(Family):
     discrete: ClassVar[bool] = True
 
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
-        """``log(mean(y)`` and ``s = 1`` (log link); ``s = |g'(mean y)|·sd(y)`` otherwise."""
+        """``log(mean(y))`` and ``s = 1`` (log link); ``s = |g'(mean y)|·sd(y)`` otherwise."""
         return delta_reference(y, link) or super().prior_reference(y, link)
 
     def response_problems(
@@ -149,7 +149,7 @@ class NegBinomial(_NegBinomial):
 
 
 def _zi_logp(y: np.ndarray, zi: np.ndarray, count_logp: np.ndarray) -> np.ndarray:
-    """``log(zi + (1 - zi)·f(0)`` at ``y = 0``, ``log(1 - zi) + log f(y)`` elsewhere."""
+    """``log(zi + (1 - zi)·f(0))`` at ``y = 0``, ``log(1 - zi) + log f(y)`` elsewhere."""
     with np.errstate(divide="ignore"):
         log_count = np.log1p(-zi) + count_logp
         zero = np.logaddexp(np.log(zi), log_count)
