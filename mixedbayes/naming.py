@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GROUP_CLASSES", "OBS_DIM", "Names", "ParsedName", "parse"]
+__all__ = ["GROUP_CLASSES", "GROUP_NAME_PREFIXES", "OBS_DIM", "Names", "ParsedName", "parse"]
 
 #: Dimension of the observations (rows used) of the plain part.
 OBS_DIM = "observation"
@@ -35,8 +35,8 @@ OBS_DIM = "observation"
 #: Name prefixes of the group-level variables users see, by class.
 GROUP_CLASSES = ("sd", "cor", "r")
 
-#: Every group-level prefix, longest first (``cor_chol_`` before ``cor_``).
-_GROUP_PREFIXES = ("cor_chol", "beta", "sd", "cor", "r", "z")
+#: Every group-level name prefix, longest first (``cor_chol`` before ``cor``).
+GROUP_NAME_PREFIXES = ("cor_chol", "beta", "sd", "cor", "r", "z")
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def parse(name: str, parts: tuple[str, ...] | list[str] = ()) -> ParsedName:
     -------
     ParsedName
     """
-    for cls in _GROUP_PREFIXES:
+    for cls in GROUP_NAME_PREFIXES:
         if name.startswith(cls + "_"):
             return ParsedName(cls, group=name[len(cls) + 1 :])
     for part in sorted(parts, key=len, reverse=True):

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from mixedbayes.naming import GROUP_NAME_PREFIXES
+
 if TYPE_CHECKING:
     import xarray as xr
 
     from mixedbayes.design import Design
 
 SAMPLE_DIMS = ("chain", "draw")
-GROUP_PREFIXES = ("cor_chol_", "sd_", "cor_", "r_", "z_")
+GROUP_PREFIXES = tuple(f"{c}_" for c in GROUP_NAME_PREFIXES)
 
 
 def _by_sample_dims(da: xr.DataArray) -> xr.DataArray:

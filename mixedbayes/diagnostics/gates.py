@@ -28,6 +28,7 @@ from mixedbayes.diagnostics.gate_helpers import (
     _switch_advice,
 )
 from mixedbayes.diagnostics.rhat import rank_rhat_dataset
+from mixedbayes.naming import Names
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -399,8 +400,8 @@ def _level_sample(posterior: xr.Dataset, design: Design | None) -> tuple[xr.Data
     sampled = []
     for g in getattr(design, "groups", ()):
         # r_<g>_<b> (one per block) hold the same draws as r_<g>: checked once, there.
-        if f"r_{g.name}" in posterior:
-            copies = [f"r_{g.name}_{b}" for b in range(len(g.blocks))]
+        if Names.r(g.name) in posterior:
+            copies = [Names.r(g.name, str(b)) for b in range(len(g.blocks))]
             posterior = posterior.drop_vars([c for c in copies if c in posterior])
         size = posterior.sizes.get(g.dim, 0)
         if size > RHAT_MAX_LEVELS:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.naming import Names
 from mixedbayes.spec.formula import fixed_formula
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def residual_variance(fit: Fit) -> tuple[np.ndarray, str]:
     post = fit.posterior
     n_draws = post.sizes["chain"] * post.sizes["draw"]
     if "sigma" in post:
-        return post["sigma"].to_numpy().ravel() ** 2, "sigma^2"
+        return post[Names().param("sigma")].to_numpy().ravel() ** 2, "sigma^2"
     link = fit.design.link.name
     fixed = {
         "logit": (np.pi**2 / 3, "pi^2/3"),
@@ -91,7 +92,7 @@ def intraclass_correlation(fit: Fit) -> pd.DataFrame:
     variances = {}
     for g in design.groups:
         if "Intercept" in g.terms:
-            sd = post[f"sd_{g.name}"].sel({g.term_dim: "Intercept"}).to_numpy().ravel()
+            sd = post[Names.sd(g.name)].sel({g.term_dim: "Intercept"}).to_numpy().ravel()
             variances[g.name] = sd**2
     total = resid + sum(variances.values(), np.zeros_like(resid))
     rows = []

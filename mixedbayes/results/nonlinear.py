@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.errors import DataError, SpecError
+from mixedbayes.naming import Names
 
 if TYPE_CHECKING:
     from mixedbayes.design.nonlinear import NonlinearDesign
@@ -61,12 +62,12 @@ def typical_values(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
     factor = _subject_factor(design)
     rows = []
     for p in design.params:
-        b = _flat(post[f"b_{p.key}"].sel({p.term_dim: "Intercept"}))
+        b = _flat(post[Names(p.key).b].sel({p.term_dim: "Intercept"}))
         tv = p.link.inverse_numpy(b)
         row: dict[str, object] = {"parameter": p.name, "link": p.link.name}
         row["typical"], row["typical_lower"], row["typical_upper"] = _interval(tv, prob)
         if factor is not None and p.key in factor.terms:
-            omega = _flat(post[f"sd_{factor.name}"].sel({factor.term_dim: p.key}))
+            omega = _flat(post[Names.sd(factor.name)].sel({factor.term_dim: p.key}))
             bsv = 100 * np.sqrt(np.expm1(omega**2)) if p.link.name == "log" else omega
             row["bsv"], row["bsv_lower"], row["bsv_upper"] = _interval(bsv, prob)
             row["bsv_unit"] = "%CV" if p.link.name == "log" else f"SD ({p.link.name} scale)"
@@ -82,7 +83,7 @@ def _theta_draws(
     post = fit.posterior
     out = {}
     for p in design.params:
-        b = _flat(post[f"b_{p.key}"])
+        b = _flat(post[Names(p.key).b])
         eta = b @ p.X[rows].T
         for g in design.groups:
             cols = design.group_columns.get((g.name, p.key))
@@ -92,7 +93,7 @@ def _theta_draws(
                 r = r_override[g.name][:, None, :]
                 r = np.broadcast_to(r, (r.shape[0], rows.size, r.shape[2]))
             else:
-                r = _flat(post[f"r_{g.name}"])[:, g.index[rows], :]
+                r = _flat(post[Names.r(g.name)])[:, g.index[rows], :]
             eta = eta + np.einsum("snk,nk->sn", r[:, :, list(cols)], g.Z[rows][:, list(cols)])
         out[p.name] = p.link.inverse_numpy(eta)
     return out
@@ -121,8 +122,8 @@ def individual_parameters(fit: Fit, prob: float = 0.95) -> tuple[pd.DataFrame, p
             rows.append(
                 {"subject": level, "parameter": name, "mean": mean, "lower": lo, "upper": hi}
             )
-    r = _flat(fit.posterior[f"r_{factor.name}"]).mean(axis=0)
-    sd = _flat(fit.posterior[f"sd_{factor.name}"]).mean(axis=0)
+    r = _flat(fit.posterior[Names.r(factor.name)]).mean(axis=0)
+    sd = _flat(fit.posterior[Names.sd(factor.name)]).mean(axis=0)
     shrink = [
         {"parameter": term, "shrinkage_pct": 100 * (1 - np.std(r[:, k], ddof=1) / sd[k])}
         for k, term in enumerate(factor.terms)

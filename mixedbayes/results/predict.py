@@ -18,6 +18,7 @@ import pandas as pd
 
 from mixedbayes.design.design import OBS_DIM
 from mixedbayes.errors import DataError, SpecError, require_known
+from mixedbayes.naming import Names
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -51,9 +52,9 @@ def included_groups(design: Design, level: Level) -> list[GroupFactor]:
 
 def _group_covariance_chol(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
     """Cholesky factor of each draw's covariance of the factor's effects, (chain, draw, k, k)."""
-    sd = posterior[f"sd_{g.name}"].transpose("chain", "draw", g.term_dim).to_numpy()
+    sd = posterior[Names.sd(g.name)].transpose("chain", "draw", g.term_dim).to_numpy()
     k = sd.shape[-1]
-    name = f"cor_{g.name}"
+    name = Names.cor(g.name)
     if name in posterior:
         cor = posterior[name].transpose("chain", "draw", ...).to_numpy()
     else:
@@ -99,7 +100,11 @@ def family_params(posterior: xr.Dataset, design: Design, nd: NewData) -> dict[st
     out: dict[str, np.ndarray] = {}
     for p in design.family.params:
         if p.predictor:
-            b = posterior[f"b_{p.name}"].transpose("chain", "draw", f"{p.name}_term").to_numpy()
+            b = (
+                posterior[Names(p.name).b]
+                .transpose("chain", "draw", Names(p.name).term_dim)
+                .to_numpy()
+            )
             assert nd.zi_X is not None
             out[p.name] = expit(np.einsum("cdp,np->cdn", b, nd.zi_X))
         else:
@@ -142,7 +147,8 @@ def linear_predictor_draws(
     nd = rows_of(design, newdata)
     X, index, group_index, group_Z = nd.X, nd.index, nd.group_index, nd.group_Z
     labels, new_levels = nd.group_labels, nd.new_levels
-    b = posterior["b"].transpose("chain", "draw", "term").to_numpy()
+    names = Names()
+    b = posterior[names.b].transpose("chain", "draw", names.term_dim).to_numpy()
     eta = np.einsum("cdp,np->cdn", b, X)
     if nd.offset is not None:
         eta = eta + nd.offset
@@ -157,7 +163,7 @@ def linear_predictor_draws(
         )
     rng = np.random.default_rng(seed)
     for g in groups:
-        r = posterior[f"r_{g.name}"].transpose("chain", "draw", g.dim, g.term_dim).to_numpy()
+        r = posterior[Names.r(g.name)].transpose("chain", "draw", g.dim, g.term_dim).to_numpy()
         idx = group_index[g.name]
         Z = group_Z[g.name]
         known = idx >= 0

@@ -39,6 +39,7 @@ import pandas as pd
 
 from mixedbayes.design.parametrization import no_pooling
 from mixedbayes.errors import SpecError
+from mixedbayes.naming import Names
 from mixedbayes.results.summary import check_prob
 
 if TYPE_CHECKING:
@@ -97,13 +98,19 @@ def _factor_table(
     complete = np.array([beta[c] if c is not None else 0.0 for c in matched])
 
     r = (
-        posterior[f"r_{g.name}"]
+        posterior[Names.r(g.name)]
         .sel({g.dim: list(g.levels), g.term_dim: list(g.terms)})
         .transpose("chain", "draw", g.dim, g.term_dim)
         .to_numpy()
     )
     draws = r.reshape(-1, g.n_levels, len(g.terms)).copy()
-    b = posterior["b"].sel(term=fixed).transpose("chain", "draw", "term").to_numpy()
+    names = Names()
+    b = (
+        posterior[names.b]
+        .sel({names.term_dim: fixed})
+        .transpose("chain", "draw", names.term_dim)
+        .to_numpy()
+    )
     b = b.reshape(-1, len(fixed))
     for k, c in enumerate(matched):
         if c is not None:
@@ -138,7 +145,7 @@ def _factor_table(
 
     r_mean = r.mean(axis=(0, 1))
     sd = (
-        posterior[f"sd_{g.name}"]
+        posterior[Names.sd(g.name)]
         .sel({g.term_dim: list(g.terms)})
         .mean(("chain", "draw"))
         .to_numpy()
