@@ -39,6 +39,10 @@ class Registry[T]:
         self._items[name] = item
         return item
 
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` and return what was registered (``KeyError`` if nothing)."""
+        return self._items.pop(name)
+
     def register(self, name_of: Callable[[T], str]) -> Callable[[T], T]:
         """A decorator registering an object under ``name_of(object)``."""
 

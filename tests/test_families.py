@@ -142,6 +142,30 @@ def test_pymc_logp_matches_reference(family: str, as_data: bool) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-10)
 
 
+@pytest.mark.parametrize("family", NAMES, ids=NAMES)
+def test_family_logp_and_dist_are_one_definition(family: str) -> None:
+    """``family.logp`` (a PyTensor expression from ``family.dist``) matches the SciPy
+    reference, and ``pm.draw`` of ``family.dist`` has the family's mean: likelihoods, summed-out
+    discrete unknowns and predictions can all be derived from ``dist``."""
+    import pymc as pm
+
+    fam = FAMILIES[family]
+    rng = np.random.default_rng(zlib.crc32(family.encode()) + 1)
+    n = 40
+    mu = valid_mu(fam, rng, n)
+    params = random_params(fam, rng, n)
+    trials = random_trials(fam, rng, n)
+    y = np.asarray(fam.simulate(mu, params, rng, trials=trials))
+    got = np.asarray(fam.logp(y, mu, params, trials).eval())
+    np.testing.assert_allclose(got, fam.logp_reference(y, mu, params, trials), rtol=1e-6)
+    one = {k: v[:1] for k, v in params.items()}
+    t1 = None if trials is None else trials[:1]
+    draws = pm.draw(fam.dist(mu[:1], one, t1), draws=4000, random_seed=1)
+    expected = float(fam.mean_numpy(mu[:1], one, t1)[0])
+    sd = float(np.std(draws))
+    assert abs(float(np.mean(draws)) - expected) < 5 * sd / np.sqrt(4000) + 1e-9
+
+
 @pytest.mark.parametrize("family", [f for f in NAMES if FAMILIES[f].discrete], ids=str)
 def test_discrete_reference_is_a_distribution(family: str) -> None:
     """The reference pmf sums to 1 over the support (guards the hand-written ZI ones)."""

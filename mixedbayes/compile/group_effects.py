@@ -36,6 +36,7 @@ __all__ = [
     "cor_dim",
     "group_effects",
     "group_scales",
+    "read_effects",
     "scale_cholesky",
 ]
 
@@ -194,6 +195,14 @@ def contribution(r: Any, index: Any, Z: Any, columns: Sequence[int] | None = Non
         cols = list(columns)
         return pt.sum(Z[:, cols] * r[index][:, cols], axis=1)
     return pt.sum(Z * r[index], axis=1)
+
+
+def read_effects(r: Any, index: Any, Z: Any, columns: Sequence[int]) -> Any:
+    """What one set of rows (a :class:`~mixedbayes.design.RowMap`) reads of ``r``:
+    ``sum_k Z[:, k] · r[index, columns[k]]``, ``Z`` holding only the row map's columns."""
+    import pytensor.tensor as pt
+
+    return pt.sum(Z * r[index][:, list(columns)], axis=1)
 
 
 def add_group_effects(
