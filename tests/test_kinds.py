@@ -22,7 +22,7 @@ from mixedbayes.kinds import (
     kind_of,
     register_kind,
 )
-from mixedbayes.spec import GLMMSpec, LMMSpec, NonlinearSpec
+from mixedbayes.spec import SPEC_KINDS, GLMMSpec, LMMSpec, NonlinearSpec
 from mixedbayes.spec import register_kind as register_spec
 
 
