@@ -4,6 +4,7 @@ covariance (no sampling; log-densities checked against a dense computation)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -122,3 +123,27 @@ def test_one_r_read_by_both_parts_matches_a_dense_log_density(
         )
         dense += stats.norm(mean, 1.0).logpdf(y).sum()
     assert got == pytest.approx(dense, rel=1e-9)
+
+
+def test_two_regression_parts_build_into_one_model_under_their_own_names() -> None:
+    """The linear predictor is re-entrant: two parts' fixed effects, family parameters, data
+    and dims get their part's names (a joint model's outcomes), the plain part today's."""
+    import mixedbayes as mb
+    from mixedbayes.compile import BuildContext, new_model
+    from mixedbayes.compile.regression import add_regression
+    from mixedbayes.kinds import build_prior_table
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"x": rng.normal(size=20), "u": rng.normal(size=20)})
+    df["y1"] = 1 + df["x"] + rng.normal(size=20)
+    df["y2"] = 2 - df["u"] + rng.normal(size=20)
+    ctx = BuildContext(new_model())
+    for part, formula in (("y1", "y1 ~ x"), ("y2", "y2 ~ u")):
+        d = mb.design(mb.LMM(formula), df)
+        add_regression(d, build_prior_table(d), ctx.scoped(part))
+    names = set(ctx.model.named_vars)
+    assert {"b_y1", "b_y2", "sigma_y1", "sigma_y2", "Intercept_y1", "X_y2", "y_obs_y1"} <= names
+    assert {"b", "sigma", "X"}.isdisjoint(names)
+    assert ctx.model.named_vars_to_dims["b_y1"] == ("y1_term",)
+    assert list(ctx.model.coords["y2_term"]) == ["Intercept", "u"]
+    assert np.isfinite(ctx.model.compile_logp(mode="FAST_COMPILE")(ctx.model.initial_point()))
