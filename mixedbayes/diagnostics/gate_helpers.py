@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from mixedbayes.naming import GROUP_NAME_PREFIXES
+from mixedbayes.naming import GROUP_NAME_PREFIXES, parse
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -35,14 +35,14 @@ def _checked_cells(name: str, da: xr.DataArray) -> np.ndarray:
     values = _by_sample_dims(da).to_numpy()
     cells = np.ones(values.shape[2:], dtype=bool)
     constant = np.all(values == values[:1, :1], axis=(0, 1))
-    if name.startswith("cor_") and not name.startswith("cor_chol_") and values.ndim == 4:
+    if parse(name).class_ == "cor" and values.ndim == 4:
         cells = np.triu(cells, k=1)
     return np.asarray(cells & ~constant)
 
 
 def _structural(name: str) -> bool:
     """Whether constant cells are expected (correlation matrices and their Cholesky factors)."""
-    return name.startswith("cor_")
+    return parse(name).class_ in ("cor", "cor_chol")
 
 
 def _stuck(draws: xr.Dataset, names: Sequence[str]) -> list[str]:

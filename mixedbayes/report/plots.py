@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mixedbayes.naming import Names, parse
+
 if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
@@ -41,10 +43,12 @@ def panel_of(cls: str) -> str:
     -------
     str
     """
-    if cls == "b" or cls.startswith("b_"):
+    fixed = Names().b
+    if cls == fixed or cls.startswith(fixed + "_"):  # b_<part>: a part's fixed effects
         return "b"
-    if cls in ("sd", "cor"):
-        return cls
+    parsed = parse(cls)
+    if parsed.class_ in ("sd", "cor"):
+        return parsed.class_
     return "other"
 
 
