@@ -7,7 +7,26 @@ from collections.abc import Callable, Iterator
 
 from mixedbayes.errors import SpecError
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "import_submodules"]
+
+
+def import_submodules(package: str) -> list[str]:
+    """Import every module of ``package`` (so that a new module's ``@register_...``
+    decorators run: a new family, section or kind is one class in one new file).
+
+    Returns
+    -------
+    list of str
+        The modules' full names, sorted.
+    """
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    names = sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__))
+    for name in names:
+        importlib.import_module(name)
+    return names
 
 
 class Registry[T]:

@@ -8,13 +8,6 @@ A new family or link is one class in one module, registered with a decorator; im
 package registers them all. No PyMC is imported at import time.
 """
 
-from mixedbayes.families import (  # noqa: F401 - registration
-    binary,
-    continuous,
-    counts,
-    gaussian,
-    links,
-)
 from mixedbayes.families.base import (
     FAMILIES,
     LINKS,
@@ -30,6 +23,7 @@ from mixedbayes.families.base import (
     scale_prior,
     sd_scale,
 )
+from mixedbayes.registry import import_submodules
 
 __all__ = [
     "FAMILIES",
@@ -46,3 +40,6 @@ __all__ = [
     "scale_prior",
     "sd_scale",
 ]
+
+# Every module of this package registers its families and links (a new one: a new file).
+import_submodules(__name__)

@@ -5,6 +5,7 @@ from mixedbayes.kinds.base import CAPABILITIES, KINDS, Kind, kind_of, register_k
 from mixedbayes.kinds.nonlinear import NonlinearKind
 from mixedbayes.kinds.regression import GLMMKind, LMMKind, RegressionKind
 from mixedbayes.kinds.stages import build_prior_table, compile_model, make_design
+from mixedbayes.registry import import_submodules
 
 __all__ = [
     "CAPABILITIES",
@@ -20,3 +21,6 @@ __all__ = [
     "make_design",
     "register_kind",
 ]
+
+# A new kind is one class in one new module here: importing the package registers it.
+import_submodules(__name__)

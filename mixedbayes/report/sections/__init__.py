@@ -1,5 +1,9 @@
-"""The built-in report sections; importing this package registers them."""
+"""The report sections; importing this package registers every module's sections (a new
+section is one class in one new file here, or in the user's own module)."""
 
-from mixedbayes.report.sections import core, pk, regression
+from mixedbayes.registry import import_submodules
 
-__all__ = ["core", "pk", "regression"]
+__all__ = ["SECTION_MODULES"]
+
+#: The modules whose sections are registered.
+SECTION_MODULES = import_submodules(__name__)
