@@ -1,9 +1,9 @@
 """The model spec: a pure, serialisable description of a model (no PyMC here).
 
-A spec is a pydantic model. Every kind of model (``lmm`` now; ``glmm``, ``nonlinear``,
-``joint`` and ``compositional`` later) is a subclass of :class:`ModelSpec` registered in
-``SPEC_KINDS`` under its ``kind``; they share the family, prior, group-effect and sampler
-settings defined here.
+A spec is a pydantic model. Every kind of model (``lmm``, ``glmm``, ``nonlinear``) is a
+subclass of :class:`ModelSpec` registered in ``SPEC_KINDS`` under its ``kind`` (what the
+kind *does* is its object in ``mixedbayes.kinds``); they share the family, prior,
+group-effect and sampler settings defined here.
 """
 
 from __future__ import annotations
