@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from mixedbayes._version import __version__
 from mixedbayes.errors import MixedBayesError, SpecError
 from mixedbayes.report.blocks import Block, Status, spec_line, worst
 from mixedbayes.report.registry import (
@@ -308,7 +309,6 @@ def build_report(
     >>> report = build_report(fit, n_groups=6)  # doctest: +SKIP
     >>> report.write("out/report.html")  # doctest: +SKIP
     """
-    from mixedbayes import __version__
     from mixedbayes.results.summary import check_prob
 
     check_prob(prob)
