@@ -4,16 +4,15 @@ One declarative spec (YAML, dict or Python) → design → PyMC model → NUTS �
 """
 
 from mixedbayes import batch, datasets, pk, simulate
+from mixedbayes._version import __version__
 from mixedbayes.api import compile, design, fit, get_priors, load, load_data, prior_predictive
 from mixedbayes.design import DataWarning, Design
 from mixedbayes.diagnostics import ConvergenceWarning, compare
-from mixedbayes.diagnostics.sbc import SBCResult, sbc
 from mixedbayes.errors import DataError, MixedBayesError, SpecError
 from mixedbayes.results import Fit
-from mixedbayes.results.naive import compare_naive
 from mixedbayes.spec import GLMM, LMM, GLMMSpec, LMMSpec, ModelSpec, load_spec, save_spec
-
-__version__ = "0.1.0"
+from mixedbayes.workflows.naive import compare_naive
+from mixedbayes.workflows.sbc import SBCResult, sbc
 
 __all__ = [
     "GLMM",

@@ -20,7 +20,16 @@ from mixedbayes.priors import PriorTable
 from mixedbayes.results import Fit, load_fit
 from mixedbayes.spec import ModelSpec, load_spec
 
-__all__ = ["compile", "design", "fit", "get_priors", "load", "load_data", "prior_predictive"]
+__all__ = [
+    "compile",
+    "design",
+    "fit",
+    "get_priors",
+    "load",
+    "load_data",
+    "prior_predictive",
+    "spec_and_data",
+]
 
 LOG_LIKELIHOOD_MAX_VALUES = 50_000_000
 """Largest pointwise log-likelihood (draws × rows) a fit stores by default (400 MB)."""
@@ -56,7 +65,25 @@ def load_data(
     return pd.read_csv(path, na_values=["NA"])
 
 
-def _spec_and_data(spec: SpecLike, data: pd.DataFrame | None) -> tuple[ModelSpec, pd.DataFrame]:
+def spec_and_data(spec: SpecLike, data: pd.DataFrame | None) -> tuple[ModelSpec, pd.DataFrame]:
+    """The validated spec and the data to fit it to (what every stage starts from).
+
+    Parameters
+    ----------
+    spec : ModelSpec, dict, YAML path or text
+    data : DataFrame, optional
+        Defaults to the data the spec names (a relative CSV path is relative to the spec
+        file's directory).
+
+    Returns
+    -------
+    (ModelSpec, DataFrame)
+
+    Raises
+    ------
+    DataError
+        If no data is given and the spec names none.
+    """
     base = None
     if isinstance(spec, str | os.PathLike) and Path(os.fspath(spec)).is_file():
         base = Path(os.fspath(spec)).parent
@@ -87,7 +114,7 @@ def design(spec: SpecLike, data: pd.DataFrame | None = None) -> ModelDesign:
         A :class:`~mixedbayes.design.Design` for the regression kinds, a
         :class:`~mixedbayes.design.NonlinearDesign` for ``nonlinear``.
     """
-    return make_design(*_spec_and_data(spec, data))
+    return make_design(*spec_and_data(spec, data))
 
 
 def get_priors(spec: SpecLike, data: pd.DataFrame | None = None) -> PriorTable:
@@ -191,7 +218,7 @@ def fit(
     >>> fit = mb.fit("models/sleepstudy.yaml", draws=500, seed=1)  # doctest: +SKIP
     >>> fit.summary()  # doctest: +SKIP
     """
-    model_spec, frame = _spec_and_data(spec, data)
+    model_spec, frame = spec_and_data(spec, data)
     s = model_spec.sampler
     draws = _count("draws", draws, s.draws, 1)
     tune = _count("tune", tune, s.tune, 0)

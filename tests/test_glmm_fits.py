@@ -163,7 +163,7 @@ def test_logistic_regression_under_complete_separation() -> None:
 
 
 def test_latent_scale_icc(epi_poisson: mb.Fit) -> None:
-    from mixedbayes.results.naive import intraclass_correlation
+    from mixedbayes.workflows.naive import intraclass_correlation
 
     icc = intraclass_correlation(epi_poisson).iloc[0]
     sd = float(epi_poisson.posterior["sd_patient"].mean())

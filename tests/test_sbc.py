@@ -14,16 +14,16 @@ import xarray as xr
 from conftest import frame_hash, theoph_subjects
 
 import mixedbayes as mb
-from mixedbayes.diagnostics.sbc import current_replicate
-from mixedbayes.diagnostics.sbc.run import _prior_sampler
-from mixedbayes.diagnostics.sbc.stats import (
+from mixedbayes.errors import DataError, SpecError
+from mixedbayes.workflows.sbc import current_replicate
+from mixedbayes.workflows.sbc.run import _prior_sampler
+from mixedbayes.workflows.sbc.stats import (
     bin_counts,
     chi2_uniformity,
     default_bins,
     ecdf_band,
     ecdf_test,
 )
-from mixedbayes.errors import DataError, SpecError
 
 # ----------------------------------------------------------------------------- fixtures
 

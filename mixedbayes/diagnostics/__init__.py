@@ -1,5 +1,5 @@
 """Diagnostics of a fit: convergence gates and model checks (LOO, comparison, PPC); the
-simulation-based calibration of a model and sampler is in :mod:`mixedbayes.diagnostics.sbc`."""
+simulation-based calibration of a model and sampler is in :mod:`mixedbayes.workflows.sbc`."""
 
 from mixedbayes.diagnostics.checks import LooReport, compare, loo, plot_ppc, ppc_stats
 from mixedbayes.diagnostics.gates import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,8 +13,7 @@ import pandas as pd
 if TYPE_CHECKING:
     import xarray as xr
 
-    from mixedbayes.design import Design
-    from mixedbayes.spec import ModelSpec
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["LooReport", "compare", "loo", "plot_ppc", "ppc_stats"]
 
@@ -22,23 +21,7 @@ SAMPLE_DIMS = ("chain", "draw")
 K_BINS = ("good", "bad", "very bad")
 
 
-class _CheckableFit(Protocol):
-    @property
-    def idata(self) -> xr.DataTree: ...
-
-    @property
-    def design(self) -> Design: ...
-
-    @property
-    def spec(self) -> ModelSpec: ...
-
-    @property
-    def model(self) -> Any: ...
-
-    def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree: ...
-
-
-def _observed_name(fit: _CheckableFit, group: str) -> str:
+def _observed_name(fit: FitLike, group: str) -> str:
     """The observed variable in ``group`` (the response, as the compile stage names it)."""
     from mixedbayes.compile.regression import response_var_name
 
@@ -148,7 +131,7 @@ def _k_table(k: np.ndarray, good_k: float) -> pd.DataFrame:
     )
 
 
-def _loo_data(fit: _CheckableFit, moment_match: bool = False) -> Any:
+def _loo_data(fit: FitLike, moment_match: bool = False) -> Any:
     import arviz_stats as azs
 
     if "log_likelihood" not in fit.idata.children:
@@ -162,7 +145,7 @@ def _loo_data(fit: _CheckableFit, moment_match: bool = False) -> Any:
         return azs.loo(fit.idata, pointwise=True, var_name=var, **extra)
 
 
-def loo(fit: _CheckableFit, *, pointwise: bool = False, moment_match: bool = False) -> LooReport:
+def loo(fit: FitLike, *, pointwise: bool = False, moment_match: bool = False) -> LooReport:
     """PSIS-LOO cross-validation of a fit (arviz-stats).
 
     Parameters
@@ -218,7 +201,7 @@ def loo(fit: _CheckableFit, *, pointwise: bool = False, moment_match: bool = Fal
 # -- comparison ------------------------------------------------------------------------------
 
 
-def _names(fits: Sequence[_CheckableFit], names: Sequence[str] | None) -> list[str]:
+def _names(fits: Sequence[FitLike], names: Sequence[str] | None) -> list[str]:
     if names is not None:
         out = [str(n) for n in names]
         if len(out) != len(fits):
@@ -233,7 +216,7 @@ def _names(fits: Sequence[_CheckableFit], names: Sequence[str] | None) -> list[s
 
 
 def compare(
-    fits: Mapping[str, _CheckableFit] | Sequence[_CheckableFit],
+    fits: Mapping[str, FitLike] | Sequence[FitLike],
     *,
     names: Sequence[str] | None = None,
     method: str = "stacking",
@@ -309,7 +292,7 @@ def compare(
 # -- posterior predictive checks -------------------------------------------------------------
 
 
-def _with_predictive(fit: _CheckableFit, seed: int | None) -> xr.DataTree:
+def _with_predictive(fit: FitLike, seed: int | None) -> xr.DataTree:
     if "posterior_predictive" not in fit.idata.children:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -318,7 +301,7 @@ def _with_predictive(fit: _CheckableFit, seed: int | None) -> xr.DataTree:
 
 
 def plot_ppc(
-    fit: _CheckableFit,
+    fit: FitLike,
     *,
     num_draws: int = 100,
     kind: str | None = None,
@@ -358,7 +341,7 @@ def plot_ppc(
     )
 
 
-def ppc_stats(fit: _CheckableFit, *, seed: int | None = None) -> pd.DataFrame:
+def ppc_stats(fit: FitLike, *, seed: int | None = None) -> pd.DataFrame:
     """Posterior predictive p-values of the mean, sd, min and max of the response.
 
     The p-value of a statistic T is the fraction of replicated data sets with

@@ -11,7 +11,7 @@ import html
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from mixedbayes.diagnostics.gate_helpers import (
 )
 from mixedbayes.diagnostics.rhat import rank_rhat_dataset
 from mixedbayes.naming import Names
+from mixedbayes.results.protocols import FitLike as FitLike
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -44,16 +45,6 @@ TREEDEPTH_STATS = ("maxdepth_reached", "reached_max_treedepth")
 
 class ConvergenceWarning(UserWarning):
     """Issued by :func:`warn_if_bad` when a convergence gate does not pass."""
-
-
-class FitLike(Protocol):
-    """What the diagnostics need of a fit: its draws and its design."""
-
-    @property
-    def idata(self) -> xr.DataTree: ...
-
-    @property
-    def design(self) -> Design: ...
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pandas as pd
 from mixedbayes.errors import SpecError
 
 if TYPE_CHECKING:
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["Rootogram", "rootogram"]
 
@@ -58,7 +58,7 @@ class Rootogram:
         return fig
 
 
-def rootogram(fit: Fit, *, max_count: int | None = None, seed: int | None = None) -> Rootogram:
+def rootogram(fit: FitLike, *, max_count: int | None = None, seed: int | None = None) -> Rootogram:
     """Observed vs posterior predictive frequencies of each count (count families only).
 
     Parameters

@@ -12,17 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from mixedbayes._version import __version__
 from mixedbayes.errors import MixedBayesError, SpecError
 from mixedbayes.report.blocks import Block, Status, spec_line, worst
 from mixedbayes.report.registry import (
     SECTIONS,
+    ReportableFit,
     ReportContext,
     SectionUnavailable,
     get_section,
 )
 
 if TYPE_CHECKING:
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["FORMATS", "Report", "SectionResult", "build_report", "report_format", "write_report"]
 
@@ -207,7 +209,7 @@ def report_format(path: str | os.PathLike[str], format: str | None = None) -> Fo
     raise SpecError(f"unknown report format {format!r}.", where="format", hint="use html or md.")
 
 
-def _selected(fit: Fit, sections: Sequence[str] | None) -> list[str]:
+def _selected(fit: FitLike, sections: Sequence[str] | None) -> list[str]:
     from mixedbayes.report import sections as _builtin  # noqa: F401  (registers them)
 
     if sections is None:
@@ -254,7 +256,7 @@ def _build_one(key: str, ctx: ReportContext) -> SectionResult:
     return SectionResult(key, section.title, blocks, status)
 
 
-def _facts(fit: Fit) -> tuple[tuple[str, str], ...]:
+def _facts(fit: FitLike) -> tuple[tuple[str, str], ...]:
     d = fit.design
     post = fit.idata["posterior"]
     groups = ", ".join(f"{g.name} ({g.n_levels})" for g in d.groups) or "none"
@@ -268,7 +270,7 @@ def _facts(fit: Fit) -> tuple[tuple[str, str], ...]:
 
 
 def build_report(
-    fit: Fit,
+    fit: ReportableFit,
     *,
     sections: Sequence[str] | None = None,
     n_groups: int = 8,
@@ -308,7 +310,6 @@ def build_report(
     >>> report = build_report(fit, n_groups=6)  # doctest: +SKIP
     >>> report.write("out/report.html")  # doctest: +SKIP
     """
-    from mixedbayes import __version__
     from mixedbayes.results.summary import check_prob
 
     check_prob(prob)
@@ -332,7 +333,7 @@ def build_report(
 
 
 def write_report(
-    fit: Fit,
+    fit: ReportableFit,
     path: str | os.PathLike[str],
     *,
     format: str | None = None,

@@ -24,30 +24,94 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from mixedbayes.errors import SpecError
 from mixedbayes.report.blocks import Block, Status
+from mixedbayes.results.protocols import FitLike
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mixedbayes.diagnostics import Diagnostics, LooReport
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.diagnostics import Diagnostics, LooReport, Rootogram
+    from mixedbayes.results.shrinkage import Shrinkage
+    from mixedbayes.results.trajectories import Trajectories
 
 __all__ = [
     "SECTIONS",
     "ReportContext",
+    "ReportableFit",
     "Section",
     "SectionUnavailable",
     "get_section",
     "register_section",
     "section_keys",
 ]
+
+
+class ReportableFit(FitLike, Protocol):
+    """What the report needs of a fit beyond :class:`~mixedbayes.results.protocols.FitLike`.
+
+    The methods of :class:`~mixedbayes.Fit` its sections call, and dataclass fields: the
+    report works on a copy (``dataclasses.replace``) so that the user's fit is not modified.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def diagnose(self, **thresholds: Any) -> Diagnostics:
+        """Convergence gates (:meth:`mixedbayes.Fit.diagnose`)."""
+        ...
+
+    def loo(self, *, pointwise: bool = False, moment_match: bool = False) -> LooReport:
+        """PSIS-LOO (:meth:`mixedbayes.Fit.loo`)."""
+        ...
+
+    def plot_ppc(self, *, num_draws: int = 100, seed: int | None = None) -> Any:
+        """Posterior predictive density overlay (:meth:`mixedbayes.Fit.plot_ppc`)."""
+        ...
+
+    def ppc_stats(self, *, seed: int | None = None) -> pd.DataFrame:
+        """Posterior predictive p-values (:meth:`mixedbayes.Fit.ppc_stats`)."""
+        ...
+
+    def rootogram(self, *, max_count: int | None = None, seed: int | None = None) -> Rootogram:
+        """Hanging rootogram of a count model (:meth:`mixedbayes.Fit.rootogram`)."""
+        ...
+
+    def shrinkage(self, group: str | None = None, prob: float = 0.95) -> Shrinkage:
+        """Pooling estimates per level and term (:meth:`mixedbayes.Fit.shrinkage`)."""
+        ...
+
+    def trajectories(
+        self,
+        groups: Sequence[str] | None = None,
+        at: Sequence[float] | None = None,
+        *,
+        time: str | None = None,
+        group: str | None = None,
+        prob: float = 0.95,
+        max_groups: int = 12,
+    ) -> Trajectories:
+        """Fitted individual trajectories (:meth:`mixedbayes.Fit.trajectories`)."""
+        ...
+
+    def typical_values(self, prob: float = 0.95) -> pd.DataFrame:
+        """Nonlinear fits: typical values (:meth:`mixedbayes.Fit.typical_values`)."""
+        ...
+
+    def individual_parameters(self, prob: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Nonlinear fits: each subject's parameters and their shrinkage."""
+        ...
+
+    def concentration_curves(
+        self, subjects: Sequence[str] | None = None, times: Sequence[float] | None = None
+    ) -> Any:
+        """PK fits: individual predicted concentration curves with the observed points."""
+        ...
 
 
 class SectionUnavailable(Exception):
@@ -66,7 +130,7 @@ class Section:
     title: ClassVar[str] = ""
     order: ClassVar[int] = 0
 
-    def applies(self, fit: Fit) -> bool:
+    def applies(self, fit: FitLike) -> bool:
         """Whether the section belongs in a report of ``fit`` (default: always).
 
         Parameters
@@ -183,7 +247,7 @@ class ReportContext:
         Mass of the central intervals.
     """
 
-    fit: Fit
+    fit: ReportableFit
     n_groups: int = 8
     seed: int = 1
     prob: float = 0.95
@@ -191,7 +255,7 @@ class ReportContext:
 
     @classmethod
     def for_fit(
-        cls, fit: Fit, *, n_groups: int = 8, seed: int = 1, prob: float = 0.95
+        cls, fit: ReportableFit, *, n_groups: int = 8, seed: int = 1, prob: float = 0.95
     ) -> ReportContext:
         """A context on a copy of ``fit`` (its DataTree copied, its arrays shared).
 

@@ -9,17 +9,68 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jinja2
 
-from mixedbayes.report.blocks import Code, Figure, KeyValues, Note, Paragraph, Table
+from mixedbayes.report.blocks import Block, Code, Figure, KeyValues, Note, Paragraph, Status, Table
 
-if TYPE_CHECKING:
-    from mixedbayes.report.builder import Report
+__all__ = [
+    "RenderableReport",
+    "RenderedSection",
+    "data_uri",
+    "markdown_table",
+    "render_html",
+    "render_markdown",
+]
 
-__all__ = ["data_uri", "markdown_table", "render_html", "render_markdown"]
+
+class RenderedSection(Protocol):
+    """A section as the templates read it (:class:`~mixedbayes.report.builder.SectionResult`)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def blocks(self) -> tuple[Block, ...]: ...
+
+    @property
+    def status(self) -> Status | None: ...
+
+    @property
+    def unavailable(self) -> str: ...
+
+
+class RenderableReport(Protocol):
+    """A report as the templates read it (:class:`~mixedbayes.report.builder.Report`; a
+    protocol, so that rendering does not import the builder, which imports it)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def subtitle(self) -> str: ...
+
+    @property
+    def facts(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def sections(self) -> Sequence[RenderedSection]: ...
+
+    @property
+    def created(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def status(self) -> Status | None: ...
+
 
 BADGE_TEXT = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
 
@@ -74,7 +125,7 @@ def _environment(markdown: bool) -> jinja2.Environment:
     return env
 
 
-def render_html(report: Report) -> str:
+def render_html(report: RenderableReport) -> str:
     """The report as a self-contained HTML page.
 
     Parameters
@@ -118,7 +169,9 @@ def markdown_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(report: Report, image_dir: str | None = None) -> tuple[str, dict[str, bytes]]:
+def render_markdown(
+    report: RenderableReport, image_dir: str | None = None
+) -> tuple[str, dict[str, bytes]]:
     """The report as Markdown, and the images to write next to it.
 
     Parameters

@@ -1,6 +1,6 @@
 """Stage 4 results: Fit, summaries, predictions, save/load."""
 
-from mixedbayes.results.fit import Fit
-from mixedbayes.results.io import load_fit, save_fit
+from mixedbayes.results.fit import Fit, load_fit
+from mixedbayes.results.io import save_fit
 
 __all__ = ["Fit", "load_fit", "save_fit"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from mixedbayes.results.io import read_fit
 from mixedbayes.results.predict import Level, NewGroups, predict_draws
 from mixedbayes.results.summary import summarise, summary_variables
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from mixedbayes.results.trajectories import Trajectories
     from mixedbayes.spec import ModelSpec
 
-__all__ = ["Fit"]
+__all__ = ["Fit", "load_fit"]
 
 
 @dataclass(eq=False)
@@ -412,3 +413,24 @@ class Fit:
         cols = ["parameter", "mean", "sd", "lower", "upper", "rhat", "ess_bulk", "ess_tail"]
         lines.append(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return "\n".join(lines)
+
+
+def load_fit(path: str | os.PathLike[str]) -> Fit:
+    """Read a fit written by :meth:`Fit.save` (``mb.load``).
+
+    Parameters
+    ----------
+    path : str or path
+        The directory written by :meth:`Fit.save`.
+
+    Returns
+    -------
+    Fit
+        Spec and design are restored from the saved rows (it can predict).
+
+    Raises
+    ------
+    DataError
+        If ``path`` is not a saved fit.
+    """
+    return Fit(*read_fit(path))

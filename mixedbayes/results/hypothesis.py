@@ -21,7 +21,7 @@ from mixedbayes.errors import SpecError
 if TYPE_CHECKING:
     import xarray as xr
 
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["hypothesis", "parameter_draws"]
 
@@ -158,7 +158,7 @@ def summarise_draws(
 
 
 def hypothesis(
-    fit: Fit,
+    fit: FitLike,
     hypotheses: str | Sequence[str],
     *,
     prob: float = 0.95,

@@ -18,16 +18,21 @@ import os
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
 from mixedbayes.errors import DataError
 
 if TYPE_CHECKING:
-    from mixedbayes.results.fit import Fit
+    import xarray as xr
 
-__all__ = ["load_fit", "save_fit"]
+    from mixedbayes.design import Design
+    from mixedbayes.priors import PriorTable
+    from mixedbayes.results.protocols import FitLike
+    from mixedbayes.spec import ModelSpec
+
+__all__ = ["SavedFit", "read_fit", "save_fit"]
 
 FORMAT_VERSION = 1
 
@@ -65,7 +70,18 @@ def _restore_objects(tree: object, where: list[list[str]]) -> None:
         node.dataset = ds.assign({name: ds[name].copy(data=parse(ds[name].to_numpy()))})
 
 
-def _prior_rows(fit: Fit) -> list[dict[str, object]]:
+class SavedFit(NamedTuple):
+    """The parts of a saved fit, as :func:`read_fit` restores them (in the order of
+    :class:`~mixedbayes.Fit`'s fields)."""
+
+    idata: xr.DataTree
+    spec: ModelSpec
+    design: Design
+    priors: PriorTable
+    timings: dict[str, float]
+
+
+def _prior_rows(fit: FitLike) -> list[dict[str, object]]:
     return [
         {
             "class": r.class_,
@@ -81,7 +97,7 @@ def _prior_rows(fit: Fit) -> list[dict[str, object]]:
     ]
 
 
-def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
+def save_fit(fit: FitLike, path: str | os.PathLike[str]) -> Path:
     """Write ``fit`` to the directory ``path`` (replaced if it exists)."""
     import warnings
 
@@ -113,8 +129,20 @@ def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def load_fit(path: str | os.PathLike[str]) -> Fit:
-    """Read a fit written by :meth:`Fit.save`.
+def read_fit(path: str | os.PathLike[str]) -> SavedFit:
+    """Read the parts of a fit written by :meth:`Fit.save`
+    (:func:`mixedbayes.results.load_fit` makes the :class:`~mixedbayes.Fit`).
+
+    Parameters
+    ----------
+    path : str or path
+        The directory written by :func:`save_fit`.
+
+    Returns
+    -------
+    SavedFit
+        ``idata``, ``spec``, ``design`` (restored from the saved rows), ``priors`` and
+        ``timings``.
 
     Raises
     ------
@@ -128,7 +156,6 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
     from mixedbayes.kinds import build_prior_table, make_design
     from mixedbayes.priors.distributions import PriorDist
     from mixedbayes.priors.table import PriorRow, PriorTable
-    from mixedbayes.results.fit import Fit
     from mixedbayes.spec import load_spec
 
     src = Path(path)
@@ -170,4 +197,4 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
         )
     else:
         priors = build_prior_table(design, spec.priors)
-    return Fit(idata, spec, design, priors, dict(meta.get("timings", {})))
+    return SavedFit(idata, spec, design, priors, dict(meta.get("timings", {})))

@@ -16,7 +16,7 @@ from mixedbayes.naming import Names
 if TYPE_CHECKING:
     from mixedbayes.design.nonlinear import NonlinearDesign
     from mixedbayes.pk.dosing import DoseRecord
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = [
     "ConcentrationCurves",
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-def _design(fit: Fit) -> NonlinearDesign:
+def _design(fit: FitLike) -> NonlinearDesign:
     from mixedbayes.kinds import kind_of
 
     kind_of(fit.spec).require("pk", "typical_values")
@@ -50,7 +50,7 @@ def _interval(x: np.ndarray, prob: float) -> tuple[float, float, float]:
     return float(np.mean(x)), float(np.quantile(x, q)), float(np.quantile(x, 1 - q))
 
 
-def typical_values(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
+def typical_values(fit: FitLike, prob: float = 0.95) -> pd.DataFrame:
     """Typical value of each parameter on its natural scale and between-subject variability.
 
     For a log-scale parameter the typical value is exp(intercept) and the BSV is reported as
@@ -76,7 +76,7 @@ def typical_values(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
 
 
 def _theta_draws(
-    fit: Fit, rows: np.ndarray, r_override: dict[str, np.ndarray] | None = None
+    fit: FitLike, rows: np.ndarray, r_override: dict[str, np.ndarray] | None = None
 ) -> dict[str, np.ndarray]:
     """Parameter draws (draws × rows) at design rows, from b and the group effects."""
     design = _design(fit)
@@ -99,7 +99,7 @@ def _theta_draws(
     return out
 
 
-def individual_parameters(fit: Fit, prob: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+def individual_parameters(fit: FitLike, prob: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each subject's parameters (natural scale) and the per-parameter shrinkage %.
 
     Returns
@@ -178,7 +178,7 @@ def _pk_mean(design: NonlinearDesign, theta: dict[str, np.ndarray], doses: Any) 
 
 
 def individual_curves(
-    fit: Fit,
+    fit: FitLike,
     subjects: Sequence[str] | None = None,
     times: Sequence[float] | None = None,
     prob: float = 0.95,
@@ -225,7 +225,7 @@ def individual_curves(
 
 
 def predict_regimen(
-    fit: Fit,
+    fit: FitLike,
     doses: Sequence[DoseRecord],
     times: Sequence[float],
     *,

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from mixedbayes.design import Design, GroupFactor
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["Shrinkage", "shrinkage"]
 
@@ -160,7 +160,7 @@ def _factor_table(
     return levels, terms
 
 
-def shrinkage(fit: Fit, group: str | None = None, prob: float = 0.95) -> Shrinkage:
+def shrinkage(fit: FitLike, group: str | None = None, prob: float = 0.95) -> Shrinkage:
     """How far the fit pulls each level's coefficients from its own data towards the pool.
 
     Parameters

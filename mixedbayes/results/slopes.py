@@ -18,7 +18,7 @@ from mixedbayes.errors import DataError
 from mixedbayes.results.hypothesis import summarise_draws
 
 if TYPE_CHECKING:
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["contrasts", "reference_grid", "slopes"]
 
@@ -29,7 +29,7 @@ def _typical(series: pd.Series) -> Any:
     return series.mode(dropna=True).iloc[0]
 
 
-def reference_grid(fit: Fit, at: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def reference_grid(fit: FitLike, at: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """One row of typical predictor values (overridden by ``at``)."""
     data = fit.design.data
     row = {c: _typical(data[c]) for c in data.columns if data[c].notna().any()}
@@ -48,7 +48,7 @@ def reference_grid(fit: Fit, at: Mapping[str, Any] | None = None) -> pd.DataFram
     return frame
 
 
-def _by_values(fit: Fit, by: str | None, values: Sequence[Any] | None, role: str) -> list[Any]:
+def _by_values(fit: FitLike, by: str | None, values: Sequence[Any] | None, role: str) -> list[Any]:
     if by is None:
         return [None]
     data = fit.design.data
@@ -66,7 +66,7 @@ def _by_values(fit: Fit, by: str | None, values: Sequence[Any] | None, role: str
     return sorted(col.dropna().unique().tolist(), key=str)
 
 
-def _slope_draws(fit: Fit, variable: str, grid: pd.DataFrame) -> np.ndarray:
+def _slope_draws(fit: FitLike, variable: str, grid: pd.DataFrame) -> np.ndarray:
     data = fit.design.data
     if variable not in data.columns or not pd.api.types.is_numeric_dtype(data[variable]):
         raise DataError(
@@ -86,7 +86,7 @@ def _slope_draws(fit: Fit, variable: str, grid: pd.DataFrame) -> np.ndarray:
 
 
 def slopes(
-    fit: Fit,
+    fit: FitLike,
     variable: str,
     *,
     by: str | None = None,
@@ -144,7 +144,7 @@ def slopes(
 
 
 def contrasts(
-    fit: Fit,
+    fit: FitLike,
     variable: str,
     values: Sequence[Any] | None = None,
     *,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from mixedbayes.design import Design, GroupFactor
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["Trajectories", "trajectories"]
 
@@ -246,7 +246,7 @@ def _summarise(draws: xr.DataArray, prob: float) -> tuple[np.ndarray, ...]:
 
 
 def trajectories(
-    fit: Fit,
+    fit: FitLike,
     groups: Sequence[str] | None = None,
     at: Sequence[float] | None = None,
     *,

@@ -11,12 +11,12 @@ from mixedbayes.report.blocks import Block, Paragraph, figure_block, format_valu
 from mixedbayes.report.registry import ReportContext, Section, SectionUnavailable, register_section
 
 if TYPE_CHECKING:
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["ConcentrationSection", "IndividualParametersSection", "TypicalValuesSection"]
 
 
-def _nonlinear(fit: Fit) -> bool:
+def _nonlinear(fit: FitLike) -> bool:
     return kind_of(fit.spec).supports("pk")
 
 
@@ -35,7 +35,7 @@ class TypicalValuesSection(Section):
     title = "Typical values and variability"
     order = 100
 
-    def applies(self, fit: Fit) -> bool:
+    def applies(self, fit: FitLike) -> bool:
         return _nonlinear(fit)
 
     def build(self, ctx: ReportContext) -> list[Block]:
@@ -67,7 +67,7 @@ class IndividualParametersSection(Section):
     title = "Individual parameters"
     order = 105
 
-    def applies(self, fit: Fit) -> bool:
+    def applies(self, fit: FitLike) -> bool:
         return _nonlinear(fit)
 
     def build(self, ctx: ReportContext) -> list[Block]:
@@ -102,7 +102,7 @@ class ConcentrationSection(Section):
     title = "Concentration curves"
     order = 110
 
-    def applies(self, fit: Fit) -> bool:
+    def applies(self, fit: FitLike) -> bool:
         return _nonlinear(fit)
 
     def build(self, ctx: ReportContext) -> list[Block]:

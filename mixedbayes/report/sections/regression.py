@@ -13,16 +13,16 @@ from mixedbayes.report.registry import ReportContext, Section, SectionUnavailabl
 
 if TYPE_CHECKING:
     from mixedbayes.design import GroupFactor
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["RootogramSection", "ShrinkageSection", "TrajectoriesSection", "individual_factor"]
 
 
-def _supports(fit: Fit, capability: str) -> bool:
+def _supports(fit: FitLike, capability: str) -> bool:
     return kind_of(fit.spec).supports(capability)
 
 
-def individual_factor(fit: Fit) -> GroupFactor:
+def individual_factor(fit: FitLike) -> GroupFactor:
     """The grouping factor whose levels are the individuals followed over time.
 
     The factor with the most levels among those with at least two rows per level (median),
@@ -51,7 +51,7 @@ class ShrinkageSection(Section):
     title = "Shrinkage"
     order = 100
 
-    def applies(self, fit: Fit) -> bool:
+    def applies(self, fit: FitLike) -> bool:
         return _supports(fit, "shrinkage")
 
     def build(self, ctx: ReportContext) -> list[Block]:
@@ -100,7 +100,7 @@ class TrajectoriesSection(Section):
     title = "Individual trajectories"
     order = 110
 
-    def applies(self, fit: Fit) -> bool:
+    def applies(self, fit: FitLike) -> bool:
         return _supports(fit, "trajectories")
 
     def build(self, ctx: ReportContext) -> list[Block]:
@@ -136,7 +136,7 @@ class RootogramSection(Section):
     title = "Rootogram"
     order = 120
 
-    def applies(self, fit: Fit) -> bool:
+    def applies(self, fit: FitLike) -> bool:
         return _supports(fit, "predict") and bool(fit.design.family.discrete)
 
     def build(self, ctx: ReportContext) -> list[Block]:

@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes import api
 from mixedbayes.naming import Names
+from mixedbayes.spec import load_spec
 from mixedbayes.spec.formula import fixed_formula
 
 if TYPE_CHECKING:
     from mixedbayes.api import SpecLike
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["NaiveComparison", "compare_naive", "intraclass_correlation"]
 
@@ -54,7 +57,7 @@ class NaiveComparison:
         return "\n".join(lines)
 
 
-def residual_variance(fit: Fit) -> tuple[np.ndarray, str]:
+def residual_variance(fit: FitLike) -> tuple[np.ndarray, str]:
     """Draws of the residual variance on the latent (link) scale, and how it was obtained.
 
     Gaussian-like families: sigma². Otherwise the distribution-specific variances of
@@ -80,7 +83,7 @@ def residual_variance(fit: Fit) -> tuple[np.ndarray, str]:
     return np.full(n_draws, np.nan), f"not defined for {fit.design.family.name}/{link}"
 
 
-def intraclass_correlation(fit: Fit) -> pd.DataFrame:
+def intraclass_correlation(fit: FitLike) -> pd.DataFrame:
     """ICC of each grouping factor's intercept: var_g / (Σ intercept variances + residual).
 
     The residual variance is on the latent scale (:func:`residual_variance`); the ICC has an
@@ -138,10 +141,7 @@ def compare_naive(
     -------
     NaiveComparison
     """
-    from mixedbayes.api import _spec_and_data, fit
-    from mixedbayes.spec import load_spec
-
-    model_spec, frame = _spec_and_data(spec, data)
+    model_spec, frame = api.spec_and_data(spec, data)
     formula = model_spec.formula  # type: ignore[attr-defined]
     naive_data = model_spec.model_dump(by_alias=True)
     naive_data.update(
@@ -151,8 +151,8 @@ def compare_naive(
         name=(model_spec.name or "model") + " (naive)",
     )
     naive_spec = load_spec(naive_data)
-    mixed_fit = fit(model_spec, frame, **fit_kwargs)
-    naive_fit = fit(naive_spec, frame, **fit_kwargs)
+    mixed_fit = api.fit(model_spec, frame, **fit_kwargs)
+    naive_fit = api.fit(naive_spec, frame, **fit_kwargs)
     a = mixed_fit.summary(prob).set_index("parameter")
     b = naive_fit.summary(prob).set_index("parameter")
     rows = []

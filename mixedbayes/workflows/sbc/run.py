@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes import api
 from mixedbayes.batch import check_backend, run_batch
-from mixedbayes.diagnostics.sbc.replicate import (
+from mixedbayes.errors import DataError, SpecError, require_known
+from mixedbayes.spec import load_spec
+from mixedbayes.workflows.sbc.replicate import (
     SAMPLE_DIMS,
     _Job,
     _Quantity,
@@ -36,8 +39,7 @@ from mixedbayes.diagnostics.sbc.replicate import (
     _seed,
     current_replicate,
 )
-from mixedbayes.diagnostics.sbc.result import SBCResult
-from mixedbayes.errors import DataError, SpecError, require_known
+from mixedbayes.workflows.sbc.result import SBCResult
 
 if TYPE_CHECKING:
     from mixedbayes.priors import PriorTable
@@ -50,7 +52,9 @@ __all__ = ["SBCResult", "current_replicate", "sbc"]
 
 
 def _response_column(spec: ModelSpec, design: Any, data: pd.DataFrame) -> str:
-    name = spec.response if spec.kind == "nonlinear" else design.formula.response  # type: ignore[attr-defined]
+    from mixedbayes.kinds import kind_of
+
+    (name,) = kind_of(spec).response_columns(design)
     if name not in data.columns:
         raise SpecError(
             f"SBC replaces the response column with simulated values, but the response "
@@ -205,7 +209,6 @@ def sbc(
     >>> res = mb.sbc(mb.LMM("y ~ time + (1 | id)"), df, n=200, backend="dask")  # doctest: +SKIP
     >>> res.test()  # doctest: +SKIP
     """
-    import mixedbayes as mb
     from mixedbayes.kinds import build_prior_table, compile_model
 
     t0 = time.perf_counter()
@@ -223,12 +226,12 @@ def sbc(
             where="max_rank",
             hint="lower max_rank or draw more.",
         )
-    model_spec = mb.load_spec(spec)
+    model_spec = load_spec(spec)
     # positions as row labels: the simulated response goes to the rows the design used
     template = template_data.reset_index(drop=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        design = mb.design(model_spec, template)
+        design = api.design(model_spec, template)
     table = priors if priors is not None else build_prior_table(design, model_spec.priors)
     response = _response_column(model_spec, design, template)
     # the plain model (every parameter and the response) is the one to draw from

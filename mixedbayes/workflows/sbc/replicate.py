@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes import api
+
 if TYPE_CHECKING:
     from mixedbayes.priors import PriorTable
     from mixedbayes.spec import ModelSpec
@@ -107,10 +109,8 @@ def _quiet_fit(fit_fn: Callable[..., Any], job: _Job, item: dict[str, Any], seed
 
 def _refit(job: _Job, item: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
     """Refit one replicate and rank its true values among the posterior draws."""
-    import mixedbayes as mb
-
     rep = int(item["replicate"])
-    fit_fn = job.fit_fn or mb.fit
+    fit_fn = job.fit_fn or api.fit
     seed = _seed(job.seed, rep, 1, attempt)  # a retry samples with another seed
     t0 = time.perf_counter()
     token = _CURRENT.set((rep, attempt))

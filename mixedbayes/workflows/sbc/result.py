@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.batch import BatchResult
-from mixedbayes.diagnostics.sbc.stats import (
+from mixedbayes.errors import DataError
+from mixedbayes.workflows.sbc.stats import (
     bin_counts,
     chi2_uniformity,
     default_bins,
     ecdf_band,
     ecdf_test,
 )
-from mixedbayes.errors import DataError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -76,7 +76,7 @@ class SBCResult:
         ----------
         bins : int, optional
             Bins of the chi-square test (default:
-            :func:`~mixedbayes.diagnostics.sbc.stats.default_bins`).
+            :func:`~mixedbayes.workflows.sbc.stats.default_bins`).
         alpha : float
             Level for the ``uniform`` column (each test at ``alpha``, no multiplicity
             correction; ``p_min_bonferroni`` corrects the smaller p-value for both tests and
