@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mixedbayes.design.data import DataWarning
 from mixedbayes.errors import DataError
 
 if TYPE_CHECKING:
@@ -107,8 +109,6 @@ def _prior_rows(fit: Fit) -> list[dict[str, object]]:
 
 def save_fit(fit: Fit, path: str | os.PathLike[str]) -> Path:
     """Write ``fit`` to the directory ``path`` (replaced if it exists)."""
-    import warnings
-
     out = Path(path)
     if out.exists():
         shutil.rmtree(out)
@@ -164,13 +164,11 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
     DataError
         If ``path`` is not a saved fit, or was saved in a newer format.
     """
-    import warnings
-
     import pandas as pd
     import xarray as xr
 
     from mixedbayes.design import make_design
-    from mixedbayes.design.data import DataReport, DataWarning, Dropped
+    from mixedbayes.design.data import DataReport, Dropped
     from mixedbayes.priors import build_prior_table
     from mixedbayes.priors.distributions import PriorDist
     from mixedbayes.priors.table import PriorRow, PriorTable
@@ -204,7 +202,7 @@ def load_fit(path: str | os.PathLike[str]) -> Fit:
     with warnings.catch_warnings():  # rows dropped were reported when the fit was made
         warnings.simplefilter("ignore", DataWarning)
         design = make_design(spec, data)
-    rep = meta["report"]  # the fit's own (format 1 saved only the rows used)
+    rep = meta["report"]
     report = DataReport(
         rep["rows_in"],
         rep["rows_used"],
