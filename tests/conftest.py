@@ -75,3 +75,64 @@ def sleep_fit(sleepstudy: pd.DataFrame) -> mb.Fit:
     """sleepstudy, correlated intercept and slope, 4 chains x 1000 (reference tolerances)."""
     spec = mb.load_spec(Path(__file__).resolve().parents[1] / "models" / "sleepstudy.yaml")
     return quiet_fit(spec, sleepstudy, draws=1000, tune=1000, chains=4, seed=11)
+
+
+def count_data() -> pd.DataFrame:
+    """Poisson counts: 6 groups x 8 rows, a numeric and a text covariate, one row with a
+    missing response (dropped, with a DataWarning)."""
+    rng = np.random.default_rng(21)
+    g = np.repeat(np.arange(6), 8)
+    x = rng.normal(size=len(g))
+    arm = np.where(np.arange(len(g)) % 2 == 0, "ctl", "trt")
+    eta = 0.5 + 0.4 * x + 0.3 * (arm == "trt") + rng.normal(0, 0.4, 6)[g]
+    count = rng.poisson(np.exp(eta)).astype(float)
+    count[5] = np.nan
+    return pd.DataFrame({"count": count, "x": x, "arm": arm, "g": [f"g{i}" for i in g]})
+
+
+@pytest.fixture(scope="session")
+def count_small_fit() -> mb.Fit:
+    """A small Poisson GLMM (1 chain x 100 draws): for checks that need a GLMM fit, not
+    good estimates."""
+    spec = mb.GLMM("count ~ x + arm + (1 | g)", "poisson")
+    return quiet_fit(spec, count_data(), draws=100, tune=200, chains=1, seed=5)
+
+
+EVENT_SPEC: dict[str, object] = {
+    "kind": "nonlinear",
+    "model": "oral_1cmt_ke",
+    "parameters": {"log_KE": "1", "log_KA": "1", "log_CL": "1 + (1 | ID)"},
+    "response": "DV",
+    "time": "TIME",
+    "subject": "ID",
+    "dosing": {"events": {"id": "ID", "time": "TIME", "amt": "AMT", "evid": "EVID", "dv": "DV"}},
+    "priors": [
+        {"class": "b", "coef": "Intercept", "nlpar": "log_KE", "prior": "normal(-2.5, 1)"},
+        {"class": "b", "coef": "Intercept", "nlpar": "log_KA", "prior": "normal(0.5, 1)"},
+        {"class": "b", "coef": "Intercept", "nlpar": "log_CL", "prior": "normal(-3, 1)"},
+        {"class": "sd", "group": "ID", "prior": "normal(0, 0.5)"},
+    ],
+}
+
+
+def theoph_events(n: int) -> pd.DataFrame:
+    """The first ``n`` theophylline subjects as a NONMEM-style event table: one dose record
+    (EVID 1) per subject at time 0, then the observations after it (EVID 0)."""
+    df = theoph_subjects(n)
+    df["Subject"] = df["Subject"].astype(str)
+    first = df.groupby("Subject", sort=False).first().reset_index()
+    doses = pd.DataFrame(
+        {"ID": first["Subject"], "TIME": 0.0, "AMT": first["Dose"], "EVID": 1, "DV": np.nan}
+    )
+    obs = df[df["Time"] > 0]
+    observations = pd.DataFrame(
+        {"ID": obs["Subject"], "TIME": obs["Time"], "AMT": 0.0, "EVID": 0, "DV": obs["conc"]}
+    )
+    events = pd.concat([doses, observations]).sort_values(["ID", "TIME", "EVID"], kind="stable")
+    return events.reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def event_table_fit() -> mb.Fit:
+    """One-compartment PK from an event table, 4 subjects, 1 chain x 100 draws."""
+    return quiet_fit(EVENT_SPEC, theoph_events(4), draws=100, tune=200, chains=1, seed=4)

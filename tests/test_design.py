@@ -222,3 +222,64 @@ def test_auto_keeps_one_centred_intercept() -> None:
     assert "clinic" in params["patient"].reason
     forced = mb.design(mb.LMM(formula, parametrization="centered"), data).groups
     assert all(g.blocks[0].parametrization == "centered" for g in forced)
+
+
+def _sexed(categories: list[str] | None) -> pd.DataFrame:
+    """``small_frame`` with a Sex column: a Categorical in the order ``categories``, or text."""
+    df = small_frame()
+    sex = np.tile(["Male", "Female", "Male"], len(df) // 3)
+    df["count"] = np.arange(len(df)) % 4
+    df["Sex"] = sex if categories is None else pd.Categorical(sex, categories=categories)
+    return df
+
+
+@pytest.mark.parametrize(
+    ("categories", "coded"),
+    [
+        (["Male", "Female"], "Female"),
+        (["Female", "Male"], "Male"),
+        (["Other", "Male", "Female"], "Female"),  # an unused first category is not a level
+        (None, "Male"),  # text: sorted, as before
+    ],
+)
+@pytest.mark.parametrize("kind", ["lmm", "glmm"])
+def test_categorical_reference_is_its_first_category(
+    kind: str, categories: list[str] | None, coded: str
+) -> None:
+    df = _sexed(categories)
+    before = frame_hash(df)
+    spec = (
+        mb.LMM("y ~ Sex + (Sex | g)")
+        if kind == "lmm"
+        else mb.GLMM("count ~ Sex + (Sex | g)", "zero_inflated_poisson", zi="~ Sex")
+    )
+    d = mb.design(spec, df)
+    assert d.fixed_terms == ("Intercept", f"Sex[{coded}]")
+    assert d.group("g").terms == ("Intercept", f"Sex[{coded}]")
+    np.testing.assert_array_equal(d.X[:, 1], (df["Sex"] == coded).to_numpy(dtype=float))
+    if kind == "glmm":
+        assert d.zi_terms == ("Intercept", f"Sex[{coded}]")
+    # new rows (text or either Categorical order) are coded the same way
+    new = pd.DataFrame({"Sex": ["Female", "Male"], "g": ["g0", "g1"]})
+    expected = [float(coded == "Female"), float(coded == "Male")]
+    for rows in (new, new.assign(Sex=pd.Categorical(new["Sex"], categories=["Male", "Female"]))):
+        np.testing.assert_array_equal(d.new_data(rows).X[:, 1], expected)
+    assert frame_hash(df) == before
+
+
+@pytest.mark.parametrize(
+    ("categories", "coded"), [(["Male", "Female"], "Female"), (["Female", "Male"], "Male")]
+)
+def test_categorical_reference_in_nonlinear_parameters(categories: list[str], coded: str) -> None:
+    df = _sexed(categories).assign(x=lambda d: d["t"] + 1.0)
+    spec = mb.load_spec(
+        {
+            "kind": "nonlinear",
+            "expression": "A * x / (B + x)",
+            "parameters": {"log_A": "1 + Sex + (1 | g)", "log_B": "1 + Sex"},
+            "response": "y",
+        }
+    )
+    d = mb.design(spec, df)
+    assert d.param("log_A").terms == ("Intercept", f"Sex[{coded}]")
+    assert d.param("log_B").terms == ("Intercept", f"Sex[{coded}]")

@@ -237,6 +237,31 @@ def test_fit_report_method(sleep_fit: mb.Fit, tmp_path: Path) -> None:
     assert not (tmp_path / "x.html").exists()
 
 
+def test_data_section_reports_what_the_design_did() -> None:
+    """The data section reads the design's report: rows used and dropped with reasons, and
+    nothing about imputation, which mixedbayes does not do (yet)."""
+    from types import SimpleNamespace
+
+    from mixedbayes.report import KeyValues, ReportContext
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"y": rng.normal(size=12), "x": rng.normal(size=12), "g": list("abc") * 4})
+    df.loc[[2, 7], "y"] = np.nan
+    with pytest.warns(mb.DataWarning):
+        design = mb.design(mb.LMM("y ~ x + (1 | g)"), df)
+    section = get_section("data")
+    blocks = section.build(ReportContext(SimpleNamespace(design=design)))  # type: ignore[arg-type]
+    facts = dict(next(b for b in blocks if isinstance(b, KeyValues)).items)
+    assert facts["rows"] == "10 used of 12" and facts["rows dropped"] == "2"
+    (dropped,) = [b for b in blocks if isinstance(b, Table) and "dropped" in b.caption]
+    assert dropped.rows == (("dropped", "missing response", "y", "2", "2, 7"),)
+    text = " ".join(str(b) for b in blocks) + " ".join(facts)
+    assert "imputed" not in text
+    clean = mb.design(mb.LMM("y ~ x + (1 | g)"), df.dropna())
+    blocks = section.build(ReportContext(SimpleNamespace(design=clean)))  # type: ignore[arg-type]
+    assert Paragraph("No row was dropped.") in blocks
+
+
 # -- a section that cannot be produced becomes a note ------------------------------------------
 
 

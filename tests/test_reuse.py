@@ -46,16 +46,31 @@ def test_other_structure_or_prior_other_key(sleepstudy: pd.DataFrame) -> None:
     assert structure_key(mb.compile(lkj, sleepstudy).sampling_model)[0] != base
 
 
-def test_refit_reuses_the_compiled_model(sleep_fit: mb.Fit, sleepstudy: pd.DataFrame) -> None:
-    """Refitting the sleepstudy spec on new responses takes the compiled model from the cache
-    (no compilation) and its posterior follows the new data."""
-    hits = COMPILE_CACHE.hits
-    refit = quiet_fit(mb.load_spec(SPEC), _noisy(sleepstudy, 2), draws=500, chains=2, seed=3)
-    assert COMPILE_CACHE.hits == hits + 1
-    assert list(refit.posterior["Subject"].to_numpy()) == list(sleep_fit.design.groups[0].levels)
-    sigma_new = float(refit.posterior["sigma"].mean())
-    sigma_old = float(sleep_fit.posterior["sigma"].mean())
-    assert sigma_new > sigma_old + 3  # sqrt(25.6² + 20²) ≈ 32.5
+def _tiny(shift: float, labels: str) -> pd.DataFrame:
+    """4 groups x 6 rows of ``y = shift + x + group effect + noise``, groups named
+    ``<labels>0`` .. ``<labels>3``."""
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(4), 6)
+    x = np.tile(np.linspace(-1.0, 1.0, 6), 4)
+    y = shift + x + rng.normal(0, 0.5, 4)[g] + rng.normal(0, 0.3, len(g))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"{labels}{i}" for i in g]})
+
+
+def test_refit_reuses_the_compiled_model() -> None:
+    """Refitting a spec on new data of the same structure (other responses, other level
+    names) takes the compiled model from the cache, and the posterior follows the new data
+    (a stale data swap would keep the old intercept or the old level names)."""
+    spec = mb.LMM("y ~ x + (1 | g)")
+    draws = {"draws": 50, "tune": 100, "chains": 1, "seed": 3}
+    first = quiet_fit(spec, _tiny(0.0, "a"), **draws)
+    hits, misses = COMPILE_CACHE.hits, COMPILE_CACHE.misses
+    refit = quiet_fit(spec, _tiny(40.0, "b"), **draws)
+    assert (COMPILE_CACHE.hits, COMPILE_CACHE.misses) == (hits + 1, misses)
+    assert list(refit.posterior["g"].to_numpy()) == ["b0", "b1", "b2", "b3"]
+    assert list(first.posterior["g"].to_numpy()) == ["a0", "a1", "a2", "a3"]
+    old = first.summary().set_index("parameter").loc["b[Intercept]", "mean"]
+    new = refit.summary().set_index("parameter").loc["b[Intercept]", "mean"]
+    assert abs(new - old - 40.0) < 3.0, (old, new)
 
 
 def test_packed_model_has_the_same_log_density(sleepstudy: pd.DataFrame) -> None:

@@ -173,3 +173,38 @@ def test_spec_objects_are_immutable() -> None:
         spec.formula = "y ~ z"  # type: ignore[misc]
     assert SamplerSpec().name == "nutpie"
     assert PriorSpec(**{"class": "b", "prior": "normal(0, 1)"}).coef == ""
+
+
+def test_sampler_registered_after_import_is_accepted() -> None:
+    """The spec checks the sampler name against the registry as it is now, not as it was
+    when mixedbayes was imported."""
+    from mixedbayes.inference import SAMPLERS, Sampler, get_sampler, register_sampler
+
+    source = {"kind": "lmm", "formula": "y ~ x", "sampler": {"name": "test_late_sampler"}}
+    with pytest.raises(mb.SpecError, match="test_late_sampler"):
+        mb.load_spec(source)
+
+    @register_sampler
+    class LateSampler(Sampler):
+        name = "test_late_sampler"
+
+    try:
+        assert mb.load_spec(source).sampler.name == "test_late_sampler"
+        assert SamplerSpec(name="test_late_sampler").name == "test_late_sampler"
+        assert isinstance(get_sampler("test_late_sampler"), LateSampler)
+    finally:
+        del SAMPLERS["test_late_sampler"]
+    with pytest.raises(mb.SpecError, match="test_late_sampler"):
+        mb.load_spec(source)
+
+
+def test_sampler_validation_imports_no_pymc() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mixedbayes as mb; "
+        "mb.load_spec({'kind': 'lmm', 'formula': 'y ~ x', 'sampler': {'name': 'pymc'}}); "
+        "bad = [m for m in ('pymc', 'pytensor') if m in sys.modules]; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

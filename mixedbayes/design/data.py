@@ -2,7 +2,9 @@
 
 Everything wrong is reported at once, naming the column, rows and values, with the fix.
 The user's frame is never modified: cleaning works on a copy. Rows dropped for missing
-values are counted, named and warned about, never dropped silently.
+values are counted, named and warned about, never dropped silently. A pandas Categorical
+covariate keeps the category order the user set: its first (used) category is the
+reference level, as in R and bambi; text columns are coded in sorted order.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 
 from mixedbayes.errors import DataError, Problem, format_rows
 
-__all__ = ["DataReport", "DataWarning", "Dropped", "clean_data"]
+__all__ = ["DataReport", "DataWarning", "Dropped", "clean_data", "keep_category_order"]
 
 
 class DataWarning(UserWarning):
@@ -166,6 +168,8 @@ def clean_data(
 ) -> tuple[pd.DataFrame, DataReport]:
     """Copy ``data`` and drop rows with a missing response or covariate, reporting them.
 
+    Categorical covariates keep their categories' order (see :func:`keep_category_order`).
+
     Parameters
     ----------
     data : DataFrame
@@ -207,4 +211,23 @@ def clean_data(
             where=", ".join(sorted({d.column for d in dropped})),
             hint="check the columns above for missing values.",
         )
-    return frame, DataReport(len(data), len(frame), tuple(dropped))
+    return keep_category_order(frame, covariates), DataReport(len(data), len(frame), tuple(dropped))
+
+
+def keep_category_order(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with each pandas Categorical among ``columns`` made ordered, in the order of
+    its categories, and without the categories no row uses.
+
+    formulae codes an *unordered* Categorical in sorted order of its values, which would
+    make the reference level the alphabetically first one instead of the first category
+    the user set (``categories=["Male", "Female"]`` must give ``Sex[Female]``). An ordered
+    Categorical keeps its order. Unused categories are dropped so that no column of the
+    design is all zeros (and a dropped first category hands the reference to the next).
+    Text and numeric columns are left as they are.
+    """
+    changed = {
+        col: frame[col].cat.remove_unused_categories().cat.as_ordered()
+        for col in columns
+        if isinstance(frame[col].dtype, pd.CategoricalDtype)
+    }
+    return frame.assign(**changed) if changed else frame

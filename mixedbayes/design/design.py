@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,9 @@ class Design:
         The rows used (a copy of the user's rows, original index kept).
     report : DataReport
         Rows in, used, and dropped with reasons.
+    source : DataFrame
+        The data as given (a copy of the user's frame, every row and column, not to be
+        modified): what :func:`make_design` turns into this design again, as a saved fit does.
     offset : ndarray, shape (n,)
         Sum of the formula's ``offset(...)`` terms (zeros when there are none).
     trials : ndarray, optional
@@ -103,6 +106,7 @@ class Design:
     groups: tuple[GroupFactor, ...]
     data: pd.DataFrame
     report: DataReport
+    source: pd.DataFrame = field(repr=False)
     _matrices: Any
     offset: np.ndarray | None = None
     trials: np.ndarray | None = None
@@ -466,6 +470,7 @@ def make_regression_design(
         groups=factors,
         data=frame,
         report=report,
+        source=data.copy(),
         _matrices=dm,
         offset=frozen(offset, float),
         trials=None if trials is None else frozen(trials, float),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,13 @@ class NonlinearDesign:
     dosing : DosingTable or None
     covariates : dict of str to ndarray
         Data columns a user expression uses.
+    data : DataFrame
+        The observation rows used (for an event table: its EVID 0 rows).
+    report : DataReport
+    source : DataFrame
+        The data as given (a copy of the user's frame; for an event table every dose and
+        observation record), not to be modified: what :func:`make_nonlinear_design` turns
+        into this design again, as a saved fit does.
     """
 
     spec: NonlinearSpec
@@ -90,6 +97,7 @@ class NonlinearDesign:
     covariates: dict[str, np.ndarray]
     data: pd.DataFrame
     report: DataReport
+    source: pd.DataFrame = field(repr=False)
 
     @property
     def n(self) -> int:
@@ -279,4 +287,5 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
         covariates={c: frame[c].to_numpy(dtype=float) for c in covariate_names},
         data=frame,
         report=report,
+        source=data.copy(),
     )

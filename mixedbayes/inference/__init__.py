@@ -2,20 +2,20 @@
 
 from mixedbayes.inference.samplers import (
     COMPILE_CACHE,
-    SAMPLER_NAMES,
     SAMPLERS,
     Sampler,
     get_sampler,
     log_likelihood,
     register_sampler,
+    sampler_names,
 )
 
 __all__ = [
     "COMPILE_CACHE",
     "SAMPLERS",
-    "SAMPLER_NAMES",
     "Sampler",
     "get_sampler",
     "log_likelihood",
     "register_sampler",
+    "sampler_names",
 ]

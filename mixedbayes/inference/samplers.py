@@ -27,13 +27,13 @@ if TYPE_CHECKING:
 __all__ = [
     "COMPILE_CACHE",
     "SAMPLERS",
-    "SAMPLER_NAMES",
     "SampleResult",
     "Sampler",
     "data_groups",
     "get_sampler",
     "log_likelihood",
     "register_sampler",
+    "sampler_names",
 ]
 
 
@@ -85,13 +85,20 @@ def register_sampler(cls: type[Sampler]) -> type[Sampler]:
     return cls
 
 
+def sampler_names() -> tuple[str, ...]:
+    """The names of the samplers registered now, including any registered after import."""
+    return tuple(SAMPLERS)
+
+
 def get_sampler(name: str) -> Sampler:
     """The registered sampler ``name``; ``SpecError`` naming the known ones otherwise."""
     from mixedbayes.errors import SpecError
 
     if name not in SAMPLERS:
         raise SpecError(
-            f"unknown sampler {name!r}.", where="sampler.name", hint=f"use one of {SAMPLER_NAMES}."
+            f"unknown sampler {name!r}.",
+            where="sampler.name",
+            hint=f"use one of {sampler_names()}.",
         )
     sampler = SAMPLERS[name]
     missing = sampler.available()
@@ -306,6 +313,3 @@ class NumPyro(_PyMCSampled):
     name = "numpyro"
     nuts_sampler = "numpyro"
     requires = ("numpyro", "jax")
-
-
-SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)

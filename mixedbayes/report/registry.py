@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import Field, dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -295,11 +294,6 @@ class ReportContext:
     def loo(self) -> LooReport:
         """``fit.loo()``, computed once."""
         return self._cached("loo", self.fit.loo)
-
-    @cached_property
-    def is_nonlinear(self) -> bool:
-        """Whether the fit is of kind ``nonlinear``."""
-        return self.fit.spec.kind == "nonlinear"
 
     @staticmethod
     def sample_phrase(shown: int, total: int) -> str:

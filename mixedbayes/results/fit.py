@@ -346,7 +346,7 @@ class Fit:
     ) -> Path:
         """Write the posterior report: a self-contained HTML page (or Markdown).
 
-        Model, data (rows used, dropped, imputed), priors with provenance, convergence gates,
+        Model, data (rows used and dropped), priors with provenance, convergence gates,
         parameters, forest, trace and rank plots, posterior predictive check, LOO, and by
         kind: shrinkage and trajectories (regression), rootogram (counts), typical values
         and concentration curves (PK). A section that cannot be produced shows why.

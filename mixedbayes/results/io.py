@@ -1,14 +1,18 @@
-"""Saving and loading fits: a directory with the draws, the spec and the rows used.
+"""Saving and loading fits: a directory with the draws, the spec and the data as given.
 
 Layout of ``path/``::
 
-    idata.zarr     the DataTree (every group)
-    spec.yaml      the spec
-    data.parquet   the rows the model used (original index kept)
-    meta.json      format version, timings, rows dropped
+    idata.zarr      the DataTree (every group)
+    spec.yaml       the spec
+    source.parquet  the data as the user gave them (``design.source``: every row, including
+                    the rows left out and an event table's dose records; index kept)
+    meta.json       format version, package versions, timings, rows dropped, priors
 
-Loading re-applies the spec to the saved rows, which restores the design (levels, terms,
-remembered transforms) exactly, so a reloaded fit can predict.
+Loading re-applies the spec to the saved data, which restores the design (levels, terms,
+remembered transforms, doses) exactly, so a reloaded fit can predict.
+
+Format 1 (before ``source``) saved ``data.parquet``, the rows used; it still loads, except
+for event tables, whose dose records it lost.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
+from mixedbayes.design.data import DataWarning
 from mixedbayes.errors import DataError
 
 if TYPE_CHECKING:
+    import pandas as pd
     import xarray as xr
 
     from mixedbayes.design import Design
@@ -34,7 +41,25 @@ if TYPE_CHECKING:
 
 __all__ = ["SavedFit", "read_fit", "save_fit"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+#: Packages whose versions a saved fit records (as brms records its own and Stan's).
+RECORDED_PACKAGES = ("pymc", "pytensor", "nutpie", "arviz", "formulae", "pandas")
+
+
+def _versions() -> dict[str, str | None]:
+    """Versions of mixedbayes and of :data:`RECORDED_PACKAGES` (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from mixedbayes import __version__
+
+    out: dict[str, str | None] = {"mixedbayes": __version__}
+    for name in RECORDED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _zarr_safe(tree: object) -> tuple[object, list[list[str]]]:
@@ -99,8 +124,6 @@ def _prior_rows(fit: FitLike) -> list[dict[str, object]]:
 
 def save_fit(fit: FitLike, path: str | os.PathLike[str]) -> Path:
     """Write ``fit`` to the directory ``path`` (replaced if it exists)."""
-    import warnings
-
     out = Path(path)
     if out.exists():
         shutil.rmtree(out)
@@ -110,9 +133,9 @@ def save_fit(fit: FitLike, path: str | os.PathLike[str]) -> Path:
         warnings.simplefilter("ignore")
         tree.to_zarr(out / "idata.zarr", mode="w", consolidated=False)  # type: ignore[attr-defined]
     (out / "spec.yaml").write_text(fit.spec.to_yaml())
-    data = fit.design.data.copy()
-    data.columns = [str(c) for c in data.columns]
-    data.to_parquet(out / "data.parquet")
+    source = fit.design.source.copy()
+    source.columns = [str(c) for c in source.columns]
+    source.to_parquet(out / "source.parquet")
     report = asdict(fit.design.report)
     report["dropped"] = [
         {**d, "rows": [r.item() if isinstance(r, np.generic) else r for r in d["rows"]]}
@@ -120,12 +143,29 @@ def save_fit(fit: FitLike, path: str | os.PathLike[str]) -> Path:
     ]
     meta = {
         "format": FORMAT_VERSION,
+        "versions": _versions(),
         "timings": fit.timings,
         "report": report,
         "object_vars": object_vars,
         "priors": _prior_rows(fit),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    return out
+
+
+def _sorted_categories(data: pd.DataFrame) -> pd.DataFrame:
+    """Format 1 fits were designed when an unordered Categorical was coded in sorted order
+    of its values (not in its categories' order): keep that coding for them."""
+    import pandas as pd
+
+    out = data.copy()
+    for col in out.columns:
+        values = out[col]
+        if isinstance(values.dtype, pd.CategoricalDtype) and not values.cat.ordered:
+            try:
+                out[col] = values.cat.reorder_categories(sorted(values.cat.categories))
+            except TypeError:  # categories that do not sort: leave them
+                continue
     return out
 
 
@@ -141,13 +181,15 @@ def read_fit(path: str | os.PathLike[str]) -> SavedFit:
     Returns
     -------
     SavedFit
-        ``idata``, ``spec``, ``design`` (restored from the saved rows), ``priors`` and
+        ``idata``, ``spec``, ``design`` (restored from the saved data), ``priors`` and
         ``timings``.
+
+    Reads the current format (2) and format 1; the design is rebuilt from the saved data.
 
     Raises
     ------
     DataError
-        If ``path`` is not a saved fit.
+        If ``path`` is not a saved fit, or was saved in a newer format.
     """
     import pandas as pd
     import xarray as xr
@@ -159,7 +201,18 @@ def read_fit(path: str | os.PathLike[str]) -> SavedFit:
     from mixedbayes.spec import load_spec
 
     src = Path(path)
-    needed = ["idata.zarr", "spec.yaml", "data.parquet", "meta.json"]
+    meta_path = src / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    fmt = int(meta.get("format", 1))
+    if fmt > FORMAT_VERSION:
+        raise DataError(
+            f"{str(src)!r} was saved in format {fmt}; this mixedbayes reads formats 1 to "
+            f"{FORMAT_VERSION}.",
+            where=str(src),
+            hint="upgrade mixedbayes (meta.json names the version that saved it).",
+        )
+    data_file = "source.parquet" if fmt >= 2 else "data.parquet"
+    needed = ["idata.zarr", "spec.yaml", data_file, "meta.json"]
     missing = [n for n in needed if not (src / n).exists()]
     if missing:
         raise DataError(
@@ -168,9 +221,12 @@ def read_fit(path: str | os.PathLike[str]) -> SavedFit:
             hint="give the directory written by fit.save(path).",
         )
     spec = load_spec(src / "spec.yaml")
-    data = pd.read_parquet(src / "data.parquet")
-    meta = json.loads((src / "meta.json").read_text())
-    design = make_design(spec, data)
+    data = pd.read_parquet(src / data_file)
+    if fmt == 1:
+        data = _sorted_categories(data)
+    with warnings.catch_warnings():  # rows dropped were reported when the fit was made
+        warnings.simplefilter("ignore", DataWarning)
+        design = make_design(spec, data)
     rep = meta["report"]
     report = DataReport(
         rep["rows_in"],

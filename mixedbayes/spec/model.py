@@ -159,10 +159,12 @@ class SamplerSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        from mixedbayes.inference import SAMPLER_NAMES
+        # the live registry (a sampler may be registered after import); imports no PyMC
+        from mixedbayes.inference.samplers import sampler_names
 
-        if value not in SAMPLER_NAMES:
-            raise ValueError(f"unknown sampler {value!r}; use one of {list(SAMPLER_NAMES)}")
+        names = sampler_names()
+        if value not in names:
+            raise ValueError(f"unknown sampler {value!r}; use one of {list(names)}")
         return value
 
 

@@ -96,7 +96,7 @@ def _level_counts(counts: np.ndarray) -> str:
 
 @register_section
 class DataSection(Section):
-    """Rows used, dropped and imputed; the response; the grouping factors."""
+    """Rows used and dropped (with reasons); the response; the grouping factors."""
 
     key = "data"
     title = "Data"
@@ -105,13 +105,10 @@ class DataSection(Section):
     def build(self, ctx: ReportContext) -> list[Block]:
         design = ctx.fit.design
         report = design.report
-        imputed = tuple(getattr(report, "imputed", ()) or ())
-        n_imputed = sum(int(getattr(i, "count", 0)) for i in imputed)
         y = np.asarray(design.y, dtype=float)
         items = [
             ("rows", f"{report.rows_used} used of {report.rows_in}"),
             ("rows dropped", str(report.rows_dropped)),
-            ("rows imputed", str(n_imputed)),
             (
                 "response",
                 f"{design.response}: mean {format_value(np.nanmean(y))}, "
@@ -121,16 +118,7 @@ class DataSection(Section):
             ("columns", ", ".join(str(c) for c in design.data.columns)),
         ]
         blocks: list[Block] = [KeyValues(tuple(items))]
-        changes = [("dropped", d.reason, d.column, d.count, d.rows) for d in report.dropped] + [
-            (
-                "imputed",
-                str(getattr(i, "reason", "")),
-                str(getattr(i, "column", "")),
-                int(getattr(i, "count", 0)),
-                tuple(getattr(i, "rows", ())),
-            )
-            for i in imputed
-        ]
+        changes = [("dropped", d.reason, d.column, d.count, d.rows) for d in report.dropped]
         if changes:
             rows = tuple(
                 (what, reason, column, str(count), _rows_text(rows))
@@ -140,12 +128,12 @@ class DataSection(Section):
                 Table(
                     ("what", "reason", "column", "rows", "row labels"),
                     rows,
-                    caption="Rows dropped or imputed (never silently).",
+                    caption="Rows dropped (never silently).",
                     numeric=(False, False, False, True, False),
                 )
             )
         else:
-            blocks.append(Paragraph("No row was dropped or imputed."))
+            blocks.append(Paragraph("No row was dropped."))
         if design.groups:
             frame = pd.DataFrame(
                 [
