@@ -72,6 +72,11 @@ class ModelDesign(Protocol):
         ...
 
     @property
+    def source(self) -> pd.DataFrame:
+        """The data as given (a copy): what a saved fit stores and reloads from."""
+        ...
+
+    @property
     def report(self) -> DataReport:
         """Rows in, used and dropped."""
         ...

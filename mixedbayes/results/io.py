@@ -51,7 +51,7 @@ def _versions() -> dict[str, str | None]:
     """Versions of mixedbayes and of :data:`RECORDED_PACKAGES` (None: not installed)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from mixedbayes import __version__
+    from mixedbayes._version import __version__
 
     out: dict[str, str | None] = {"mixedbayes": __version__}
     for name in RECORDED_PACKAGES:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from mixedbayes.compile import CompiledModel
     from mixedbayes.design import Design
+    from mixedbayes.kinds import Kind
     from mixedbayes.priors import PriorTable
     from mixedbayes.results.predict import Level, NewGroups
     from mixedbayes.spec import ModelSpec
@@ -41,6 +42,8 @@ class FitLike(Protocol):
         The PyMC model behind the fit.
     timings : dict of str to float
         Seconds spent in each stage.
+    kind : Kind
+        The model kind (its capabilities say which outputs the fit offers).
     """
 
     @property
@@ -57,6 +60,11 @@ class FitLike(Protocol):
 
     @property
     def compiled(self) -> CompiledModel: ...
+
+    @property
+    def kind(self) -> Kind:
+        """The model kind: what the fit can do (``kind.capabilities``)."""
+        ...
 
     @property
     def posterior(self) -> xr.Dataset: ...
