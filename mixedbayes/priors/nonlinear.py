@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from mixedbayes.families import round_sig, sd_scale
 from mixedbayes.priors.distributions import PriorDist
-from mixedbayes.priors.table import PriorRow, PriorTable
+from mixedbayes.priors.table import PriorRow, PriorTable, group_prior_rows
 
 if TYPE_CHECKING:
     from mixedbayes.design.nonlinear import NonlinearDesign
@@ -63,23 +63,13 @@ def default_nonlinear_priors(design: NonlinearDesign) -> PriorTable:
                         f"Normal(0, 2.5/sd(x)); sd({term})={sx:.4g}",
                     )
                 )
-    for g in design.groups:
-        for term in g.terms:
-            rows.append(
-                PriorRow(
-                    "sd",
-                    term,
-                    g.name,
-                    "",
-                    PriorDist("student_t", (3.0, 0.0, 1.0)),
-                    "default",
-                    "half-Student-t(3, 0, 1) on the parameter's link scale",
-                )
-            )
-        if g.correlated:
-            rows.append(
-                PriorRow("cor", "", g.name, "", PriorDist("lkj", (2.0,)), "default", "LKJ(2)")
-            )
+    link_sd = PriorDist("student_t", (3.0, 0.0, 1.0))
+    rows += group_prior_rows(
+        design.groups,
+        lambda g, k: (link_sd, "half-Student-t(3, 0, 1) on the parameter's link scale"),
+        2.0,
+        "LKJ(2)",
+    )
     sd_y = sd_scale(design.y)
     for name in ERROR_PARAMS[design.spec.error]:
         if name == "sigma_prop":

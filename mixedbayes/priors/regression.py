@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 from mixedbayes.families import response_scale, round_sig, sd_scale
 from mixedbayes.priors.distributions import PriorDist
-from mixedbayes.priors.table import PriorRow, PriorTable
+from mixedbayes.priors.table import PriorRow, PriorTable, group_prior_rows
 
 if TYPE_CHECKING:
     from mixedbayes.design import Design
+    from mixedbayes.design.groups import GroupFactor
 
 __all__ = ["default_regression_priors", "regression_positive_classes"]
 
@@ -57,33 +58,17 @@ def default_regression_priors(design: Design) -> PriorTable:
                 f"Normal(0, 2.5·s/sd(x)); {ytext}, sd({term})={sx:.4g}",
             )
         )
-    for g in design.groups:
-        for k, term in enumerate(g.terms):
-            sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
-            rows.append(
-                PriorRow(
-                    "sd",
-                    term,
-                    g.name,
-                    "",
-                    PriorDist("student_t", (3.0, 0.0, round_sig(s / sz))),
-                    "default",
-                    f"half-Student-t(3, 0, s/sd(z)); {ytext}"
-                    + ("" if term == "Intercept" else f", sd({term})={sz:.4g}"),
-                )
-            )
-        if g.correlated:
-            rows.append(
-                PriorRow(
-                    "cor",
-                    "",
-                    g.name,
-                    "",
-                    PriorDist("lkj", (1.0,)),
-                    "default",
-                    "LKJ(1): uniform over correlation matrices",
-                )
-            )
+
+    def sd_prior(g: GroupFactor, k: int) -> tuple[PriorDist, str]:
+        term = g.terms[k]
+        sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
+        text = f"half-Student-t(3, 0, s/sd(z)); {ytext}"
+        text += "" if term == "Intercept" else f", sd({term})={sz:.4g}"
+        return PriorDist("student_t", (3.0, 0.0, round_sig(s / sz))), text
+
+    rows += group_prior_rows(
+        design.groups, sd_prior, 1.0, "LKJ(1): uniform over correlation matrices"
+    )
     for param in design.family.params:
         prior, text = param.default_prior(y)
         if not param.predictor:

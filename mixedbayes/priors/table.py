@@ -8,7 +8,7 @@ rules are in ``mixedbayes/priors/regression.py``, ``priors/nonlinear.py`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -18,9 +18,10 @@ from mixedbayes.errors import Problem, SpecError
 from mixedbayes.priors.distributions import PriorDist, parse_prior
 
 if TYPE_CHECKING:
+    from mixedbayes.design.groups import GroupFactor
     from mixedbayes.spec.model import PriorSpec
 
-__all__ = ["POSITIVE_CLASSES", "PriorRow", "PriorTable", "apply_overrides"]
+__all__ = ["POSITIVE_CLASSES", "PriorRow", "PriorTable", "apply_overrides", "group_prior_rows"]
 
 POSITIVE_CLASSES = ("sd", "sigma")
 
@@ -89,6 +90,26 @@ class PriorTable:
 
     def _repr_html_(self) -> str:
         return str(self.to_frame().to_html(index=False))
+
+
+def group_prior_rows(
+    groups: Sequence[GroupFactor],
+    sd_prior: Callable[[GroupFactor, int], tuple[PriorDist, str]],
+    cor_eta: float,
+    cor_text: str,
+) -> list[PriorRow]:
+    """The ``sd`` rows of every grouping factor's terms (``sd_prior(factor, k)`` gives the
+    prior and provenance of term ``k``) and a ``cor`` row (LKJ(``cor_eta``)) per correlated
+    factor: the group-level defaults every kind makes."""
+    rows: list[PriorRow] = []
+    for g in groups:
+        for k, term in enumerate(g.terms):
+            prior, text = sd_prior(g, k)
+            rows.append(PriorRow("sd", term, g.name, "", prior, "default", text))
+        if g.correlated:
+            lkj = PriorDist("lkj", (cor_eta,))
+            rows.append(PriorRow("cor", "", g.name, "", lkj, "default", cor_text))
+    return rows
 
 
 def _valid(table: PriorTable) -> dict[str, dict[str, set[str]]]:
