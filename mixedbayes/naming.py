@@ -25,6 +25,7 @@ whichever part asks. :func:`parse` reads a name back (summary, gates, shrinkage,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["GROUP_CLASSES", "GROUP_NAME_PREFIXES", "OBS_DIM", "Names", "ParsedName", "parse"]
@@ -97,6 +98,10 @@ class Names:
         """A family or error-model parameter: ``sigma`` | ``sigma_<part>``."""
         return self._suffix(name)
 
+    def var(self, name: str) -> str:
+        """Any other variable of the part (a potential ``marginal_loglik``): suffixed."""
+        return self._suffix(name)
+
     def data(self, what: str, group: str = "") -> str:
         """A data container: ``X`` | ``X_<part>``; with a group, ``index_<g>`` |
         ``index_<part>_<g>``."""
@@ -138,6 +143,17 @@ class Names:
     def cor_chol(group: str, block: str = "") -> str:
         """The LKJ Cholesky factor of a correlated block: ``cor_chol_<g>[_<block>]``."""
         return f"cor_chol_{group}_{block}" if block else f"cor_chol_{group}"
+
+    @staticmethod
+    def element(variable: str, coef: str) -> str:
+        """One element of a vector variable built element by element: ``b_slope[Days]``."""
+        return f"{variable}[{coef}]"
+
+    @staticmethod
+    def prior_data(variable: str, parameter: str) -> str:
+        """The data container of a prior's argument: ``prior_<variable>_<parameter>``."""
+        safe = re.sub(r"\W+", "_", variable).strip("_")
+        return f"prior_{safe}_{parameter}"
 
     @staticmethod
     def level_dim(group: str) -> str:

@@ -69,7 +69,7 @@ class MarginalLMM:
     @property
     def data(self) -> dict[str, np.ndarray]:
         """The statistics as named arrays (the model's data containers)."""
-        return {f"mlmm_{k}": np.asarray(v) for k, v in self.stats.items()}
+        return {Names().data(f"mlmm_{k}"): np.asarray(v) for k, v in self.stats.items()}
 
 
 def _nesting(design: Design) -> tuple[GroupFactor, GroupFactor | None] | None:
@@ -225,7 +225,7 @@ def build_marginal(design: Design, priors: PriorTable) -> tuple[Any, MarginalLMM
     )
     ete = data["yty"] - 2.0 * pt.dot(theta, data["Fty"])
     ete = ete + pt.dot(theta, pt.dot(data["FtF"], theta))
-    ctx.potential("marginal_loglik", mm.log_likelihood(terms, ete, s2, stats.n, ops))
+    ctx.potential(names.var("marginal_loglik"), mm.log_likelihood(terms, ete, s2, stats.n, ops))
     return ctx.model, stats
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixedbayes.compile.context import BuildContext
+from mixedbayes.naming import Names
 from mixedbayes.priors.distributions import build_prior
 from mixedbayes.priors.table import PriorRow
 
@@ -34,7 +35,7 @@ def vector_prior(
     if len({p.name for p in priors}) == 1:
         return build_prior(name, priors, model=ctx.model, dims=dims, positive=positive)
     parts = [
-        build_prior(f"{name}[{r.coef}]", [r.prior], model=ctx.model, positive=positive)
+        build_prior(Names.element(name, r.coef), [r.prior], model=ctx.model, positive=positive)
         for r in rows
     ]
     return ctx.deterministic(name, pt.stack(parts), dims=dims)

@@ -9,12 +9,13 @@ version and one centred elsewhere is truncated at 0, as in brms.
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from mixedbayes.naming import Names
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -107,9 +108,8 @@ def _as_data(name: str, kwargs: dict[str, Any], skip: str | None = None) -> dict
     without recompiling the model (compile reuse)."""
     import pymc as pm
 
-    safe = re.sub(r"\W+", "_", name).strip("_")
     return {
-        p: pm.Data(f"prior_{safe}_{p}", np.asarray(v, dtype=float)) if p != skip else v
+        p: pm.Data(Names.prior_data(name, p), np.asarray(v, dtype=float)) if p != skip else v
         for p, v in kwargs.items()
     }
 
