@@ -106,9 +106,12 @@ def test_one_r_read_by_both_parts_matches_a_dense_log_density(
     point = model.initial_point()
     point["r_id"] = rng.normal(size=(4, 3))
     point["sd_id_log__"] = np.log([0.7, 0.3, 1.2])
-    got = model.compile_logp(vars=[model["r_id"], model["y_long"], model["y_event"]])(point)
+    logp_vars = [model["r_id"], model["y_long"], model["y_event"]]
+    got = model.compile_logp(vars=logp_vars, mode="FAST_COMPILE")(point)
     outs = model.replace_rvs_by_values([model["sd_id"], model["cor_id"]])
-    values = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")(point)
+    values = model.compile_fn(
+        outs, inputs=model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE"
+    )(point)
     sd, cor = (np.asarray(v) for v in values)
     cov = np.outer(sd, sd) * cor
     r_val = point["r_id"]
