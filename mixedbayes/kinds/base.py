@@ -11,7 +11,6 @@ compare kind names. A new kind is one class in one module, registered with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mixedbayes.errors import SpecError
@@ -208,13 +207,22 @@ def register_kind[K: type[Kind]](cls: K) -> K:
     return cls
 
 
-def kind_of(spec: ModelSpec | Sequence[Any] | Any) -> Kind:
-    """The kind of ``spec`` (found by its class; a subclass of a kind's spec class falls
-    back to that kind)."""
+def kind_of(spec: ModelSpec) -> Kind:
+    """The kind of ``spec``: the kind whose spec class it is; else the kind registered under
+    its ``kind``; else the kind of its nearest registered ancestor class.
+
+    Raises
+    ------
+    SpecError
+        When no kind fits, naming the registered ones.
+    """
     exact = [k for k in KINDS if type(spec) is k.spec_type]
     if exact:
         return exact[0]
+    name = str(getattr(spec, "kind", ""))
+    if name in KINDS:
+        return KINDS.get(name)
     near = [k for k in KINDS if isinstance(spec, k.spec_type)]
     if near:
         return max(near, key=lambda k: len(k.spec_type.__mro__))
-    return KINDS.get(str(getattr(spec, "kind", type(spec).__name__)))
+    return KINDS.get(name or type(spec).__name__)
