@@ -136,3 +136,16 @@ def test_a_new_kind_is_one_class_and_every_stage_asks_it() -> None:
     assert ShrinkageSection().applies(lmm_fake)  # type: ignore[arg-type]
     with pytest.raises(SpecError, match="not available for toy fits"):
         kind_of(spec).require("shrinkage", "shrinkage")
+
+
+def test_subject_factor_skips_an_observation_level_factor() -> None:
+    """With ``(1 | obs)`` for overdispersion the individuals are the patients, not the rows
+    (the default of ``fit.trajectories()`` and the report's trajectories)."""
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"patient": np.repeat([f"p{i}" for i in range(8)], 4)})
+    df["obs"] = [f"o{i}" for i in range(len(df))]
+    df["count"] = rng.poisson(3.0, size=len(df))
+    d = mb.design(mb.GLMM("count ~ 1 + (1 | patient) + (1 | obs)", "poisson"), df)
+    assert max(d.groups, key=lambda g: g.n_levels).name == "obs"
+    factor = kind_of(d.spec).subject_factor(d)
+    assert factor is not None and factor.name == "patient"

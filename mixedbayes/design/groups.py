@@ -394,6 +394,18 @@ def group_factors(group_matrix: Any, bars: tuple[Bar, ...], n: int) -> tuple[Gro
     return tuple(out)
 
 
+def find_factor(factors: Sequence[GroupFactor], name: str) -> GroupFactor:
+    """The factor called ``name``; a ``SpecError`` naming the model's factors otherwise."""
+    names = [f.name for f in factors]
+    if name not in names:
+        raise SpecError(
+            f"the model has no grouping factor {name!r}.",
+            where="group",
+            hint=f"use one of {names}." if names else "the model has no grouping factors.",
+        )
+    return factors[names.index(name)]
+
+
 def level_sums(index: np.ndarray, values: np.ndarray, n_levels: int) -> np.ndarray:
     """Per level, the sum of the rows of ``values`` (any trailing shape)."""
     flat = values.reshape(values.shape[0], -1)

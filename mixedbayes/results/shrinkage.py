@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.groups import find_factor
 from mixedbayes.design.parametrization import no_pooling
 from mixedbayes.errors import SpecError
 from mixedbayes.naming import Names
@@ -76,13 +77,7 @@ def _factors(design: Design, group: str | None) -> list[GroupFactor]:
         )
     if group is None:
         return list(design.groups)
-    if group not in names:
-        raise SpecError(
-            f"the model has no grouping factor {group!r}.",
-            where="group",
-            hint=f"use one of {names}.",
-        )
-    return [design.group(group)]
+    return [find_factor(design.groups, group)]
 
 
 def _factor_table(

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mixedbayes.design.design import OBS_DIM
+from mixedbayes.design.groups import find_factor
 from mixedbayes.errors import DataError, SpecError
+from mixedbayes.naming import OBS_DIM
 from mixedbayes.results.summary import check_prob
 
 if TYPE_CHECKING:
@@ -134,15 +135,14 @@ def _factor(design: Design, group: str | None) -> GroupFactor:
             hint="fit a model with group effects, e.g. 'y ~ time + (time | patient)'.",
         )
     if group is None:
-        # the factor with the most levels: the innermost (clinic:patient rather than clinic)
-        return max(design.groups, key=lambda g: g.n_levels)
-    if group not in names:
-        raise SpecError(
-            f"the model has no grouping factor {group!r}.",
-            where="group",
-            hint=f"use one of {names}.",
-        )
-    return design.group(group)
+        # the kind's individuals: the factor with the most levels among those with repeated
+        # rows (clinic:patient rather than clinic; never an observation-level (1 | obs))
+        from mixedbayes.kinds import kind_of
+
+        factor = kind_of(design.spec).subject_factor(design)
+        assert factor is not None
+        return factor
+    return find_factor(design.groups, group)
 
 
 def _is_numeric(s: pd.Series) -> bool:
