@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pandas as pd
 
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from mixedbayes.diagnostics import Diagnostics, LooReport, Rootogram
     from mixedbayes.kinds import Kind
     from mixedbayes.priors import PriorTable
+    from mixedbayes.results.conditional import ConditionalEffects
+    from mixedbayes.results.kfold import KFoldResult
     from mixedbayes.results.shrinkage import Shrinkage
     from mixedbayes.results.trajectories import Trajectories
     from mixedbayes.spec import ModelSpec
@@ -243,6 +245,52 @@ class Fit:
         return trajectories(
             self, groups, at, time=time, group=group, prob=prob, max_groups=max_groups
         )
+
+    def bayes_r2(
+        self, *, method: Literal["gelman", "nakagawa"] | None = None, prob: float = 0.95
+    ) -> pd.DataFrame:
+        """Bayesian R², marginal and conditional, with its posterior (estimate, sd, interval).
+
+        See :func:`mixedbayes.results.r2.bayes_r2` (Gelman et al. 2019; Nakagawa et al. 2017).
+        """
+        from mixedbayes.results.r2 import bayes_r2
+
+        self.kind.require("predict", "bayes_r2")
+        return bayes_r2(self, method=method, prob=prob)
+
+    def conditional_effects(
+        self,
+        effect: str,
+        conditions: Mapping[str, Any] | pd.DataFrame | None = None,
+        **options: Any,
+    ) -> ConditionalEffects:
+        """E[y] over a grid of ``effect`` (``"x"`` or ``"x:z"``), as brms's
+        ``conditional_effects``; ``.data`` and ``.plot()``.
+
+        See :func:`mixedbayes.results.conditional.conditional_effects` for the options.
+        """
+        from mixedbayes.results.conditional import conditional_effects
+
+        self.kind.require("predict", "conditional_effects")
+        return conditional_effects(self, effect, conditions, **options)
+
+    def kfold(self, k: int = 10, *, group: str | None = None, **options: Any) -> KFoldResult:
+        """K-fold cross-validation (``group``: hold out whole levels), refits through
+        :mod:`mixedbayes.batch`. See :func:`mixedbayes.workflows.kfold.kfold`."""
+        from mixedbayes.results.refit import refit_method
+
+        self.kind.require("predict", "kfold")
+        return cast("KFoldResult", refit_method("kfold")(self, k, group=group, **options))
+
+    def update(
+        self, formula: str | None = None, data: pd.DataFrame | None = None, **changes: Any
+    ) -> Fit:
+        """Refit with a changed formula (``". ~ . + z"``), data or spec keys, keeping the
+        rest (priors, sampler settings), as ``brms::update``.
+        See :func:`mixedbayes.workflows.update.update`."""
+        from mixedbayes.results.refit import refit_method
+
+        return cast("Fit", refit_method("update")(self, formula, data, **changes))
 
     def diagnose(self, **thresholds: Any) -> Diagnostics:
         """Convergence gates with their numbers: R-hat, bulk/tail ESS, divergences, tree depth,

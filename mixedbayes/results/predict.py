@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
     from mixedbayes.design import Design, GroupFactor, NewData
 
-__all__ = ["Level", "NewGroups", "linear_predictor_draws", "predict_draws"]
+__all__ = [
+    "Level",
+    "NewGroups",
+    "group_covariance",
+    "linear_predictor_draws",
+    "predict_draws",
+]
 
 NewGroups = Literal["error", "sample", "population"]
 Level = str | Sequence[str] | None
@@ -50,8 +56,8 @@ def included_groups(design: Design, level: Level) -> list[GroupFactor]:
     return [g for g in design.groups if g.name in level]
 
 
-def _group_covariance_chol(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
-    """Cholesky factor of each draw's covariance of the factor's effects, (chain, draw, k, k)."""
+def group_covariance(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
+    """Each draw's covariance of the factor's effects, (chain, draw, k, k)."""
     sd = posterior[Names.sd(g.name)].transpose("chain", "draw", g.term_dim).to_numpy()
     k = sd.shape[-1]
     name = Names.cor(g.name)
@@ -59,7 +65,13 @@ def _group_covariance_chol(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
         cor = posterior[name].transpose("chain", "draw", ...).to_numpy()
     else:
         cor = np.broadcast_to(np.eye(k), (*sd.shape[:2], k, k))
-    cov = sd[..., :, None] * cor * sd[..., None, :]
+    return np.asarray(sd[..., :, None] * cor * sd[..., None, :])
+
+
+def _group_covariance_chol(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
+    """Cholesky factor of each draw's covariance of the factor's effects, (chain, draw, k, k)."""
+    cov = group_covariance(posterior, g)
+    k = cov.shape[-1]
     jitter = 1e-12 * np.eye(k) * np.maximum(1.0, np.abs(cov).max())
     return np.asarray(np.linalg.cholesky(cov + jitter))
 

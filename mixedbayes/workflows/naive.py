@@ -18,6 +18,7 @@ import pandas as pd
 
 from mixedbayes import api
 from mixedbayes.naming import Names
+from mixedbayes.results.r2 import distribution_variance
 from mixedbayes.spec import load_spec
 from mixedbayes.spec.formula import fixed_formula
 
@@ -60,27 +61,10 @@ class NaiveComparison:
 def residual_variance(fit: FitLike) -> tuple[np.ndarray, str]:
     """Draws of the residual variance on the latent (link) scale, and how it was obtained.
 
-    Gaussian-like families: sigma². Otherwise the distribution-specific variances of
-    Nakagawa, Johnson & Schielzeth (2017): π²/3 (logit), 1 (probit), π²/6 (cloglog), and
-    log(1 + 1/mean(y)) for log-link count families (the lognormal approximation).
+    :func:`mixedbayes.results.r2.distribution_variance` (the distribution-specific variances
+    of Nakagawa, Johnson & Schielzeth 2017) with λ = mean(y) for log-link count families.
     """
-    post = fit.posterior
-    n_draws = post.sizes["chain"] * post.sizes["draw"]
-    if "sigma" in post:
-        return post[Names().param("sigma")].to_numpy().ravel() ** 2, "sigma^2"
-    link = fit.design.link.name
-    fixed = {
-        "logit": (np.pi**2 / 3, "pi^2/3"),
-        "probit": (1.0, "1"),
-        "cloglog": (np.pi**2 / 6, "pi^2/6"),
-    }
-    if link in fixed:
-        value, text = fixed[link]
-        return np.full(n_draws, value), f"{text} (latent {link} scale)"
-    if link == "log" and fit.design.family.discrete:
-        value = float(np.log1p(1.0 / max(float(np.mean(fit.design.y)), 1e-12)))
-        return np.full(n_draws, value), "log(1 + 1/mean(y)) (Nakagawa et al. 2017)"
-    return np.full(n_draws, np.nan), f"not defined for {fit.design.family.name}/{link}"
+    return distribution_variance(fit.design, fit.posterior, float(np.mean(fit.design.y)))
 
 
 def intraclass_correlation(fit: FitLike) -> pd.DataFrame:
