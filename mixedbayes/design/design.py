@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.contrasts import FactorCoding, code_factors
 from mixedbayes.design.data import (
     DataReport,
     clean_data,
@@ -92,6 +93,8 @@ class Design:
         Trials per row (binomial).
     zi_X, zi_terms
         Zero-inflation design and its term names (zero-inflated families).
+    coding : FactorCoding
+        What the spec's ``contrasts`` did to the formula and the factor columns.
     """
 
     spec: ModelSpec
@@ -113,6 +116,7 @@ class Design:
     zi_X: np.ndarray | None = None
     zi_terms: tuple[str, ...] = ()
     _zi_matrices: Any = None
+    coding: FactorCoding = field(default_factory=FactorCoding)
 
     @property
     def n(self) -> int:
@@ -166,8 +170,8 @@ class Design:
         for g in self.groups:
             for t in g.formulae_terms:
                 needed |= {v for v in self._matrices.group.terms[t].var_names if v}
-        DataError.collect(missing_column_problems(needed, data))
-        frame = data.copy()
+        DataError.collect(missing_column_problems(needed - set(FORMULA_FUNCTIONS), data))
+        frame = self.coding.new_data(data.copy())
         common = self._matrices.common
         _, X, offset = _fixed_part(
             None if common is None else common.evaluate_new_data(frame), len(frame)
@@ -375,6 +379,10 @@ def make_regression_design(
     frame, report = clean_data(
         data, response=sorted(response), covariates=sorted(covariates), groups=sorted(groups)
     )
+    frame, coding = code_factors(spec.contrasts, frame, covariates=covariates, groups=groups)
+    formula = coding.rewrite(formula)
+    zi = coding.rewrite(zi) if zi else zi
+    parts = split_formula(formula)
     level_rows = _level_rows(frame, groups, covariates)
     try:
         if level_rows is None:
@@ -477,4 +485,5 @@ def make_regression_design(
         zi_X=None if zi_X is None else frozen(zi_X, float),
         zi_terms=zi_terms,
         _zi_matrices=zi_matrices,
+        coding=coding,
     )

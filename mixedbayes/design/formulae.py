@@ -6,12 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from mixedbayes.design.contrasts import SUM_FUNCTION, contr_sum, display_label
 from mixedbayes.spec.formula import FormulaParts
 
 __all__ = ["FORMULA_FUNCTIONS", "common_names", "formula_variables"]
 
-#: Functions a formula may call (``log(x)``, ``center(x)`` and formulae's own ``C``, ``scale``).
+#: Functions a formula may call (``log(x)``, ``center(x)`` and formulae's own ``C``, ``scale``);
+#: ``contr_sum`` is the sum-to-zero coding a spec's ``contrasts`` asks for.
 FORMULA_FUNCTIONS: dict[str, Any] = {
+    SUM_FUNCTION: contr_sum,
     "log": np.log,
     "log1p": np.log1p,
     "log2": np.log2,
@@ -24,12 +27,13 @@ FORMULA_FUNCTIONS: dict[str, Any] = {
 
 
 def common_names(common: Any) -> list[str]:
-    """Column names of formulae's common (fixed) matrix (``Intercept``, ``trt[B]:time``)."""
+    """Column names of formulae's common (fixed) matrix (``Intercept``, ``trt[B]:time``,
+    ``Sex[S.Female]`` for sum coding)."""
     names: list[str] = []
     for term_name, sl in common.slices.items():
         labels = common.terms[term_name].labels
         names += list(labels) if len(labels) == sl.stop - sl.start else [term_name]
-    return names
+    return [display_label(n) for n in names]
 
 
 def formula_variables(parts: FormulaParts) -> tuple[set[str], set[str], set[str]]:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.contrasts import display_label
 from mixedbayes.errors import Problem, SpecError
 from mixedbayes.naming import Names
 from mixedbayes.spec.formula import Bar
@@ -306,7 +307,7 @@ def _expr_labels(term: Any) -> list[str]:
 
     if isinstance(term.expr, Intercept):
         return ["Intercept"]
-    return list(term.expr.labels)
+    return [display_label(lab) for lab in term.expr.labels]
 
 
 def _expr_matrix(term: Any) -> np.ndarray:

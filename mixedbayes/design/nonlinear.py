@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.contrasts import code_factors
 from mixedbayes.design.data import (
     DataReport,
     clean_data,
@@ -236,12 +237,13 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
         dosing_table = from_dose_column(
             frame, id=spec.subject, dose=spec.dosing.dose, dose_time=spec.dosing.dose_time
         )
+    frame, coding = code_factors(spec.contrasts, frame, covariates=covs, groups=groups)
     y = frame[spec.response].to_numpy(dtype=float)
     params = []
     per_param: dict[str, tuple[GroupFactor, ...]] = {}
     for key, rhs in spec.parameters.items():
         name, link_name = parameter_link(key)
-        parts = split_formula(f"{spec.response} ~ {rhs}")
+        parts = split_formula(coding.rewrite(f"{spec.response} ~ {rhs}"))
         dm = fm.design_matrices(
             parts.formulae_formula, frame, na_action="error", extra_namespace=FORMULA_FUNCTIONS
         )

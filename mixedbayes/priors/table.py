@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from mixedbayes.design.terms import resolve_term
 from mixedbayes.errors import Problem, SpecError
 from mixedbayes.priors.distributions import PriorDist, parse_prior
 
@@ -124,6 +125,24 @@ def _nlpars(table: PriorTable) -> set[str]:
     return {r.nlpar for r in table if r.nlpar}
 
 
+def _coefs(spec: PriorSpec, valid: dict[str, dict[str, set[str]]]) -> set[str]:
+    """The coefficients the override's class (and group) has."""
+    groups = valid.get(spec.class_, {})
+    return set().union(
+        *(groups[g] for g in ([spec.group] if spec.group else groups) if g in groups)
+    )
+
+
+def _user_coef(spec: PriorSpec, valid: dict[str, dict[str, set[str]]]) -> PriorSpec:
+    """``spec`` with an lme4/brms spelling of its coefficient (``SexFemale``,
+    ``(Intercept)``) replaced by the design's term (``Sex[Female]``)."""
+    coefs = _coefs(spec, valid)
+    if not spec.coef or spec.coef in coefs:
+        return spec
+    found = resolve_term(spec.coef, sorted(c for c in coefs if c))
+    return spec if found is None else spec.model_copy(update={"coef": found})
+
+
 def _check_override(
     i: int,
     spec: PriorSpec,
@@ -150,7 +169,7 @@ def _check_override(
         choices = sorted(g for g in groups if g)
         hint = f"use one of {choices}." if choices else f"class {cls!r} takes no group."
         return [Problem(f"class {cls!r} has no group {spec.group!r}.", where + ".group", hint)]
-    coefs = set().union(*(groups[g] for g in ([spec.group] if spec.group else groups)))
+    coefs = _coefs(spec, valid)
     if spec.coef and spec.coef not in coefs:
         choices = sorted(c for c in coefs if c)
         hint = f"valid coefs: {choices}." if choices else f"class {cls!r} takes no coef."
@@ -200,16 +219,13 @@ def apply_overrides(
     parsed: list[tuple[int, PriorSpec, PriorDist]] = []
     for i, spec in enumerate(overrides):
         prior = parse_prior(spec.prior)
-        found = _check_override(
-            i,
-            spec,
-            prior,
+        own = (
             _valid(PriorTable(tuple(r for r in table if r.nlpar == spec.nlpar)))
             if spec.nlpar
-            else valid,
-            nlpars,
-            positive_params,
+            else valid
         )
+        spec = _user_coef(spec, own)
+        found = _check_override(i, spec, prior, own, nlpars, positive_params)
         problems += found
         if not found:
             parsed.append((i, spec, prior))

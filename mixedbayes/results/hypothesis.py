@@ -2,7 +2,10 @@
 
 A hypothesis is ``"<expression> <op> <expression>"`` with ``op`` one of ``<``, ``>``, ``=``,
 over fixed-effect names (``Days``, ``trt:time``, ``Intercept``) and summary parameters
-(``sd_Subject[Days]``, ``sigma``), numbers and ``+ - * /``. It is parsed with :mod:`ast` after
+(``sd_Subject[Days]``, ``sigma``), numbers and ``+ - * /``. lme4 and brms spellings of the
+fixed effects work too (``age:SexFemale``, ``SexFemale:age``, ``(Intercept)``, ``b_age``,
+``sd_Subject__Days``; see :func:`mixedbayes.design.terms.resolve_term`); a name that means no
+parameter is a ``SpecError`` listing the fixed effects. It is parsed with :mod:`ast` after
 the names are replaced by placeholders — never evaluated as Python.
 """
 
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.terms import resolve_term
 from mixedbayes.errors import SpecError
 
 if TYPE_CHECKING:
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
 
     from mixedbayes.results.protocols import FitLike
 
-__all__ = ["hypothesis", "parameter_draws"]
+__all__ = ["fixed_effect_names", "hypothesis", "parameter_draws"]
 
 _OPS = ("<=", ">=", "<", ">", "=")
 
@@ -68,7 +72,62 @@ def _split(text: str) -> tuple[str, str, str]:
     )
 
 
-def _evaluate(expr: str, draws: dict[str, np.ndarray], text: str) -> np.ndarray:
+#: A name as typed in a hypothesis: a term with levels and interactions
+#: (``age:Sex[Female]``, ``age:SexFemale``), a brms name (``sd_Subject__Days``) or a
+#: back-quoted name holding any characters (```age40-59```).
+_PART = r"[A-Za-z][\w.]*(?:\[[^\]]*\])?"
+_NAME = re.compile(rf"'[^']*'|\"[^\"]*\"|`[^`]+`|(?<![\w.\]]){_PART}(?::{_PART})*")
+
+#: brms's names of group-level parameters: ``sd_Subject__Days``, ``cor_Subject__Intercept__Days``.
+_BRMS_GROUP = re.compile(r"^(sd|cor)_(.+?)__(.+)$")
+
+
+def fixed_effect_names(posterior: xr.Dataset) -> list[str]:
+    """The fixed-effect names a hypothesis may use: the terms of ``b`` (``Days``) and the
+    entries of every part's ``b_<part>`` (``b_log_CL[Intercept]``)."""
+    names: list[str] = []
+    for var in posterior.data_vars:
+        name = str(var)
+        if name != "b" and (not name.startswith("b_") or name.startswith("b_slope")):
+            continue
+        extra = [d for d in posterior[var].dims if d not in ("chain", "draw")]
+        if len(extra) != 1:
+            continue
+        labels = [str(v) for v in posterior[var][extra[0]].to_numpy()]
+        names += labels if name == "b" else [f"{name}[{lab}]" for lab in labels]
+    return names
+
+
+def _resolve(token: str, draws: dict[str, np.ndarray], fixed: Sequence[str]) -> str | None:
+    """The parameter of ``draws`` a user's spelling means (lme4/brms names included)."""
+    text = token.strip("`")
+    if text in draws:
+        return text
+    m = _BRMS_GROUP.match(text)
+    if m:
+        kind, group, rest = m.groups()
+        name = f"{kind}_{group}[{rest.replace('__', ',')}]"
+        if name in draws:
+            return name
+    return resolve_term(text, fixed)
+
+
+def _unknown(name: str, text: str, draws: dict[str, np.ndarray], fixed: Sequence[str]) -> SpecError:
+    others = [
+        n for n in draws if n not in fixed and ("[" not in n or n.startswith(("sd_", "cor_")))
+    ]
+    others = [n for n in others if not n.startswith("b[") and n not in ("b",)]
+    return SpecError(
+        f"hypothesis {text!r} names {name!r}, which is not a parameter of this model.",
+        where="hypothesis",
+        hint=f"the fixed effects are {list(fixed)}; other parameters: {others[:12]} "
+        "(lme4/brms spellings such as 'SexFemale', '(Intercept)', 'b_age' are accepted).",
+    )
+
+
+def _evaluate(
+    expr: str, draws: dict[str, np.ndarray], text: str, fixed: Sequence[str] = ()
+) -> np.ndarray:
     names = sorted(draws, key=len, reverse=True)
     placeholders: dict[str, str] = {}
     pattern = "|".join(re.escape(n) for n in names)
@@ -79,18 +138,28 @@ def _evaluate(expr: str, draws: dict[str, np.ndarray], text: str) -> np.ndarray:
         placeholders[key] = m.group(0)
         return key
 
+    def swap_resolved(m: re.Match[str]) -> str:
+        if m.group(0)[0] in "'\"":  # a string: left for the parser to refuse
+            return m.group(0)
+        found = _resolve(m.group(0), draws, fixed)
+        if found is None:
+            raise _unknown(m.group(0).strip("`"), text, draws, fixed)
+        key = f"__p{len(placeholders)}__"
+        placeholders[key] = found
+        return key
+
     code = token.sub(swap, expr) if names else expr
+    code = _NAME.sub(swap_resolved, code)
     try:
         tree = ast.parse(code, mode="eval").body
     except SyntaxError:
         tree = None
     if tree is None or not _allowed(tree, placeholders):
-        known = [n for n in draws if "[" not in n or n.startswith(("sd_", "cor_"))][:20]
         raise SpecError(
             f"cannot read {expr!r} in hypothesis {text!r}: use parameter names, numbers, "
-            "+ - * / and parentheses.",
+            "+ - * / and parentheses (quote a name holding other characters: `age40-59`).",
             where="hypothesis",
-            hint=f"known parameters include {known}.",
+            hint=f"the fixed effects are {list(fixed)}.",
         )
     return np.asarray(_eval(tree, {k: draws[v] for k, v in placeholders.items()}), dtype=float)
 
@@ -187,10 +256,11 @@ def hypothesis(
     """
     items = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
     draws = parameter_draws(fit.posterior)
+    fixed = fixed_effect_names(fit.posterior)
     rows = []
     for text in items:
         left, op, right = _split(text)
-        diff = _evaluate(left, draws, text) - _evaluate(right, draws, text)
+        diff = _evaluate(left, draws, text, fixed) - _evaluate(right, draws, text, fixed)
         rows.append(
             summarise_draws(
                 text,

@@ -1,5 +1,6 @@
 """Model specs: pure descriptions of models, loadable from YAML, dicts or Python."""
 
+from mixedbayes.spec.contrasts import ContrastSpec
 from mixedbayes.spec.io import GLMM, LMM, load_spec, save_spec, spec_from_dict
 from mixedbayes.spec.model import (
     SPEC_KINDS,
@@ -18,6 +19,7 @@ __all__ = [
     "GLMM",
     "LMM",
     "SPEC_KINDS",
+    "ContrastSpec",
     "DosingSpec",
     "FamilySpec",
     "GLMMSpec",

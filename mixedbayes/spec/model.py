@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mixedbayes.errors import Problem, SpecError
+from mixedbayes.spec.contrasts import ContrastSpec
 
 __all__ = [
     "SPEC_KINDS",
@@ -188,6 +189,10 @@ class ModelSpec(_Strict):
         ``"clinic:patient"``).
     sampler : SamplerSpec
         NUTS settings.
+    contrasts : dict of str to ContrastSpec
+        Coding of categorical predictors, keyed by column: reference level, level order,
+        ``treatment`` or ``sum`` coding (``{"Sex": {"reference": "Male"}}``,
+        ``{"Trt": "sum"}``); see :class:`~mixedbayes.spec.contrasts.ContrastSpec`.
     data : str, optional
         Where the data live: ``"dataset:sleepstudy"`` for a bundled set, or a CSV path
         (relative paths are relative to the spec file).
@@ -201,6 +206,7 @@ class ModelSpec(_Strict):
     parametrization: Parametrization = "auto"
     group_effects: dict[str, GroupOptions] = Field(default_factory=dict)
     sampler: SamplerSpec = SamplerSpec()
+    contrasts: dict[str, ContrastSpec] = Field(default_factory=dict)
     data: str | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes import api
+from mixedbayes.design.formulae import formula_variables
 from mixedbayes.naming import Names
 from mixedbayes.results.r2 import distribution_variance
 from mixedbayes.spec import load_spec
-from mixedbayes.spec.formula import fixed_formula
+from mixedbayes.spec.formula import fixed_formula, split_formula
 
 if TYPE_CHECKING:
     from mixedbayes.api import SpecLike
@@ -128,8 +129,11 @@ def compare_naive(
     model_spec, frame = api.spec_and_data(spec, data)
     formula = model_spec.formula  # type: ignore[attr-defined]
     naive_data = model_spec.model_dump(by_alias=True)
+    pooled = fixed_formula(formula)
+    pooled_columns = formula_variables(split_formula(pooled))[1]
     naive_data.update(
-        formula=fixed_formula(formula),
+        formula=pooled,
+        contrasts={k: v for k, v in naive_data["contrasts"].items() if k in pooled_columns},
         priors=[p for p in naive_data["priors"] if p["class"] not in ("sd", "cor")],
         group_effects={},
         name=(model_spec.name or "model") + " (naive)",
