@@ -350,6 +350,11 @@ def test_count_report_has_a_rootogram(count_fit: mb.Fit) -> None:
     assert "does not vary within levels of 'patient'" in why
     shrink = _blocks(report, "shrinkage", Figure)
     assert [f.name for f in shrink] == ["shrinkage-patient", "shrinkage-obs"]
+    # shrinkage on the log scale, by the Poisson likelihood: every factor in [0, 1]
+    (text, *_) = [p.text for p in _blocks(report, "shrinkage", Paragraph)]
+    assert "log link scale" in text and "v_jk / (v_jk + tau_k^2)" in text
+    factors = count_fit.shrinkage("patient").levels["shrinkage_factor"]
+    assert factors.notna().all() and factors.between(0, 1).all()
     assert "posterior_predictive" not in count_fit.idata.children
 
 

@@ -136,7 +136,8 @@ class Design:
     def working_y(self) -> np.ndarray:
         """The response on the linear-predictor scale, less the offset (``y`` for an LMM).
 
-        Used by least-squares summaries (the ``auto`` parametrization, no-pooling estimates).
+        Used by least-squares summaries (the ``auto`` parametrization) and as the starting
+        values of the shrinkage's pooled GLM fit.
         """
         z = working_response(self.family, self.link, self.y, self.trials)
         return z - self.offset if self.offset is not None else z

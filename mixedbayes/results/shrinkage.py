@@ -1,29 +1,40 @@
 """Shrinkage of group effects: no pooling, complete pooling and the fitted partial pooling.
 
-For each grouping factor and each of its terms (``Intercept``, slopes) the group-specific
-coefficient of a level is estimated three ways:
+Everything is on the model's link scale (the linear predictor). For each grouping factor and
+each of its terms (``Intercept``, slopes) the coefficient of a level, ``b[term] +
+r_<group>[level, term]``, is estimated three ways:
 
-- **complete pooling**: the least-squares coefficient of the term's fixed-effect column when
-  ``y`` is regressed on the fixed design ``X`` ignoring the groups (the column whose name equals
-  the group term's). A group term with no fixed counterpart (``y ~ 1 + (0 + x | g)``) is a pure
-  deviation from zero, so its complete-pooling value is 0.
-- **no pooling**: per level, least squares of ``y - X_other β_pooled`` on the factor's columns
-  of ``Z``, where ``X_other`` are the fixed columns not matched to the factor's terms and
-  ``β_pooled`` their complete-pooling coefficients
-  (:func:`mixedbayes.design.parametrization.no_pooling`). NaN where the level cannot be
-  estimated (no more rows than terms, or a rank-deficient ``Z``).
+- **complete pooling**: the term's coefficient in the GLM with the fixed effects only, fitted by
+  maximum likelihood with the family's own likelihood (least squares for a gaussian identity
+  model). A group term with no fixed counterpart (``y ~ 1 + (0 + x | g)``) is a pure deviation
+  from zero, so its complete-pooling value is 0.
+- **no pooling**: per level, the GLM fitted by the family's likelihood to that level's rows
+  alone, on the factor's columns of ``Z``; the fixed columns not matched to the factor's terms
+  enter as an offset at their posterior means, the values the partial-pooling estimate is
+  conditional on (:mod:`mixedbayes.results.pooling`). A level whose maximum-likelihood
+  estimate does not exist (all counts zero, all binary responses equal, separation) gets a
+  weakly penalised fit instead, flagged ``"penalised"`` in the ``no_pooling_fit`` column. NaN
+  (``"none"``) where the level cannot be estimated (no more rows than terms, or a
+  rank-deficient ``Z``).
 - **partial pooling**: the posterior of ``b[term] + r_<group>[level, term]`` (only ``r`` for a
-  term without a fixed counterpart): its mean and central interval.
+  term without a fixed counterpart): its mean and central interval. The posterior shrinks
+  towards the mixed model's own population value, the posterior mean of ``b[term]``
+  (``population_mean`` in ``.terms``, a dotted line in the plots); for a GLMM it differs from
+  complete pooling, whose coefficients are marginal over the groups (on a log or logit
+  scale the pooled intercept exceeds or flattens the mixed model's conditional one).
 
-The **shrinkage factor** of a level and term is ``(no - partial) / (no - complete)``: 0 when the
-fit keeps the level's own estimate, 1 when it pulls it all the way to the pooled value. Per
-term, the **shrinkage %** is the pharmacometric eta-shrinkage of Savic & Karlsson (2009),
+The **shrinkage factor** of level ``j`` and term ``k`` is ``v_jk / (v_jk + tau_k^2)``: ``v_jk``
+is the sampling variance of the level's no-pooling estimate of that coefficient (the diagonal
+of the inverse observed information of its GLM fit, family parameters at their posterior
+means) and ``tau_k`` the posterior mean of the group-level SD ``sd_<group>[k]``. It is the
+weight a normal-normal model puts on the population value: 0 when the level's own data
+dominate, 1 when the level is pulled all the way to complete pooling, and always in [0, 1].
+With several terms each coefficient is taken alone (the marginal variance of its estimate and
+its own SD); with correlated effects the posterior may also move a slope through the
+intercept, so an arrow need not follow the factor of each term exactly. Per term, the
+**shrinkage %** is the pharmacometric eta-shrinkage of Savic & Karlsson (2009),
 ``100 (1 - SD_levels(E[r]) / E[sd])``: the SD over levels of the posterior means of ``r`` (with
 ``ddof=1``) relative to the posterior mean of the group-level SD.
-
-The least-squares estimates are on the linear-predictor scale: they use the design's working
-response (the link of the response, pulled away from the boundaries, less any offset), exact
-for gaussian identity models and a first-order approximation for other families.
 
 Reference: Savic, R. M. & Karlsson, M. O. (2009). Importance of shrinkage in empirical Bayes
 estimates for diagnostics. *The AAPS Journal* 11(3), 558-569.
@@ -31,6 +42,7 @@ estimates for diagnostics. *The AAPS Journal* 11(3), 558-569.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +50,9 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.design.groups import find_factor
-from mixedbayes.design.parametrization import no_pooling
 from mixedbayes.errors import SpecError
 from mixedbayes.naming import Names
+from mixedbayes.results.pooling import PENALISED, RowLikelihood, factor_fits, pooled_fit
 from mixedbayes.results.summary import check_prob
 
 if TYPE_CHECKING:
@@ -50,7 +62,20 @@ if TYPE_CHECKING:
     from mixedbayes.design import Design, GroupFactor
     from mixedbayes.results.protocols import FitLike
 
-__all__ = ["Shrinkage", "shrinkage"]
+__all__ = ["FACTOR_DEFINITION", "Shrinkage", "shrinkage"]
+
+#: How the shrinkage factor is defined (printed by ``str(Shrinkage)`` and the report).
+FACTOR_DEFINITION = (
+    "shrinkage factor of level j and term k = v_jk / (v_jk + tau_k^2): "
+    "v_jk is the sampling variance of the level's no-pooling estimate of b[k] + r[j, k] "
+    "(inverse observed information of the GLM fitted to the level's rows alone), tau_k the "
+    "posterior mean of the group-level SD of term k (each term on its own); 0 = the level's "
+    "own estimate is kept, "
+    "1 = it is pulled all the way to complete pooling (the GLM with fixed effects only)"
+)
+
+#: The mixed model's own population value of a term in the plots.
+POPULATION_LABEL = "population (posterior mean of b)"
 
 LEVEL_COLUMNS = [
     "group",
@@ -63,8 +88,10 @@ LEVEL_COLUMNS = [
     "partial_lower",
     "partial_upper",
     "shrinkage_factor",
+    "no_pooling_se",
+    "no_pooling_fit",
 ]
-TERM_COLUMNS = ["group", "term", "shrinkage_pct", "n_levels"]
+TERM_COLUMNS = ["group", "term", "shrinkage_pct", "n_levels", "population_mean"]
 
 
 def _factors(design: Design, group: str | None) -> list[GroupFactor]:
@@ -81,17 +108,16 @@ def _factors(design: Design, group: str | None) -> list[GroupFactor]:
 
 
 def _factor_table(
-    design: Design, posterior: Any, g: GroupFactor, beta: np.ndarray, prob: float
+    design: Design,
+    posterior: Any,
+    lik: RowLikelihood,
+    g: GroupFactor,
+    beta: np.ndarray,
+    prob: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-level and per-term tables of one grouping factor."""
     fixed = list(design.fixed_terms)
     matched = [fixed.index(t) if t in fixed else None for t in g.terms]
-    used = {c for c in matched if c is not None}
-    other = [c for c in range(len(fixed)) if c not in used]
-    resid = design.working_y() - design.X[:, other] @ beta[other]
-    no_pool, _, _ = no_pooling(resid, g, tuple(range(len(g.terms))))
-    complete = np.array([beta[c] if c is not None else 0.0 for c in matched])
-
     r = (
         posterior[Names.r(g.name)]
         .sel({g.dim: list(g.levels), g.term_dim: list(g.terms)})
@@ -107,6 +133,9 @@ def _factor_table(
         .to_numpy()
     )
     b = b.reshape(-1, len(fixed))
+    fits, complete = factor_fits(lik, g, beta, b.mean(axis=0), matched)
+    population = np.array([b[:, c].mean() if c is not None else 0.0 for c in matched])
+    no_pool = fits.estimates
     for k, c in enumerate(matched):
         if c is not None:
             draws[:, :, k] += b[:, c][:, None]
@@ -114,11 +143,14 @@ def _factor_table(
     mean = draws.mean(axis=0)
     lower, upper = np.quantile(draws, [alpha, 1.0 - alpha], axis=0)
 
-    denom = no_pool - complete[None, :]
-    scale = np.nanmax(np.abs(np.concatenate([no_pool.ravel(), complete, [1.0]])))
-    ok = np.isfinite(no_pool) & (np.abs(denom) > 1e-9 * scale)
-    factor = np.full(no_pool.shape, np.nan)
-    factor[ok] = ((no_pool - mean)[ok]) / denom[ok]
+    sd = (
+        posterior[Names.sd(g.name)]
+        .sel({g.term_dim: list(g.terms)})
+        .mean(("chain", "draw"))
+        .to_numpy()
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = fits.variances / (fits.variances + sd[None, :] ** 2)
 
     counts = g.counts
     L, K = no_pool.shape
@@ -134,22 +166,24 @@ def _factor_table(
             "partial_lower": lower.ravel(),
             "partial_upper": upper.ravel(),
             "shrinkage_factor": factor.ravel(),
+            "no_pooling_se": np.sqrt(fits.variances).ravel(),
+            "no_pooling_fit": np.repeat(fits.method, K),
         },
         columns=LEVEL_COLUMNS,
     )
 
     r_mean = r.mean(axis=(0, 1))
-    sd = (
-        posterior[Names.sd(g.name)]
-        .sel({g.term_dim: list(g.terms)})
-        .mean(("chain", "draw"))
-        .to_numpy()
-    )
     spread = r_mean.std(axis=0, ddof=1) if L > 1 else np.full(K, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = 100.0 * (1.0 - spread / sd)
     terms = pd.DataFrame(
-        {"group": g.name, "term": list(g.terms), "shrinkage_pct": pct, "n_levels": L},
+        {
+            "group": g.name,
+            "term": list(g.terms),
+            "shrinkage_pct": pct,
+            "n_levels": L,
+            "population_mean": population,
+        },
         columns=TERM_COLUMNS,
     )
     return levels, terms
@@ -181,18 +215,21 @@ def shrinkage(fit: FitLike, group: str | None = None, prob: float = 0.95) -> Shr
 
     Notes
     -----
-    Complete pooling is the term's coefficient in the least-squares fit of ``y`` on the fixed
-    design (0 for a group term without a fixed counterpart); no pooling is the per-level least
-    squares of ``y - X_other β`` on the factor's ``Z`` (NaN where a level has no more rows than
-    terms); partial pooling is the posterior of ``b[term] + r_<group>[level, term]``. The
-    shrinkage factor ``(no - partial) / (no - complete)`` is 0 for no shrinkage and 1 for
-    complete pooling (NaN where no pooling is NaN or equals complete pooling). The shrinkage %
-    is ``100 (1 - SD over levels of E[r] / E[sd])`` (Savic & Karlsson, 2009). Least-squares
-    estimates use the working response on the link scale (exact for gaussian identity
-    models, approximate otherwise). Both least-squares estimates ignore the other grouping
-    factors, so with nested or crossed factors (``(1 | clinic/patient)``) a level's
-    no-pooling estimate also carries the other factors' effects and its shrinkage factor can
-    fall well outside [0, 1].
+    All estimates are of the level's coefficient ``b[term] + r_<group>[level, term]`` on the
+    link scale. Complete pooling is the term's coefficient in the GLM with the fixed effects
+    only (0 for a group term without a fixed counterpart); no pooling is the GLM fitted to the
+    level's rows alone on the factor's ``Z``, the other fixed columns held at their posterior
+    means; both by maximum likelihood with the family's own likelihood, its parameters
+    (``sigma``, ``alpha``, ...) at their posterior means (:mod:`mixedbayes.results.pooling`).
+    A level without a finite maximum-likelihood estimate (all counts zero, separation) gets a
+    weakly penalised fit, ``no_pooling_fit == "penalised"``; a level with no more rows than
+    terms gets none (NaN, ``"none"``). Partial pooling is the posterior of the coefficient.
+    The shrinkage factor is ``v / (v + tau^2)``, ``v`` the squared ``no_pooling_se`` and
+    ``tau`` the posterior mean of the term's group-level SD: in [0, 1], 0 for no shrinkage
+    and 1 for complete pooling. The shrinkage % is ``100 (1 - SD over levels of E[r] /
+    E[sd])`` (Savic & Karlsson, 2009). The per-level fits ignore the other grouping factors,
+    so with nested or crossed factors (``(1 | clinic/patient)``) a level's no-pooling
+    estimate also carries the other factors' effects.
 
     Examples
     --------
@@ -204,16 +241,18 @@ def shrinkage(fit: FitLike, group: str | None = None, prob: float = 0.95) -> Shr
     design = fit.design
     factors = _factors(design, group)
     posterior = fit.posterior
-    beta, *_ = np.linalg.lstsq(design.X, design.working_y(), rcond=None)
+    lik = RowLikelihood.at_posterior_mean(design, posterior)
+    beta = pooled_fit(lik)
     level_tables, term_tables = [], []
     for g in factors:
-        lv, tm = _factor_table(design, posterior, g, beta, prob)
+        lv, tm = _factor_table(design, posterior, lik, g, beta, prob)
         level_tables.append(lv)
         term_tables.append(tm)
     return Shrinkage(
         levels=pd.concat(level_tables, ignore_index=True),
         terms=pd.concat(term_tables, ignore_index=True),
         prob=prob,
+        scale=design.link.name,
     )
 
 
@@ -226,25 +265,36 @@ class Shrinkage:
     levels : DataFrame
         One row per grouping factor, level and term: ``group``, ``level``, ``term``,
         ``n_rows``, ``no_pooling``, ``complete_pooling``, ``partial_mean``,
-        ``partial_lower``, ``partial_upper``, ``shrinkage_factor``.
+        ``partial_lower``, ``partial_upper``, ``shrinkage_factor``, ``no_pooling_se``
+        (the no-pooling estimate's standard error) and ``no_pooling_fit`` (``"mle"``,
+        ``"penalised"`` for the fallback, ``"none"``).
     terms : DataFrame
         One row per grouping factor and term: ``group``, ``term``, ``shrinkage_pct``,
-        ``n_levels``.
+        ``n_levels``, ``population_mean`` (the posterior mean of ``b[term]``, 0 for a term
+        without a fixed counterpart).
     prob : float
         Mass of the partial-pooling intervals.
+    scale : str
+        The link whose scale the estimates are on (``"identity"``, ``"log"``, ...).
     """
 
     levels: pd.DataFrame
     terms: pd.DataFrame
     prob: float = 0.95
+    scale: str = "identity"
+
+    @property
+    def definition(self) -> str:
+        """How the estimates and the shrinkage factor are defined, in words."""
+        return f"All estimates are on the {self.scale} link scale. The {FACTOR_DEFINITION}."
 
     def __str__(self) -> str:
         lines = [
             f"Shrinkage of group effects ({100 * self.prob:g}% intervals)",
             "shrinkage % = 100 (1 - SD over levels of E[r] / E[sd]) (Savic & Karlsson 2009)",
             self.terms.to_string(index=False, float_format=lambda v: f"{v:.3g}"),
-            "shrinkage factor per level (0 = none, 1 = complete pooling): "
-            "median [min, max] over levels",
+            *textwrap.wrap(self.definition, 92),
+            "shrinkage factor per level: median [min, max] over levels",
         ]
         for (grp, term), sub in self.levels.groupby(["group", "term"], sort=False):
             f = sub["shrinkage_factor"].dropna()
@@ -254,6 +304,14 @@ class Shrinkage:
             missing = len(sub) - len(f)
             note = f" ({missing} levels without a no-pooling estimate)" if missing else ""
             lines.append(f"  {grp} {term}: {f.median():.3g} [{f.min():.3g}, {f.max():.3g}]{note}")
+        fallback = self.levels.loc[self.levels["no_pooling_fit"] == PENALISED]
+        for grp, sub in fallback.groupby("group", sort=False):
+            names = list(dict.fromkeys(sub["level"].astype(str)))
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            lines.append(
+                f"  {grp!s}: {len(names)} levels without a finite maximum-likelihood estimate "
+                f"(e.g. all counts zero, separation) got the weakly penalised fit: {shown}"
+            )
         return "\n".join(lines)
 
     def plot(
@@ -289,6 +347,8 @@ class Shrinkage:
             )
         table = self.levels[self.levels["group"] == group]
         terms = list(dict.fromkeys(table["term"]))
+        rows = self.terms[self.terms["group"] == group]
+        population = dict(zip(rows["term"], rows["population_mean"], strict=True))
         if term is not None and term not in terms:
             raise SpecError(
                 f"grouping factor {group!r} has no term {term!r}.",
@@ -299,7 +359,7 @@ class Shrinkage:
             slope = next(t for t in terms if t != "Intercept")
             if ax is None:
                 fig, ax = plt.subplots(figsize=(6.0, 5.0))
-            _plot_2d(ax, table, "Intercept", slope, group)
+            _plot_2d(ax, table, ("Intercept", slope), group, self.scale, population)
             return _figure(ax)
         panels = [term] if term is not None else terms
         if ax is not None and len(panels) > 1:
@@ -309,11 +369,11 @@ class Shrinkage:
                 hint=f"pass term= (one of {terms}), or leave ax out.",
             )
         if ax is not None:
-            _plot_1d(ax, table, panels[0], group)
+            _plot_1d(ax, table, panels[0], group, self.scale, population)
             return _figure(ax)
         fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 4.0), squeeze=False)
         for a, t in zip(axes[0], panels, strict=True):
-            _plot_1d(a, table, t, group)
+            _plot_1d(a, table, t, group, self.scale, population)
         fig.tight_layout()
         return fig
 
@@ -334,22 +394,52 @@ def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float]) -> No
     )
 
 
-def _plot_2d(ax: Axes, table: pd.DataFrame, xterm: str, yterm: str, group: str) -> None:
+def _scale_note(scale: str) -> str:
+    return "" if scale == "identity" else f", {scale} scale"
+
+
+def _no_pooling_points(ax: Axes, x: Any, y: Any, penalised: np.ndarray) -> None:
+    """Hollow circles for maximum-likelihood estimates, crosses for the penalised fallback."""
+    mle = ~penalised
+    ax.scatter(x[mle], y[mle], facecolors="none", edgecolors="C0", label="no pooling", zorder=3)
+    if penalised.any():
+        ax.scatter(
+            x[penalised],
+            y[penalised],
+            marker="x",
+            color="C0",
+            label="no pooling (penalised fallback)",
+            zorder=3,
+        )
+
+
+def _plot_2d(
+    ax: Axes,
+    table: pd.DataFrame,
+    terms: tuple[str, str],
+    group: str,
+    scale: str,
+    population: dict[str, float],
+) -> None:
+    xterm, yterm = terms
     wide = table.pivot(index="level", columns="term")
     nx, ny = wide[("no_pooling", xterm)], wide[("no_pooling", yterm)]
     px, py = wide[("partial_mean", xterm)], wide[("partial_mean", yterm)]
     ok = nx.notna() & ny.notna()
     for lv in wide.index[ok]:
         _arrow(ax, (float(nx[lv]), float(ny[lv])), (float(px[lv]), float(py[lv])))
-    ax.scatter(nx[ok], ny[ok], facecolors="none", edgecolors="C0", label="no pooling", zorder=3)
+    penalised = (wide[("no_pooling_fit", xterm)] == PENALISED).to_numpy()[ok.to_numpy()]
+    _no_pooling_points(ax, nx[ok].to_numpy(), ny[ok].to_numpy(), penalised)
     ax.scatter(px, py, color="C1", s=18, label="partial pooling (posterior mean)", zorder=4)
     cx = float(table.loc[table["term"] == xterm, "complete_pooling"].iloc[0])
     cy = float(table.loc[table["term"] == yterm, "complete_pooling"].iloc[0])
     ax.scatter([cx], [cy], marker="*", s=220, color="k", label="complete pooling", zorder=5)
-    ax.update_datalim(np.column_stack([np.r_[nx[ok], px, cx], np.r_[ny[ok], py, cy]]))
+    mx, my = float(population[xterm]), float(population[yterm])
+    ax.scatter([mx], [my], marker="P", s=90, color="C2", label=POPULATION_LABEL, zorder=5)
+    ax.update_datalim(np.column_stack([np.r_[nx[ok], px, cx, mx], np.r_[ny[ok], py, cy, my]]))
     ax.autoscale_view()
-    ax.set_xlabel(f"{xterm} ({group})")
-    ax.set_ylabel(f"{yterm} ({group})")
+    ax.set_xlabel(f"{xterm} ({group}{_scale_note(scale)})")
+    ax.set_ylabel(f"{yterm} ({group}{_scale_note(scale)})")
     ax.set_title(f"Shrinkage of {group} effects")
     ax.legend(fontsize="small")
 
@@ -374,7 +464,14 @@ def _count_ticks(ax: Axes, n_rows: np.ndarray) -> None:
         ax.set_xticks(distinct.astype(float), [str(int(v)) for v in distinct])
 
 
-def _plot_1d(ax: Axes, table: pd.DataFrame, term: str, group: str) -> None:
+def _plot_1d(
+    ax: Axes,
+    table: pd.DataFrame,
+    term: str,
+    group: str,
+    scale: str,
+    population: dict[str, float],
+) -> None:
     sub = table[table["term"] == term]
     x = _dodge(sub["n_rows"].to_numpy())
     no = sub["no_pooling"].to_numpy()
@@ -382,15 +479,17 @@ def _plot_1d(ax: Axes, table: pd.DataFrame, term: str, group: str) -> None:
     ok = np.isfinite(no)
     for xi, a, b in zip(x[ok], no[ok], part[ok], strict=True):
         _arrow(ax, (float(xi), float(a)), (float(xi), float(b)))
-    ax.scatter(x[ok], no[ok], facecolors="none", edgecolors="C0", label="no pooling", zorder=3)
+    penalised = (sub["no_pooling_fit"] == PENALISED).to_numpy()[ok]
+    _no_pooling_points(ax, x[ok], no[ok], penalised)
     ax.scatter(x, part, color="C1", s=18, label="partial pooling (posterior mean)", zorder=4)
     ax.axhline(
         float(sub["complete_pooling"].iloc[0]), color="k", ls="--", lw=1, label="complete pooling"
     )
+    ax.axhline(float(population[term]), color="C2", ls=":", lw=1.2, label=POPULATION_LABEL)
     ax.update_datalim(np.column_stack([np.r_[x[ok], x], np.r_[no[ok], part]]))
     ax.autoscale_view()
     _count_ticks(ax, sub["n_rows"].to_numpy())
     ax.set_xlabel(f"rows per level of {group}")
-    ax.set_ylabel(term)
+    ax.set_ylabel(term if scale == "identity" else f"{term} ({scale} scale)")
     ax.set_title(f"{group}: {term}")
     ax.legend(fontsize="small")

@@ -58,9 +58,13 @@ class ShrinkageSection(Section):
         shr = ctx.fit.shrinkage(prob=ctx.prob)
         blocks: list[Block] = [
             Paragraph(
-                "Each level's own least-squares estimate (no pooling) is pulled towards the "
-                "population value (complete pooling); the fitted mixed model gives the partial "
-                "pooling. Shrinkage % = 100 (1 − SD over levels of E[r] / E[sd]) "
+                "Each level's coefficient b[term] + r[level, term] is estimated three ways: "
+                "no pooling (a GLM fitted by the family's own likelihood to the level's rows "
+                "alone; a level without a finite maximum-likelihood estimate, such as one with "
+                "all counts zero, gets a weakly penalised fit, marked 'penalised' in the "
+                "no_pooling_fit column), complete pooling (the GLM with the fixed effects "
+                "only) and partial pooling (the posterior of the mixed model). "
+                f"{shr.definition} Shrinkage % = 100 (1 − SD over levels of E[r] / E[sd]) "
                 "(Savic & Karlsson 2009)."
             ),
             table_from_frame(shr.terms, caption="Shrinkage per grouping factor and term."),
