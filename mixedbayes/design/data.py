@@ -19,7 +19,14 @@ import pandas as pd
 
 from mixedbayes.errors import DataError, Problem, format_rows
 
-__all__ = ["DataReport", "DataWarning", "Dropped", "clean_data", "keep_category_order"]
+__all__ = [
+    "DataReport",
+    "DataWarning",
+    "Dropped",
+    "clean_data",
+    "keep_category_order",
+    "single_level_problems",
+]
 
 
 class DataWarning(UserWarning):
@@ -160,6 +167,41 @@ def grouping_problems(data: pd.DataFrame, columns: Sequence[str]) -> list[Proble
                     f"fill them with a level, or drop them (df.dropna(subset=[{col!r}])).",
                 )
             )
+    return problems
+
+
+def single_level_problems(
+    frame: pd.DataFrame, columns: Iterable[str], formulas: Iterable[str] = ()
+) -> list[Problem]:
+    """A problem per factor among ``columns`` that takes one level in ``frame`` (the rows
+    used).
+
+    A factor is a text, boolean or Categorical column, or a column a formula wraps in
+    ``C(...)``. With one level it has nothing to contrast: formulae would drop it from the
+    fixed effects without a word (or fail on an interaction with it).
+    """
+    import re
+
+    wrapped = {m for f in formulas for m in re.findall(r"\bC\(\s*([A-Za-z_][\w.]*)", f)}
+    problems = []
+    for col in sorted(set(columns)):
+        if col not in frame.columns:
+            continue
+        values = frame[col]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric and col not in wrapped:
+            continue
+        levels = values.dropna().unique()
+        if len(levels) != 1:
+            continue
+        problems.append(
+            Problem(
+                f"the factor {col!r} has one level ({str(levels[0])!r}) in the {len(frame)} rows "
+                "used: there is nothing to contrast it with, so its effect cannot be estimated.",
+                f"column '{col}'",
+                f"remove {col!r} from the formula, or fit data holding at least two of its levels.",
+            )
+        )
     return problems
 
 

@@ -16,8 +16,14 @@ from mixedbayes.design.data import (
     missing_column_problems,
     mixed_type_problems,
     numeric_problems,
+    single_level_problems,
 )
-from mixedbayes.design.formulae import FORMULA_FUNCTIONS, common_names, formula_variables
+from mixedbayes.design.formulae import (
+    FORMULA_FUNCTIONS,
+    common_names,
+    formula_variables,
+    function_problems,
+)
 from mixedbayes.design.glm import (
     auxiliary_variables,
     split_offsets,
@@ -364,6 +370,10 @@ def make_regression_design(
             "the data have no rows.", where="data", hint="pass a DataFrame with observations."
         )
     parts = split_formula(formula)
+    bad_calls = function_problems(formula, parts.formulae_formula)
+    if zi:
+        bad_calls += function_problems(zi, split_formula("zi " + zi).formulae_formula, "zi")
+    SpecError.collect(bad_calls)
     family = get_family(spec.family.name)
     link = get_link(spec.family.link_name)
     response, covariates, groups = formula_variables(parts)
@@ -384,6 +394,7 @@ def make_regression_design(
     formula = coding.rewrite(formula)
     zi = coding.rewrite(zi) if zi else zi
     parts = split_formula(formula)
+    DataError.collect(single_level_problems(frame, covariates, [formula, zi or ""]))
     level_rows = _level_rows(frame, groups, covariates)
     try:
         if level_rows is None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any
 
 import numpy as np
 
 from mixedbayes.design.contrasts import SUM_FUNCTION, contr_sum, display_label
+from mixedbayes.errors import Problem
 from mixedbayes.spec.formula import FormulaParts
 
-__all__ = ["FORMULA_FUNCTIONS", "common_names", "formula_variables"]
+__all__ = ["FORMULA_FUNCTIONS", "common_names", "formula_variables", "function_problems"]
 
 #: Functions a formula may call (``log(x)``, ``center(x)`` and formulae's own ``C``, ``scale``);
 #: ``contr_sum`` is the sum-to-zero coding a spec's ``contrasts`` asks for.
@@ -51,3 +54,50 @@ def formula_variables(parts: FormulaParts) -> tuple[set[str], set[str], set[str]
         covariates |= term.expr.var_names
     covariates = {v for v in covariates if v} - response - groups
     return {v for v in response if v}, covariates, {v for v in groups if v}
+
+
+def known_functions() -> list[str]:
+    """Every function a formula may call: :data:`FORMULA_FUNCTIONS` and formulae's own
+    transforms and encodings (``C``, ``I``, ``scale``, ``center``, ``poly``, ``Sum``, ...)."""
+    from formulae.categorical import ENCODINGS
+    from formulae.transforms import TRANSFORMS
+
+    return sorted({*FORMULA_FUNCTIONS, *TRANSFORMS, *ENCODINGS} - {"np"})
+
+
+def _resolves(name: str) -> bool:
+    head, _, rest = name.partition(".")
+    if head not in FORMULA_FUNCTIONS and head not in known_functions():
+        return False
+    obj: Any = FORMULA_FUNCTIONS.get(head)
+    for attr in rest.split(".") if rest else ():
+        if obj is None or not hasattr(obj, attr):
+            return False
+        obj = getattr(obj, attr)
+    return True
+
+
+def function_problems(formula: str, formulae_formula: str, where: str = "formula") -> list[Problem]:
+    """A problem per function ``formulae_formula`` (the formula as formulae reads it) calls
+    that a formula cannot call (``lg(age)``, ``np.lg(x)``), naming the function, the
+    ``formula`` as the user wrote it, and the closest known functions."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "''", formulae_formula)  # no calls inside strings
+    problems = []
+    seen: set[str] = set()
+    for name in re.findall(r"([A-Za-z_][\w.]*)\s*\(", text):
+        if name in seen or _resolves(name):
+            continue
+        seen.add(name)
+        known = known_functions()
+        close = difflib.get_close_matches(name.rpartition(".")[2], known, n=3, cutoff=0.5)
+        guess = f"did you mean {' or '.join(close)}? " if close else ""
+        guess = guess[:1].upper() + guess[1:]
+        problems.append(
+            Problem(
+                f"the formula {formula!r} calls {name}(), which is not a formula function.",
+                where,
+                f"{guess}a formula can call {', '.join(known)} and numpy's functions as "
+                "np.<name>; or compute the column in the data first.",
+            )
+        )
+    return problems

@@ -15,8 +15,14 @@ from mixedbayes.design.data import (
     grouping_problems,
     missing_column_problems,
     numeric_problems,
+    single_level_problems,
 )
-from mixedbayes.design.formulae import FORMULA_FUNCTIONS, common_names, formula_variables
+from mixedbayes.design.formulae import (
+    FORMULA_FUNCTIONS,
+    common_names,
+    formula_variables,
+    function_problems,
+)
 from mixedbayes.design.groups import (
     GroupFactor,
     RowMap,
@@ -25,7 +31,7 @@ from mixedbayes.design.groups import (
     group_factors,
     merge_factors,
 )
-from mixedbayes.errors import DataError, SpecError
+from mixedbayes.errors import DataError, Problem, SpecError
 from mixedbayes.families import Family, Link, get_family, get_link
 from mixedbayes.naming import OBS_DIM, Names
 from mixedbayes.spec.formula import split_formula
@@ -207,10 +213,15 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     needed = {spec.response} | set(covariate_names)
     groups: set[str] = set()
     covs: set[str] = set(covariate_names)
-    for rhs in spec.parameters.values():
-        _, c, g = formula_variables(split_formula(f"{spec.response} ~ {rhs}"))
+    calls: list[Problem] = []
+    for key, rhs in spec.parameters.items():
+        rhs_parts = split_formula(f"{spec.response} ~ {rhs}")
+        where = f"parameters.{key}"
+        calls += function_problems(f"{key} ~ {rhs}", rhs_parts.formulae_formula, where)
+        _, c, g = formula_variables(rhs_parts)
         covs |= c
         groups |= g
+    SpecError.collect(calls)
     extra = [c for c in (spec.time, spec.subject) if c]
     if spec.dosing is not None and spec.dosing.dose:
         extra.append(spec.dosing.dose)
@@ -238,6 +249,8 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
             frame, id=spec.subject, dose=spec.dosing.dose, dose_time=spec.dosing.dose_time
         )
     frame, coding = code_factors(spec.contrasts, frame, covariates=covs, groups=groups)
+    rewritten = [coding.rewrite(f"{spec.response} ~ {rhs}") for rhs in spec.parameters.values()]
+    DataError.collect(single_level_problems(frame, covs, rewritten))
     y = frame[spec.response].to_numpy(dtype=float)
     params = []
     per_param: dict[str, tuple[GroupFactor, ...]] = {}
