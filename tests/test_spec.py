@@ -132,7 +132,7 @@ def test_round_trip_property(
         (
             {"kind": "lmm", "formula": "y ~ x", "sampler": {"draws": 0}},
             "sampler.draws",
-            "greater than or equal to 1",
+            "an integer >= 1",
         ),
         (
             {"kind": "lmm", "formula": "y ~ x", "parametrization": "sideways"},

@@ -122,7 +122,7 @@ def LMM(formula: str, **options: Any) -> LMMSpec:
     return LMMSpec(formula=formula, **options)
 
 
-def GLMM(formula: str, family: str | dict[str, Any] = "poisson", **options: Any) -> GLMMSpec:
+def GLMM(formula: str, family: str | dict[str, Any], **options: Any) -> GLMMSpec:
     """Build a generalised linear mixed model spec in Python.
 
     Parameters
@@ -132,7 +132,8 @@ def GLMM(formula: str, family: str | dict[str, Any] = "poisson", **options: Any)
         ``offset(log(exposure))``.
     family : str or dict
         A registered family (``"poisson"``, ``"binomial"``, ``"negbinomial"``, ...) or
-        ``{"name": ..., "link": ...}``.
+        ``{"name": ..., "link": ...}``. Required, as in :class:`~mixedbayes.spec.GLMMSpec`:
+        neither has a default family.
     **options
         Any other :class:`~mixedbayes.spec.GLMMSpec` field (``zi``, ``priors``, ...).
     """

@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mixedbayes.errors import Problem, SpecError
+from mixedbayes.errors import SpecError
 from mixedbayes.spec.contrasts import ContrastSpec
+from mixedbayes.spec.validation import validation_problems
 
 __all__ = [
     "SPEC_KINDS",
@@ -32,23 +33,6 @@ Parametrization = Literal["auto", "centered", "noncentered"]
 _DEPTH: ContextVar[int] = ContextVar("spec_depth", default=0)
 
 
-def validation_problems(exc: ValidationError) -> list[Problem]:
-    """Turn pydantic's errors into problems naming each key path."""
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "spec"
-        msg = err["msg"].removeprefix("Value error, ")
-        hint = ""
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key {err['loc'][-1]!r}"
-            hint = "remove it or check its spelling."
-        elif err["type"] == "missing":
-            msg = "this key is required"
-            hint = "add it to the spec."
-        problems.append(Problem(msg, where, hint))
-    return problems
-
-
 class _Strict(BaseModel):
     """Base of every spec object: unknown keys are errors; objects are immutable."""
 
@@ -62,7 +46,7 @@ class _Strict(BaseModel):
         except ValidationError as exc:
             if depth:  # nested: let the outermost spec report the full key path
                 raise
-            raise SpecError(validation_problems(exc)) from None
+            raise SpecError(validation_problems(exc, type(self))) from None
         finally:
             _DEPTH.reset(token)
 
@@ -282,6 +266,8 @@ class GLMMSpec(LMMSpec):
 
     Attributes
     ----------
+    family : FamilySpec
+        Required: a GLMM has no default family (nor has :func:`mixedbayes.GLMM`).
     zi : str, optional
         Zero-inflation formula of the zero-inflated families, fixed effects on the logit
         scale of the structural-zero probability, e.g. ``"~ 1"`` (the default) or
@@ -295,6 +281,10 @@ class GLMMSpec(LMMSpec):
     """
 
     kind: Literal["glmm"] = "glmm"  # type: ignore[assignment]
+    family: FamilySpec = Field(
+        description="a glmm has no default family: name one, e.g. family: poisson "
+        "(binomial, negbinomial, bernoulli, gamma, ...); a Gaussian response is kind: lmm"
+    )
     zi: str | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
