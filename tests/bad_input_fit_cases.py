@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pandas as pd
 from bad_input_base import LMM, Case, D
 
@@ -157,5 +160,27 @@ FIT_CASES: list[Case] = [
         ("nonlinear",),
         where="kind",
         extra={"method": "typical_values"},
+    ),
+    Case(
+        "report-as-pdf",
+        "fit_method",
+        None,
+        SpecError,
+        (".pdf", "HTML (.html", "Markdown (.md", "report.html"),
+        where="path",
+        extra={"method": "report", "args": (str(Path(tempfile.gettempdir()) / "report.pdf"),)},
+    ),
+    Case(
+        "report-format-pdf",
+        "fit_method",
+        None,
+        SpecError,
+        ("'pdf'", "HTML (.html", "Markdown (.md"),
+        where="format",
+        extra={
+            "method": "report",
+            "args": (str(Path(tempfile.gettempdir()) / "report.pdf"),),
+            "kwargs": {"format": "pdf"},
+        },
     ),
 ]

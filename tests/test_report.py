@@ -83,7 +83,9 @@ def test_markdown_table_escapes_pipes_and_marks_status() -> None:
 def test_report_format() -> None:
     assert report_format("a/report.html") == "html"
     assert report_format("a/report.MD") == "md"
-    assert report_format("a/report.txt") == "html"
+    assert report_format("a/report") == "html"  # no suffix: HTML
+    with pytest.raises(mb.SpecError, match=r"'\.txt'.*HTML \(\.html"):
+        report_format("a/report.txt")  # another format's suffix is not written as HTML
     assert report_format("a/report.html", "markdown") == "md"
     with pytest.raises(mb.SpecError, match="format"):
         report_format("r.html", "pdf")

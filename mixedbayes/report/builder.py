@@ -145,7 +145,8 @@ class Report:
         path : str or path
             The file to write; missing parent directories are made.
         format : {"html", "md"}, optional
-            Default: from the suffix (``.html``, ``.md``); HTML for any other suffix.
+            Default: from the suffix (``.html``, ``.md``; HTML without one); another suffix
+            (``.pdf``) is a ``SpecError`` naming the formats.
         embed : bool
             Markdown only: embed the images as ``data:`` URIs instead of writing them as PNG
             files in ``<stem>_files/`` next to the Markdown file.
@@ -183,7 +184,8 @@ class Report:
 
 
 def report_format(path: str | os.PathLike[str], format: str | None = None) -> Format:
-    """The output format: ``format`` when given, else from the file's suffix (default HTML).
+    """The output format: ``format`` when given, else from the file's suffix (HTML when it
+    has none).
 
     Parameters
     ----------
@@ -197,16 +199,33 @@ def report_format(path: str | os.PathLike[str], format: str | None = None) -> Fo
     Raises
     ------
     SpecError
-        For an unknown format.
+        For an unknown format, or a suffix of another format (``report.pdf``): the report is
+        written as HTML or Markdown only.
     """
     if format is None:
-        return FORMATS.get(Path(path).suffix.lower(), "html")
+        suffix = Path(path).suffix.lower()
+        if not suffix or suffix in FORMATS:
+            return FORMATS.get(suffix, "html")
+        raise SpecError(
+            f"cannot write a report as {suffix!r} ({str(path)!r}): the formats are "
+            f"{_FORMATS_TEXT}.",
+            where="path",
+            hint=f"write {Path(path).with_suffix('.html').name!r} (print it to PDF from a "
+            "browser), or pass format='html' or 'md' to write under this name.",
+        )
     key = format.lower().lstrip(".")
     if key in ("html", "htm"):
         return "html"
     if key in ("md", "markdown"):
         return "md"
-    raise SpecError(f"unknown report format {format!r}.", where="format", hint="use html or md.")
+    raise SpecError(
+        f"unknown report format {format!r}; the formats are {_FORMATS_TEXT}.",
+        where="format",
+        hint="use format='html' or format='md'.",
+    )
+
+
+_FORMATS_TEXT = "HTML (.html, .htm) and Markdown (.md, .markdown)"
 
 
 def _selected(fit: FitLike, sections: Sequence[str] | None) -> list[str]:
