@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.compile import CompiledModel
+from mixedbayes.compile.model import INTEGRATED_OUT
 from mixedbayes.design import ModelDesign
 from mixedbayes.errors import DataError, SpecError
 from mixedbayes.inference import get_sampler
@@ -257,6 +258,7 @@ def fit(
             "sampler": chosen.name,
             "mixedbayes_spec": model_spec.to_yaml(),
             "marginalization": compiled.marginalization,
+            INTEGRATED_OUT: list(compiled.integrated_out),
         }
     )
     out = Fit(idata, model_spec, cast(Any, d), compiled.priors, timings, compiled)

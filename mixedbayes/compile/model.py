@@ -4,6 +4,7 @@ Each kind builds its models (``mixedbayes.kinds``); ``mb.compile`` dispatches.""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -12,8 +13,12 @@ from mixedbayes.priors.table import PriorTable
 
 if TYPE_CHECKING:
     from mixedbayes.design.design import Design
+    from mixedbayes.design.groups import GroupFactor
 
-__all__ = ["CompiledModel"]
+__all__ = ["INTEGRATED_OUT", "CompiledModel", "integrated_out", "sampled_parametrization"]
+
+#: The posterior attribute listing the grouping factors integrated out while sampling.
+INTEGRATED_OUT = "integrated_out"
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +56,14 @@ class CompiledModel:
         if self.sampling_model is None:
             object.__setattr__(self, "sampling_model", self.model)
 
+    @property
+    def integrated_out(self) -> tuple[str, ...]:
+        """The grouping factors whose effects NUTS did not sample (the marginalised LMM
+        integrates them out and draws them afterwards): their parametrization was not used."""
+        if self.marginal is None:
+            return ()
+        return tuple(n for n in (self.marginal.inner, self.marginal.outer) if n)
+
     def complete(self, idata: Any, seed: int) -> Any:
         """Add what the sampled model left out (``r_<group>`` of a marginalised LMM)."""
         if self.marginal is None:
@@ -69,3 +82,32 @@ class CompiledModel:
         """
         fn = self.model.compile_logp(mode=mode) if mode else self.model.compile_logp()
         return float(fn(self.model.initial_point()))
+
+
+def integrated_out(attrs: Mapping[Any, Any]) -> tuple[str, ...]:
+    """The grouping factors a fit integrated out, from its posterior's attributes.
+
+    Reads :data:`INTEGRATED_OUT`; fits saved before it was recorded fall back on the
+    ``marginalization`` note (``"integrated out: patient within clinic (...)"``).
+    """
+    names = attrs.get(INTEGRATED_OUT)
+    if names is not None:
+        return tuple(str(n) for n in ([names] if isinstance(names, str) else names))
+    note = str(attrs.get("marginalization", ""))
+    if not note.startswith("integrated out: "):
+        return ()
+    return tuple(note.removeprefix("integrated out: ").split(" (", 1)[0].split(" within "))
+
+
+def sampled_parametrization(
+    factor: GroupFactor, integrated: Collection[str], reasons: bool = False
+) -> str:
+    """How the effects of ``factor`` were sampled: each block's parametrization (with the
+    reason when ``reasons``), or ``integrated out`` when the sampler never saw them."""
+    if factor.name in integrated:
+        why = " (drawn after sampling from their exact conditional)" if reasons else ""
+        return "integrated out" + why
+    return "; ".join(
+        b.parametrization + (f" ({b.reason})" if reasons and b.reason else "")
+        for b in factor.blocks
+    )

@@ -4,7 +4,7 @@ worst value over them, and remedy advice that names the grouping factor concerne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -106,9 +106,10 @@ def _group_of(parameter: str, design: Design | None) -> str:
     return ""
 
 
-def _switch_advice(design: Design | None, group: str) -> str:
-    """How to switch the parametrization of ``group`` in the spec."""
-    if design is None or not group:
+def _switch_advice(design: Design | None, group: str, integrated: Collection[str] = ()) -> str:
+    """How to switch the parametrization of ``group`` in the spec (nothing for a group whose
+    effects were integrated out: no parametrization was sampled)."""
+    if design is None or not group or group in integrated:
         return ""
     current = {b.parametrization for b in design.group(group).blocks}
     other = "centered" if current == {"noncentered"} else "noncentered"
@@ -118,15 +119,20 @@ def _switch_advice(design: Design | None, group: str) -> str:
     )
 
 
-def _centred_groups(design: Design | None) -> list[str]:
+def _centred_groups(design: Design | None, integrated: Collection[str] = ()) -> list[str]:
     if design is None:
         return []
-    return [g.name for g in design.groups if any(b.parametrization == "centered" for b in g.blocks)]
+    return [
+        g.name
+        for g in design.groups
+        if g.name not in integrated and any(b.parametrization == "centered" for b in g.blocks)
+    ]
 
 
-def _geometry_advice(design: Design | None) -> str:
-    """Advice for funnel-like geometry: non-centre the centred groups, or tighten priors."""
-    centred = _centred_groups(design)
+def _geometry_advice(design: Design | None, integrated: Collection[str] = ()) -> str:
+    """Advice for funnel-like geometry: non-centre the centred groups that were sampled, or
+    tighten priors."""
+    centred = _centred_groups(design, integrated)
     if centred:
         groups = ", ".join(centred)
         return (

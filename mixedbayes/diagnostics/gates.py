@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import html
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
+from mixedbayes.compile.model import integrated_out
 from mixedbayes.diagnostics.gate_helpers import GROUP_PREFIXES as GROUP_PREFIXES
 from mixedbayes.diagnostics.gate_helpers import SAMPLE_DIMS as SAMPLE_DIMS
 from mixedbayes.diagnostics.gate_helpers import (
@@ -225,6 +226,7 @@ def _rhat_gate(
     rhat_max: float,
     design: Design | None,
     scope: str,
+    integrated: Collection[str] = (),
 ) -> Gate:
     stuck = _stuck(draws, names)
     if stuck:
@@ -243,7 +245,7 @@ def _rhat_gate(
     message = f"max R-hat {_fmt(value, 4)} at {label} ({scope}; threshold {rhat_max})."
     remedy = ""
     if status != "pass":
-        advice = _switch_advice(design, _group_of(label, design))
+        advice = _switch_advice(design, _group_of(label, design), integrated)
         remedy = (
             "run longer chains (e.g. mb.fit(..., draws=2000, tune=2000)); if the chains "
             "disagree, look for multimodality, use stronger priors"
@@ -260,6 +262,7 @@ def _ess_gate(
     names: Sequence[str],
     threshold: float,
     design: Design | None,
+    integrated: Collection[str] = (),
 ) -> Gate:
     name = f"ess_{method}"
     value, label = _extreme(ess, draws, names, "min")
@@ -269,7 +272,7 @@ def _ess_gate(
     message = f"min {method} ESS {value:.0f} at {label} (threshold {threshold:.0f})."
     remedy = ""
     if status != "pass":
-        advice = _switch_advice(design, _group_of(label, design))
+        advice = _switch_advice(design, _group_of(label, design), integrated)
         remedy = (
             "draw more (e.g. mb.fit(..., draws=2000, tune=2000)); if the draws are strongly "
             "autocorrelated, "
@@ -280,7 +283,11 @@ def _ess_gate(
 
 
 def _divergence_gate(
-    stats: xr.Dataset | None, total: int, limit: int, design: Design | None
+    stats: xr.Dataset | None,
+    total: int,
+    limit: int,
+    design: Design | None,
+    integrated: Collection[str] = (),
 ) -> Gate:
     if stats is None or "diverging" not in stats:
         return Gate("divergences", np.nan, limit, "pass", "not recorded by the sampler; skipped.")
@@ -294,7 +301,7 @@ def _divergence_gate(
     status: Status = "fail" if pct > 1.0 else "warn"
     remedy = (
         "raise target_accept (e.g. mb.fit(..., target_accept=0.95)) or "
-        + _geometry_advice(design)
+        + _geometry_advice(design, integrated)
         + "."
     )
     return Gate("divergences", float(count), limit, status, message, remedy)
@@ -354,7 +361,12 @@ def _ebfmi(stats: xr.Dataset) -> np.ndarray:
         return ebfmi_values(energy.to_numpy())
 
 
-def _ebfmi_gate(stats: xr.Dataset | None, limit: float, design: Design | None) -> Gate:
+def _ebfmi_gate(
+    stats: xr.Dataset | None,
+    limit: float,
+    design: Design | None,
+    integrated: Collection[str] = (),
+) -> Gate:
     if stats is None or "energy" not in stats:
         return Gate("ebfmi", np.nan, limit, "pass", "energy not recorded by the sampler; skipped.")
     values = _ebfmi(stats)
@@ -366,7 +378,7 @@ def _ebfmi_gate(stats: xr.Dataset | None, limit: float, design: Design | None) -
     message = f"E-BFMI below {limit} in chain(s) {low}; per chain: {shown}."
     remedy = (
         "the momentum resampling explores the energy poorly (heavy tails or a funnel): "
-        + _geometry_advice(design)
+        + _geometry_advice(design, integrated)
         + "; or use stronger priors and a longer tune."
     )
     return Gate("ebfmi", value, limit, "warn", message, remedy)
@@ -462,6 +474,8 @@ def diagnose(
     bulk_min = float(ess_bulk_min) if ess_bulk_min is not None else 100.0 * n_chains
     tail_min = float(ess_tail_min) if ess_tail_min is not None else 100.0 * n_chains
     design: Design | None = getattr(fit, "design", None)
+    # groups integrated out (marginalised LMM) were never sampled: no parametrization advice
+    integrated = integrated_out(tree["posterior"].attrs)
 
     all_names = [str(n) for n in posterior.data_vars]
     subset, scope_all = _level_sample(posterior[all_names], design)
@@ -474,7 +488,9 @@ def diagnose(
 
     stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
     gates = (
-        _rhat_gate("rhat", rhat_all, posterior, names, rhat_max, design, "summary parameters"),
+        _rhat_gate(
+            "rhat", rhat_all, posterior, names, rhat_max, design, "summary parameters", integrated
+        ),
         _rhat_gate(
             "rhat_all",
             rhat_all,
@@ -483,11 +499,12 @@ def diagnose(
             rhat_max,
             design,
             scope_all,
+            integrated,
         ),
-        _ess_gate("bulk", ess_bulk, posterior, names, bulk_min, design),
-        _ess_gate("tail", ess_tail, posterior, names, tail_min, design),
-        _divergence_gate(stats, total, max_divergences, design),
+        _ess_gate("bulk", ess_bulk, posterior, names, bulk_min, design, integrated),
+        _ess_gate("tail", ess_tail, posterior, names, tail_min, design, integrated),
+        _divergence_gate(stats, total, max_divergences, design, integrated),
         _treedepth_gate(stats, max_treedepth_fraction),
-        _ebfmi_gate(stats, ebfmi_min, design),
+        _ebfmi_gate(stats, ebfmi_min, design, integrated),
     )
     return Diagnostics(gates, n_chains, n_draws)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from mixedbayes.families import response_scale, round_sig, sd_scale
 from mixedbayes.priors.distributions import PriorDist
 from mixedbayes.priors.table import PriorRow, PriorTable, group_prior_rows
@@ -21,7 +23,8 @@ def default_regression_priors(design: Design) -> PriorTable:
     Rules (``loc``, ``s`` from :func:`mixedbayes.families.response_scale`: for a gaussian
     response ``median(y)`` and ``sd(y)``):
 
-    - ``Intercept`` (on centred predictors, as brms): Student-t(3, loc, 2.5·s).
+    - ``Intercept`` (on centred predictors, as brms): Student-t(3, loc − mean(offset), 2.5·s),
+      the offset taken off on the link scale (``log(mean(y)) − mean(log(exposure))``: a rate).
     - ``b`` for predictor ``x``: Normal(0, 2.5·s / sd(x)) (rstanarm's autoscaling).
     - ``sd`` of group term ``z``: half-Student-t(3, 0, s / sd(z)) (``sd(z)`` = 1 for the
       intercept).
@@ -32,15 +35,19 @@ def default_regression_priors(design: Design) -> PriorTable:
     loc, s, ytext = response_scale(design.family, y, design.link)
     rows: list[PriorRow] = []
     if design.has_intercept:
+        # the linear predictor adds the offset: the intercept is what is left of link(y)
+        # (a rate per unit of exposure for offset(log(exposure)) under a log link)
+        offset = 0.0 if design.offset is None else float(np.mean(design.offset))
+        where = f"; less mean(offset)={offset:.4g}" if offset else ""
         rows.append(
             PriorRow(
                 "Intercept",
                 "",
                 "",
                 "",
-                PriorDist("student_t", (3.0, loc, round_sig(2.5 * s))),
+                PriorDist("student_t", (3.0, round_sig(loc - offset), round_sig(2.5 * s))),
                 "default",
-                f"Student-t(3, loc, 2.5·s) on centred predictors; {ytext}",
+                f"Student-t(3, loc, 2.5·s) on centred predictors; {ytext}{where}",
             )
         )
     for j, term in enumerate(design.fixed_terms):

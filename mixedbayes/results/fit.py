@@ -441,17 +441,20 @@ class Fit:
         )
 
     def __repr__(self) -> str:
+        from mixedbayes.compile.model import integrated_out, sampled_parametrization
+
         d = self.design
         post = self.posterior
         lines = [
-            f"mixedbayes {self.spec.kind} fit: "
-            + str(getattr(self.spec, "formula", None) or getattr(self.spec, "model", None) or ""),
+            f"mixedbayes {self.spec.kind} fit: {self.kind.describe(self.spec)}",
             f"  family: {d.family.name} (link {d.link.name}); "
             f"{d.report.rows_used} rows"
             + (f" ({d.report.rows_dropped} dropped)" if d.report.rows_dropped else ""),
         ]
+        lines += [f"  {name}: {value}" for name, value in self.kind.report_items(self.spec)]
+        integrated = integrated_out(post.attrs)
         for g in d.groups:
-            params = ", ".join(b.parametrization for b in g.blocks)
+            params = sampled_parametrization(g, integrated)
             lines.append(f"  group {g.name}: {g.n_levels} levels, terms {list(g.terms)} [{params}]")
         note = self.idata["posterior"].attrs.get("marginalization")
         if note:

@@ -63,7 +63,20 @@ def _by_values(fit: FitLike, by: str | None, values: Sequence[Any] | None, role:
     col = data[by]
     if pd.api.types.is_numeric_dtype(col) and col.nunique() > 10:
         return [float(v) for v in np.quantile(col, [0.1, 0.5, 0.9])]
-    return sorted(col.dropna().unique().tolist(), key=str)
+    return ordered_values(col)
+
+
+def ordered_values(col: pd.Series) -> list[Any]:
+    """The distinct values of ``col`` in the order a table shows them: numbers numerically
+    (2 before 10), a Categorical in its categories' order (the reference level first), text
+    alphabetically."""
+    present = col.dropna()
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        used = set(present.unique().tolist())
+        return [c for c in col.cat.categories.tolist() if c in used]
+    if pd.api.types.is_numeric_dtype(col):
+        return sorted(present.unique().tolist())
+    return sorted(present.unique().tolist(), key=str)
 
 
 def _slope_draws(fit: FitLike, variable: str, grid: pd.DataFrame) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.compile.model import integrated_out, sampled_parametrization
 from mixedbayes.kinds import kind_of
 from mixedbayes.report.blocks import (
     Block,
@@ -135,6 +136,7 @@ class DataSection(Section):
         else:
             blocks.append(Paragraph("No row was dropped."))
         if design.groups:
+            integrated = integrated_out(ctx.fit.idata["posterior"].attrs)
             frame = pd.DataFrame(
                 [
                     {
@@ -144,10 +146,7 @@ class DataSection(Section):
                             np.bincount(g.index[g.index >= 0], minlength=g.n_levels)
                         ),
                         "terms": ", ".join(g.terms),
-                        "parametrization": "; ".join(
-                            b.parametrization + (f" ({b.reason})" if b.reason else "")
-                            for b in g.blocks
-                        ),
+                        "parametrization": sampled_parametrization(g, integrated, reasons=True),
                     }
                     for g in design.groups
                 ]
