@@ -58,7 +58,10 @@ contrasts:
     assert c["dose"].coding == "sum"
     assert c["Trt"].levels == ("0", "1") and c["Trt"].reference == "1"
     assert mb.load_spec(from_yaml.to_yaml()) == from_yaml
-    assert mb.GLMM("y ~ Sex", contrasts={"Sex": "contr.sum"}).contrasts["Sex"].coding == "sum"
+    assert (
+        mb.GLMM("y ~ Sex", "poisson", contrasts={"Sex": "contr.sum"}).contrasts["Sex"].coding
+        == "sum"
+    )
 
 
 def test_unknown_coding_names_it_and_the_codings() -> None:
