@@ -68,8 +68,8 @@ def test_pk_outputs(theoph_fit: mb.Fit) -> None:
     trough = lambda f, t: float(f.loc[(f["time"] - t).abs().idxmin(), "mean"])  # noqa: E731
     assert trough(known, 23.5) > trough(known, 11.5)
     # regression-only outputs say what to use instead; hypotheses work on any parameter
-    with pytest.raises(mb.SpecError, match="concentration_curves"):
-        theoph_fit.predict()
+    with pytest.raises(mb.SpecError, match="individual_parameters"):
+        theoph_fit.shrinkage()
     h = theoph_fit.hypothesis("b_log_CL[Intercept] < -3").iloc[0]
     assert h["post_prob"] > 0.9
 

@@ -83,22 +83,13 @@ def structural_mean(design: NonlinearDesign, theta: dict[str, Any], xp: str = "p
 
 def _ode_mean(design: NonlinearDesign, theta: dict[str, Any]) -> Any:
     from mixedbayes.nonlinear.expression import parse_expression
-    from mixedbayes.pk.ode import observe, ode_grid, parse_ode, solve_ode
+    from mixedbayes.pk.ode import observe, parse_ode, solve_ode, subject_grid
 
     spec = design.spec
     assert spec.ode is not None and design.time is not None and design.dosing is not None
     system = parse_ode(spec.ode.rhs)
-    subjects = sorted(set(design.subjects), key=design.subjects.index)
-    first = np.array([design.subjects.index(s) for s in subjects])
     doses = [(r.subject, r.time, r.amount) for r in design.dosing.records]
-    grid = ode_grid(
-        subjects,
-        design.subjects,
-        design.time,
-        doses,
-        system.states.index(spec.ode.dose_state),
-        len(system.states),
-    )
+    grid, first = subject_grid(system, spec.ode.dose_state, design.subjects, design.time, doses)
     per_subject = {name: value[first] for name, value in theta.items()}
     states = solve_ode(system, grid, per_subject, substeps=spec.ode.substeps)
     at_obs = observe(states, grid)

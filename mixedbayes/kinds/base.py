@@ -42,7 +42,7 @@ CAPABILITIES = {
     "trajectories": "fit.trajectories(): individual and population curves",
     "slopes": "fit.slopes() / fit.contrasts(): marginal effects on a reference grid",
     "naive": "mb.compare_naive(): the mixed model against naive regressions",
-    "pk": "typical values, individual parameters, concentration curves, regimens",
+    "pk": "typical values, individual parameters, fitted (concentration) curves, regimens",
 }
 
 

@@ -28,9 +28,8 @@ class NonlinearKind(Kind):
 
     name = "nonlinear"
     spec_type = NonlinearSpec
-    capabilities: ClassVar[frozenset[str]] = frozenset({"pk"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"pk", "predict"})
     instead: ClassVar[dict[str, str]] = {
-        "predict": "concentration_curves() or predict_regimen()",
         "shrinkage": "individual_parameters()",
         "trajectories": "concentration_curves()",
         "slopes": "typical_values()",

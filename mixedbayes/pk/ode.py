@@ -33,9 +33,9 @@ each state a separate ``(S,)`` loop output (no stacking or indexing inside the l
 from __future__ import annotations
 
 import keyword
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -45,7 +45,17 @@ from mixedbayes.nonlinear.expression import FUNCTIONS, Expression, parse_express
 if TYPE_CHECKING:
     from pytensor.tensor.variable import TensorVariable
 
-__all__ = ["ODEGrid", "ODESystem", "observe", "ode_grid", "parse_ode", "solve_ode"]
+__all__ = [
+    "ODEGrid",
+    "ODESystem",
+    "observe",
+    "ode_grid",
+    "parse_ode",
+    "rk4_step",
+    "solve_ode",
+    "solve_ode_numpy",
+    "subject_grid",
+]
 
 #: The name of time in a right-hand side.
 TIME = "t"
@@ -223,6 +233,7 @@ def ode_grid(
     doses: Sequence[tuple[str, float, float]],
     dose_state: int,
     n_states: int,
+    extra_times: Mapping[str, np.ndarray] | None = None,
 ) -> ODEGrid:
     """Build the per-subject time grids for :func:`solve_ode`.
 
@@ -240,6 +251,9 @@ def ode_grid(
         Index of the state that receives the doses.
     n_states : int
         Number of states of the system.
+    extra_times : mapping of str to numpy.ndarray, optional
+        By subject, more grid times (>= 0) that no observation reads: finer steps for the
+        RK4 solver. By default the grid points are 0 and the observation and dose times.
 
     Returns
     -------
@@ -294,7 +308,8 @@ def ode_grid(
     grids: list[np.ndarray] = []
     for i in range(n_subjects):
         own_doses = [float(t) for s, t, _ in doses if index[str(s)] == i]
-        grids.append(np.unique(np.concatenate([[0.0], t_obs[obs_subject == i], own_doses])))
+        more = (extra_times or {}).get(labels[i], np.zeros(0))
+        grids.append(np.unique(np.concatenate([[0.0], t_obs[obs_subject == i], own_doses, more])))
     n_points = np.array([g.size for g in grids], dtype=np.int64)
     n_grid = int(n_points.max())
     times = np.empty((n_subjects, n_grid))
@@ -395,28 +410,14 @@ def solve_ode(
     zero = pt.zeros((n_subjects,), dtype=floatx)
     n_dosed = len(dosed)
 
-    def rhs(t: Any, y: Sequence[Any], values: Sequence[Any]) -> list[Any]:
-        env: dict[str, Any] = dict(zip(names, values, strict=True))
-        env.update(zip(system.states, y, strict=True))
-        env[TIME] = t
-        # Adding zero broadcasts a constant (or shared scalar) right-hand side to (S,).
-        return [zero + expr.evaluate(env, xp="pytensor") for expr in system.rhs]
-
     def step(t: Any, h: Any, *rest: Any) -> list[Any]:
         doses = dict(zip(dosed, rest[:n_dosed], strict=True))
         y = [
             a + doses[k] if k in doses else a
             for k, a in enumerate(rest[n_dosed : n_dosed + n_states])
         ]
-        values = rest[n_dosed + n_states :]
-        k1 = rhs(t, y, values)
-        k2 = rhs(t + h / 2, [a + h / 2 * b for a, b in zip(y, k1, strict=True)], values)
-        k3 = rhs(t + h / 2, [a + h / 2 * b for a, b in zip(y, k2, strict=True)], values)
-        k4 = rhs(t + h, [a + h * b for a, b in zip(y, k3, strict=True)], values)
-        return [
-            a + h / 6 * (b1 + 2 * b2 + 2 * b3 + b4)
-            for a, b1, b2, b3, b4 in zip(y, k1, k2, k3, k4, strict=True)
-        ]
+        values = dict(zip(names, rest[n_dosed + n_states :], strict=True))
+        return rk4_step(_rhs(system, values, zero, "pytensor"), t, h, y)
 
     path = pytensor.scan(
         step,
@@ -430,6 +431,114 @@ def solve_ode(
     ends = pt.stack(path, axis=-1)[substeps - 1 :: substeps]  # (G - 1, S, n_states)
     states = pt.concatenate([y0[None], ends], axis=0)  # (G, S, n_states)
     return states.transpose(1, 0, 2)  # type: ignore[no-any-return]
+
+
+def _rhs(
+    system: ODESystem, values: Mapping[str, Any], zero: Any, xp: Literal["numpy", "pytensor"]
+) -> Callable[[Any, Sequence[Any]], list[Any]]:
+    """The right-hand sides as a function of time and the states, for parameter ``values``;
+    adding ``zero`` broadcasts a constant (or shared scalar) right-hand side to its shape."""
+
+    def f(t: Any, y: Sequence[Any]) -> list[Any]:
+        env: dict[str, Any] = dict(values)
+        env.update(zip(system.states, y, strict=True))
+        env[TIME] = t
+        return [zero + expr.evaluate(env, xp=xp) for expr in system.rhs]
+
+    return f
+
+
+def rk4_step(
+    f: Callable[[Any, Sequence[Any]], list[Any]], t: Any, h: Any, y: Sequence[Any]
+) -> list[Any]:
+    """One classical Runge-Kutta step of size ``h`` from ``(t, y)`` (NumPy arrays or tensors;
+    ``y`` one entry per state): the step :func:`solve_ode` and :func:`solve_ode_numpy` share."""
+    k1 = f(t, y)
+    k2 = f(t + h / 2, [a + h / 2 * b for a, b in zip(y, k1, strict=True)])
+    k3 = f(t + h / 2, [a + h / 2 * b for a, b in zip(y, k2, strict=True)])
+    k4 = f(t + h, [a + h * b for a, b in zip(y, k3, strict=True)])
+    return [
+        a + h / 6 * (b1 + 2 * b2 + 2 * b3 + b4)
+        for a, b1, b2, b3, b4 in zip(y, k1, k2, k3, k4, strict=True)
+    ]
+
+
+def solve_ode_numpy(
+    system: ODESystem, grid: ODEGrid, theta: Mapping[str, Any], *, substeps: int = 8
+) -> np.ndarray:
+    """:func:`solve_ode` in NumPy, for many parameter sets at once (no compilation).
+
+    The same fixed-step RK4 on the same grid, with the doses added at the same points, so
+    that it reproduces the model's solution to rounding: predictions from posterior draws
+    use it instead of compiling the scan again.
+
+    Parameters
+    ----------
+    system, grid, substeps
+        As for :func:`solve_ode`.
+    theta : mapping of str to array_like
+        A value for every parameter: shape ``(..., S)`` (a leading batch, e.g. the draws,
+        and one value per subject) or a scalar.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., S, G, n_states)`` states at every grid point, before the doses there.
+    """
+    missing = [p for p in system.parameters if p not in theta]
+    if missing:
+        raise SpecError(
+            f"the ODE needs values for the parameters {', '.join(map(repr, missing))}",
+            where="ode",
+            hint="define them as model parameters (one value per subject)",
+        )
+    if int(substeps) < 1:
+        raise ValueError(f"substeps must be >= 1, got {substeps}")
+    values = {p: np.asarray(theta[p], dtype=float) for p in system.parameters}
+    batch = np.broadcast_shapes((grid.n_subjects,), *(v.shape for v in values.values()))
+    zero = np.zeros(batch)
+    out = np.zeros((*batch, grid.n_grid, system.n_states))
+    f = _rhs(system, values, zero, "numpy")
+    y = [zero.copy() for _ in system.states]
+    times = np.asarray(grid.times, dtype=float)
+    for j in range(grid.n_grid - 1):
+        y = [a + grid.dose_amount[:, j, k] for k, a in enumerate(y)]
+        h = (times[:, j + 1] - times[:, j]) / substeps
+        for k in range(int(substeps)):
+            y = rk4_step(f, times[:, j] + k * h, h, y)
+        out[..., j + 1, :] = np.stack(y, axis=-1)
+    return out
+
+
+def subject_grid(
+    system: ODESystem,
+    dose_state: str,
+    obs_subjects: Sequence[str],
+    obs_times: np.ndarray,
+    doses: Sequence[tuple[str, float, float]],
+    extra_times: Mapping[str, np.ndarray] | None = None,
+) -> tuple[ODEGrid, np.ndarray]:
+    """The grid of each observed subject (in order of first observation) and the position
+    of each subject's first observation, whose parameter values the subject's ODE uses.
+
+    Doses of subjects without observations are left out; ``extra_times`` as for
+    :func:`ode_grid`.
+    """
+    subjects = list(dict.fromkeys(str(s) for s in obs_subjects))
+    labels = [str(s) for s in obs_subjects]
+    first = np.array([labels.index(s) for s in subjects], dtype=np.int64)
+    known = set(subjects)
+    own = [d for d in doses if str(d[0]) in known]
+    grid = ode_grid(
+        subjects,
+        labels,
+        obs_times,
+        own,
+        system.state_index(dose_state),
+        system.n_states,
+        extra_times,
+    )
+    return grid, first
 
 
 def observe(states: Any, grid: ODEGrid) -> TensorVariable:

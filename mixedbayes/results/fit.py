@@ -126,12 +126,19 @@ class Fit:
     ) -> xr.DataArray:
         """Posterior draws of predictions, dims (chain, draw, observation).
 
+        Evaluated in NumPy from the draws, without compiling the model again. Nonlinear fits
+        (PK library, expression, ODE) predict the structural model from each draw's
+        parameters; newdata are read as the fit's data (an event table's doses, a dose
+        column); see :mod:`mixedbayes.results.nonlinear_predict`.
+
         Parameters
         ----------
         newdata : DataFrame, optional
             Rows to predict for (the fitted rows when None).
         kind : {"link", "mean", "response"}
-            The linear predictor, the expected response, or simulated new responses.
+            The linear predictor, the expected response, or simulated new responses (with
+            the residual error model for nonlinear fits, whose ``"mean"`` is the structural
+            prediction and which have no single ``"link"``).
         level : None, "population", str or list of str
             Grouping factors whose effects are included: all (None), none ("population"),
             or the ones named (e.g. ``["clinic"]``, like lme4's ``re.form``).
@@ -343,7 +350,8 @@ class Fit:
     def concentration_curves(
         self, subjects: Sequence[str] | None = None, times: Sequence[float] | None = None
     ) -> Any:
-        """PK fits: individual predicted concentration curves with the observed points."""
+        """Nonlinear fits: each subject's fitted curve (and the population curve) with the
+        observed points; ``.plot()`` draws them."""
         from mixedbayes.results.nonlinear import individual_curves
 
         return individual_curves(self, subjects, times)
@@ -397,7 +405,7 @@ class Fit:
         Model, data (rows used and dropped), priors with provenance, convergence gates,
         parameters, forest, trace and rank plots, posterior predictive check, LOO, and by
         kind: shrinkage and trajectories (regression), rootogram (counts), typical values
-        and concentration curves (PK). A section that cannot be produced shows why.
+        and fitted curves (nonlinear). A section that cannot be produced shows why.
 
         Parameters
         ----------

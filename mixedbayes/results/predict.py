@@ -5,85 +5,44 @@ some (``level=["clinic"]``, like lme4's ``re.form``). A level the model has not 
 error, gets no effect (population level for that factor), or gets an effect drawn from the
 fitted group-level distribution, one draw per posterior draw (``new_groups="sample"``). For
 nested factors this is exactly right per level: a new patient in a known clinic keeps that
-clinic's effect and draws only its patient effect.
+clinic's effect and draws only its patient effect. Nonlinear fits predict the same way
+(:mod:`mixedbayes.results.nonlinear_predict`); the group effects of both are drawn by
+:mod:`mixedbayes.results.group_draws`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from mixedbayes.design.design import OBS_DIM
-from mixedbayes.errors import DataError, SpecError, require_known
+from mixedbayes.design.design import OBS_DIM, Design
+from mixedbayes.errors import SpecError
 from mixedbayes.naming import Names
+from mixedbayes.results.group_draws import (
+    Level,
+    NewGroups,
+    check_new_groups,
+    effect_draws,
+    group_covariance,
+    included_groups,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from mixedbayes.design import Design, GroupFactor, NewData
+    from mixedbayes.design import NewData
+    from mixedbayes.design.base import ModelDesign
 
 __all__ = [
     "Level",
     "NewGroups",
     "group_covariance",
+    "included_groups",
     "linear_predictor_draws",
     "predict_draws",
 ]
-
-NewGroups = Literal["error", "sample", "population"]
-Level = str | Sequence[str] | None
-
-
-def included_groups(design: Design, level: Level) -> list[GroupFactor]:
-    """The grouping factors a prediction includes (``level`` as in :meth:`Fit.predict`)."""
-    if level is None:
-        return list(design.groups)
-    if isinstance(level, str):
-        if level == "population":
-            return []
-        level = [level]
-    names = [g.name for g in design.groups]
-    require_known(
-        level,
-        names,
-        where="level",
-        what=f"level names grouping factors; the model's are {names}",
-        hint=f"use None (all), 'population' (none) or some of {names}.",
-    )
-    return [g for g in design.groups if g.name in level]
-
-
-def group_covariance(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
-    """Each draw's covariance of the factor's effects, (chain, draw, k, k)."""
-    sd = posterior[Names.sd(g.name)].transpose("chain", "draw", g.term_dim).to_numpy()
-    k = sd.shape[-1]
-    name = Names.cor(g.name)
-    if name in posterior:
-        cor = posterior[name].transpose("chain", "draw", ...).to_numpy()
-    else:
-        cor = np.broadcast_to(np.eye(k), (*sd.shape[:2], k, k))
-    return np.asarray(sd[..., :, None] * cor * sd[..., None, :])
-
-
-def _group_covariance_chol(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
-    """Cholesky factor of each draw's covariance of the factor's effects, (chain, draw, k, k)."""
-    cov = group_covariance(posterior, g)
-    k = cov.shape[-1]
-    jitter = 1e-12 * np.eye(k) * np.maximum(1.0, np.abs(cov).max())
-    return np.asarray(np.linalg.cholesky(cov + jitter))
-
-
-def _new_effects(
-    posterior: xr.Dataset, g: GroupFactor, labels: list[str], rng: np.random.Generator
-) -> np.ndarray:
-    """Effects of unseen levels drawn from the group-level distribution, (chain, draw, n_new, k)."""
-    chol = _group_covariance_chol(posterior, g)
-    c, d, k, _ = chol.shape
-    z = rng.standard_normal((c, d, len(labels), k))
-    return np.einsum("cdkl,cdul->cduk", chol, z)
 
 
 def rows_of(design: Design, newdata: pd.DataFrame | None) -> NewData:
@@ -149,50 +108,27 @@ def linear_predictor_draws(
     seed : int, optional
         Seed of the draws for new levels; the same seed gives the same predictions.
     """
-    if new_groups not in ("error", "sample", "population"):
-        raise SpecError(
-            f"unknown new_groups {new_groups!r}.",
-            where="new_groups",
-            hint="use 'error', 'sample' or 'population'.",
-        )
+    check_new_groups(new_groups)
     groups = included_groups(design, level)
     nd = rows_of(design, newdata)
-    X, index, group_index, group_Z = nd.X, nd.index, nd.group_index, nd.group_Z
-    labels, new_levels = nd.group_labels, nd.new_levels
     names = Names()
     b = posterior[names.b].transpose("chain", "draw", names.term_dim).to_numpy()
-    eta = np.einsum("cdp,np->cdn", b, X)
+    eta = np.einsum("cdp,np->cdn", b, nd.X)
     if nd.offset is not None:
         eta = eta + nd.offset
-    unknown = {g.name: new_levels[g.name] for g in groups if new_levels.get(g.name)}
-    if unknown and new_groups == "error":
-        detail = "; ".join(f"{g}: {list(lv)[:8]}" for g, lv in unknown.items())
-        raise DataError(
-            f"newdata has levels the model has not seen ({detail}).",
-            where=", ".join(f"group '{g}'" for g in unknown),
-            hint="pass new_groups='sample' to draw their effects from the fitted distribution, "
-            "or new_groups='population' to predict them without that factor's effect.",
-        )
+    check_new_groups(new_groups, groups, nd.new_levels)
     rng = np.random.default_rng(seed)
     for g in groups:
-        r = posterior[Names.r(g.name)].transpose("chain", "draw", g.dim, g.term_dim).to_numpy()
-        idx = group_index[g.name]
-        Z = group_Z[g.name]
-        known = idx >= 0
-        contrib = np.zeros(eta.shape)
-        contrib[..., known] = np.einsum("cdnk,nk->cdn", r[:, :, idx[known], :], Z[known])
-        if new_groups == "sample" and (~known).any():
-            rows = np.flatnonzero(~known)
-            levels, inverse = np.unique([labels[g.name][i] for i in rows], return_inverse=True)
-            r_new = _new_effects(posterior, g, list(levels), rng)
-            contrib[..., rows] = np.einsum("cdnk,nk->cdn", r_new[:, :, inverse, :], Z[rows])
-        eta = eta + contrib
-    return eta, index
+        r = effect_draws(
+            posterior, g, nd.group_index[g.name], nd.group_labels.get(g.name, []), new_groups, rng
+        )
+        eta = eta + np.einsum("cdnk,nk->cdn", r, nd.group_Z[g.name])
+    return eta, nd.index
 
 
 def predict_draws(
     posterior: xr.Dataset,
-    design: Design,
+    design: ModelDesign,
     newdata: pd.DataFrame | None,
     *,
     kind: Literal["link", "mean", "response"] = "mean",
@@ -200,13 +136,26 @@ def predict_draws(
     new_groups: NewGroups = "error",
     seed: int | None = None,
 ) -> xr.DataArray:
-    """Predictive draws (chain, draw, obs) of the linear predictor, the mean, or new responses."""
+    """Predictive draws (chain, draw, obs) of the linear predictor, the mean, or new responses.
+
+    A nonlinear design's predictions are made by
+    :func:`mixedbayes.results.nonlinear_predict.nonlinear_predict_draws`.
+    """
     import xarray as xr
+
+    from mixedbayes.design.nonlinear import NonlinearDesign
 
     if kind not in ("link", "mean", "response"):
         raise SpecError(
             f"unknown kind {kind!r}.", where="kind", hint="use 'link', 'mean' or 'response'."
         )
+    if isinstance(design, NonlinearDesign):
+        from mixedbayes.results.nonlinear_predict import nonlinear_predict_draws
+
+        return nonlinear_predict_draws(
+            posterior, design, newdata, kind=kind, level=level, new_groups=new_groups, seed=seed
+        )
+    assert isinstance(design, Design)
     rng = np.random.default_rng(seed)
     group_seed, noise_seed = rng.integers(0, 2**31 - 1, size=2)
     eta, index = linear_predictor_draws(

@@ -1,4 +1,4 @@
-"""Sections of kinds with PK outputs: typical values, individual parameters, concentrations."""
+"""Sections of kinds with PK outputs: typical values, individual parameters, fitted curves."""
 
 from __future__ import annotations
 
@@ -96,10 +96,11 @@ class IndividualParametersSection(Section):
 
 @register_section
 class ConcentrationSection(Section):
-    """Predicted concentration curves of a sample of subjects with their observations."""
+    """Fitted curves of a sample of subjects over their observations (any structural model:
+    PK library, expression or ODE), with the population curve."""
 
     key = "concentration"
-    title = "Concentration curves"
+    title = "Fitted curves"
     order = 110
 
     def applies(self, fit: FitLike) -> bool:
@@ -113,9 +114,11 @@ class ConcentrationSection(Section):
         return [
             figure_block(
                 fig,
-                f"Concentration curves of {len(levels)} subjects",
-                f"Observed concentrations (points), posterior mean curve and 95% band for "
-                f"{len(levels)} of {factor.n_levels} subjects ({', '.join(levels)}).",
+                f"Fitted curves of {len(levels)} subjects",
+                f"Observed {curves.response} (points) against {curves.axis}, each subject's "
+                f"posterior mean curve and 95% band, and the population curve (dashed: no "
+                f"subject effects) for {len(levels)} of {factor.n_levels} subjects "
+                f"({', '.join(levels)}).",
                 name="concentration",
             )
         ]
