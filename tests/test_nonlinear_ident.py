@@ -363,8 +363,23 @@ def test_rhat_gate_names_label_switching(biexp_model: mb.CompiledModel) -> None:
     assert "Label switching" in gate.message
     assert "b_lrc1[Intercept] <-> b_lrc2[Intercept]" in gate.message
     assert "b_A1[Intercept] <-> b_A2[Intercept]" in gate.message
-    for remedy in ("model: biexp", "order: [", "init="):
+    for remedy in ("model: biexp", "order: [lrc1, lrc2]", "init="):
         assert remedy in gate.remedy
     # a chain that is merely off (no permutation) is not called label switching
     shifted = diagnose(swapped_fit(biexp_model.design, swap=False))["rhat"]  # type: ignore[arg-type]
     assert shifted.status == "fail" and "abel switching" not in shifted.message + shifted.remedy
+
+
+def test_init_names_what_was_integrated_out(sleepstudy: pd.DataFrame) -> None:
+    """A marginalised LMM samples neither r_Subject (integrated out) nor b (the centred
+    Intercept and b_slope): the error says so and lists what can be set."""
+    from mixedbayes.inference.init import check_init
+
+    compiled = mb.compile(mb.LMM("Reaction ~ Days + (Days | Subject)"), sleepstudy)
+    model, plain = compiled.sampling_model, compiled.model
+    with pytest.raises(mb.SpecError, match=r"\['r_Subject'\] are integrated out") as err:
+        check_init(model, {"r_Subject": 0.0}, plain=plain)
+    assert "'Intercept'" in str(err.value) and "'b_slope'" in str(err.value)
+    with pytest.raises(mb.SpecError, match=r"\['b'\] are computed from other variables"):
+        check_init(model, {"b": [250.0, 10.0]}, plain=plain)
+    assert float(check_init(model, {"Intercept": 250}, plain=plain)["Intercept"]) == 250.0

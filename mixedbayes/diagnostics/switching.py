@@ -105,13 +105,17 @@ def switching_remedy(pairs: Sequence[tuple[str, str]], parts: Sequence[str]) -> 
         f"Label switching: the chains disagree on exchangeable parameters, their chain means "
         f"swapped between chains ({shown}{more})."
     )
-    a, b = (parse(x.split("[", 1)[0], tuple(parts)).part for x in pairs[0])
-    example = f"[{a}, {b}]" if a and b else "[lrc1, lrc2]"
+    named = []
+    for pair in pairs:
+        a, b = sorted(parse(x.split("[", 1)[0], tuple(parts)).part for x in pair)
+        if a and b and a != b and f"[{a}, {b}]" not in named:
+            named.append(f"[{a}, {b}]")
+    example = " or ".join(f"order: {n}" for n in named[:3]) or "order: [lrc1, lrc2]"
     remedy = (
         "label switching: the model is unchanged when these parameters swap, so each chain "
         "settles on its own labelling. Break the symmetry: for a bi-exponential use the "
         "library model (model: biexp, rates ordered), for an expression add an order "
-        f"constraint (spec: order: {example}, largest first), or give distinct initial "
+        f"constraint on one pair (spec: {example}; largest first), or give distinct initial "
         "values (mb.fit(..., init={...})); nonlinear fits start from a point fit by default."
     )
     return finding, remedy

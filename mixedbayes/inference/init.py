@@ -41,6 +41,9 @@ __all__ = [
 #: Largest number of L-BFGS iterations of a point fit.
 POINT_FIT_ITERATIONS = 1000
 
+#: Seed of the one perturbation of a point fit's start (:func:`start_vector`).
+SYMMETRY_SEED = 20240601
+
 LogpGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
@@ -154,14 +157,27 @@ def check_init(
     known = free + vectors
     unknown = [str(k) for k in init if k not in known]
     if unknown:
-        integrated = [k for k in unknown if plain is not None and k in plain.named_vars]
-        hint = f"known variables: {known}."
+        plain_free = {rv.name for rv in plain.free_RVs} if plain is not None else set()
+        integrated = [k for k in unknown if k in plain_free]
+        derived = [
+            k
+            for k in unknown
+            if k not in integrated
+            and (k in model.named_vars or (plain is not None and k in plain.named_vars))
+        ]
+        notes = []
         if integrated:
-            hint = (
-                f"{integrated} are integrated out of the sampled model (marginalize); pass "
-                f"marginalize=False to set them, or leave them out. {hint}"
+            notes.append(
+                f"{integrated} are integrated out of the sampled model; pass "
+                "marginalize=False to set them, or leave them out"
             )
-        raise SpecError(f"init names unknown variables {unknown}.", where="init", hint=hint)
+        if derived:
+            notes.append(f"{derived} are computed from other variables; set those instead")
+        raise SpecError(
+            f"init names unknown variables {unknown}.",
+            where="init",
+            hint="; ".join([*notes, f"known variables: {known}."]),
+        )
     values = _expand(model, init)
     shapes = model.eval_rv_shapes()
     out: dict[str, np.ndarray] = {}
@@ -274,10 +290,18 @@ def start_vector(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The centre of the chains' starts on the sampler's scale, and the mask of the entries
     that get the small jitter: the given values, refined by a point fit when asked (``fn``
-    makes the log-density; :func:`logp_dlogp` by default)."""
+    makes the log-density; :func:`logp_dlogp` by default).
+
+    The point fit starts from one jittered copy of the start (the same for every chain, a
+    fixed seed): from the priors' centres a model symmetric in some parameters (two
+    exponential phases with equal priors) has an exactly symmetric gradient, which would
+    keep the search on the symmetric saddle; perturbed, it reaches one labelling, and every
+    chain starts near it.
+    """
     x, mask = flat_start(model, start.values)
     if start.point_fit:
-        x = maximize((fn or (lambda: logp_dlogp(model)))(), x)
+        x0 = chain_starts(x, mask, start.jitter)(SYMMETRY_SEED)
+        x = maximize((fn or (lambda: logp_dlogp(model)))(), x0)
         mask = np.ones_like(mask)
     return x, mask
 
