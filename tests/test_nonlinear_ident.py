@@ -105,6 +105,8 @@ def test_biexp_rates_are_ordered_at_every_point(
     curve = get_curve_model("biexp").mean(TIMES, TRUTH, np)
     by_hand = TRUTH["A1"] * np.exp(-np.exp(0.8) * TIMES) + 0.6 * np.exp(-np.exp(-1.6) * TIMES)
     np.testing.assert_allclose(curve, by_hand)
+    spec = biexp_model.design.spec
+    assert ("ordered intercepts", "lrc1 > lrc2") in kind_of(spec).report_items(spec)
     # order: [] turns the library model's order off
     free = mb.compile(biexp_spec(order=[]), data).model
     values = population(free, ["b_lrc1", "b_lrc2"])

@@ -104,7 +104,12 @@ class NonlinearKind(Kind):
         return design.groups[0] if design.groups else None
 
     def report_items(self, spec: ModelSpec) -> list[tuple[str, str]]:
-        return [("residual error", str(cast(NonlinearSpec, spec).error))]
+        s = cast(NonlinearSpec, spec)
+        items = [("residual error", str(s.error))]
+        order = s.parameter_order()
+        if order:
+            items.append(("ordered intercepts", " > ".join(order)))
+        return items
 
     def describe(self, spec: ModelSpec) -> str:
         s = cast(NonlinearSpec, spec)
