@@ -14,7 +14,7 @@ import numpy as np
 
 from mixedbayes.compile.context import BuildContext, new_model
 from mixedbayes.compile.group_effects import contribution, cor_dim, group_effects
-from mixedbayes.compile.priors import scalar_prior, vector_prior
+from mixedbayes.compile.priors import ordered_vector_prior, scalar_prior, vector_prior
 from mixedbayes.compile.regression import response_var_name
 from mixedbayes.errors import DataError, format_rows
 from mixedbayes.priors.nonlinear import ERROR_PARAMS
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_nonlinear",
     "build_nonlinear",
+    "fixed_effects",
     "nonlinear_response_name",
     "parameter_predictors",
     "structural_mean",
@@ -47,12 +48,11 @@ def parameter_predictors(
 
     obs = ctx.names.obs_dim
     eta: dict[str, Any] = {}
+    b = fixed_effects(design, priors, ctx)
     for p in design.params:
         names = p.names
-        rows = [priors.get("b", t, "", p.key) for t in p.terms]
-        b = pt.as_tensor(vector_prior(ctx, names.b, rows, names.term_dim, positive=False))
         X = ctx.data(names.data("X"), p.X, dims=(obs, names.term_dim))
-        eta[p.key] = pt.dot(X, b)
+        eta[p.key] = pt.dot(X, b[p.key])
     for g in design.groups:
         r = group_effects(g.structure, priors, ctx)
         index = ctx.data(ctx.names.data("index", g.name), g.index, dims=obs)
@@ -64,9 +64,51 @@ def parameter_predictors(
     return {p.name: p.link.inverse(eta[p.key]) for p in design.params}
 
 
+def fixed_effects(design: NonlinearDesign, priors: PriorTable, ctx: BuildContext) -> dict[str, Any]:
+    """``b_<key>`` of every parameter, by key.
+
+    The parameters of ``design.order`` (largest first) have ordered intercepts: the prior of
+    each one's intercept is its prior truncated below at the next one's intercept (the last
+    one's is its prior as it is), so that ``lrc1 = lrc2 + exp(u)`` on the sampler's scale and
+    the order holds at every point. The intercept of an ordered parameter with covariate
+    terms is its own variable ``b_<key>[Intercept]``.
+    """
+    import pytensor.tensor as pt
+
+    out: dict[str, Any] = {}
+    lower_of = dict(zip(design.order[:-1], design.order[1:], strict=True))
+
+    def build(key: str) -> Any:
+        if key in out:
+            return out[key]
+        p = design.param(key)
+        names = p.names
+        rows = [priors.get("b", t, "", p.key) for t in p.terms]
+        if key in lower_of:
+            below = build(lower_of[key])
+            below_term = design.param(lower_of[key]).terms.index("Intercept")
+            b = ordered_vector_prior(
+                ctx, names.b, rows, names.term_dim, p.terms.index("Intercept"), below[below_term]
+            )
+        else:
+            b = vector_prior(ctx, names.b, rows, names.term_dim, positive=False)
+        out[key] = pt.as_tensor(b)
+        return out[key]
+
+    for p in design.params:
+        build(p.key)
+    return out
+
+
 def structural_mean(design: NonlinearDesign, theta: dict[str, Any], xp: str = "pytensor") -> Any:
     """The structural model's prediction per observation from parameters per observation."""
     spec = design.spec
+    if spec.curve_model is not None:
+        import pytensor.tensor as pt
+
+        from mixedbayes.nonlinear.library import get_curve_model
+
+        return get_curve_model(spec.curve_model).mean(design.time, theta, pt)
     if spec.model is not None:
         import pytensor.tensor as pt
 

@@ -10,7 +10,7 @@ from mixedbayes.naming import Names
 from mixedbayes.priors.distributions import build_prior
 from mixedbayes.priors.table import PriorRow
 
-__all__ = ["scalar_prior", "vector_prior"]
+__all__ = ["ordered_vector_prior", "scalar_prior", "vector_prior"]
 
 
 def scalar_prior(ctx: BuildContext, name: str, row: PriorRow, *, positive: bool) -> Any:
@@ -37,5 +37,29 @@ def vector_prior(
     parts = [
         build_prior(Names.element(name, r.coef), [r.prior], model=ctx.model, positive=positive)
         for r in rows
+    ]
+    return ctx.deterministic(name, pt.stack(parts), dims=dims)
+
+
+def ordered_vector_prior(
+    ctx: BuildContext, name: str, rows: Sequence[PriorRow], dims: str, index: int, lower: Any
+) -> Any:
+    """As :func:`vector_prior`, with element ``index`` truncated below at ``lower``.
+
+    A single element is one vector variable ``name``; with more, each element is its own
+    variable (``name[coef]``) and ``name`` their stack, kept as a deterministic.
+    """
+    import pytensor.tensor as pt
+
+    if len(rows) == 1:
+        return build_prior(name, [rows[0].prior], model=ctx.model, dims=dims, lower=lower)
+    parts = [
+        build_prior(
+            Names.element(name, r.coef),
+            [r.prior],
+            model=ctx.model,
+            lower=lower if i == index else None,
+        )
+        for i, r in enumerate(rows)
     ]
     return ctx.deterministic(name, pt.stack(parts), dims=dims)

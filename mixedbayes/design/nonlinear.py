@@ -87,6 +87,9 @@ class NonlinearDesign:
         The data as given (a copy of the user's frame; for an event table every dose and
         observation record), not to be modified: what :func:`make_nonlinear_design` turns
         into this design again, as a saved fit does.
+    order : tuple of str
+        Keys of the parameters whose intercepts are ordered, largest first (the spec's
+        ``order``, else the library model's).
     """
 
     spec: NonlinearSpec
@@ -105,6 +108,7 @@ class NonlinearDesign:
     data: pd.DataFrame
     report: DataReport
     source: pd.DataFrame = field(repr=False)
+    order: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -286,6 +290,16 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     doses = None
     if dosing_table is not None and time is not None and spec.model is not None:
         doses = dose_matrices(dosing_table, subjects, time)
+    order = spec.parameter_order()
+    no_intercept = [p.key for p in params if p.key in order and "Intercept" not in p.terms]
+    if no_intercept:
+        raise SpecError(
+            f"the ordered parameters {no_intercept} have no intercept in their formulas; the "
+            "order is kept between the intercepts (the population values).",
+            where="order",
+            hint="give each ordered parameter an intercept (e.g. '1 + (1 | Subject)'), or "
+            "drop it from 'order'.",
+        )
     return NonlinearDesign(
         spec=spec,
         family=family,
@@ -303,4 +317,5 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
         data=frame,
         report=report,
         source=data.copy(),
+        order=order,
     )

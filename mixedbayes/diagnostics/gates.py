@@ -29,6 +29,7 @@ from mixedbayes.diagnostics.gate_helpers import (
     _switch_advice,
 )
 from mixedbayes.diagnostics.rhat import rank_rhat_dataset
+from mixedbayes.diagnostics.switching import switched_pairs, switching_remedy
 from mixedbayes.naming import Names
 from mixedbayes.results.protocols import FitLike as FitLike
 
@@ -252,7 +253,19 @@ def _rhat_gate(
             + (f", or {advice}" if advice else ", or reparametrize the model")
             + "."
         )
+        pairs = switched_pairs(rhat, draws, names, rhat_max)
+        if pairs:
+            finding, remedy = switching_remedy(pairs, _parts(design))
+            message = f"{message} {finding}"
     return Gate(name, value, rhat_max, status, message, remedy, label)
+
+
+def _parts(design: Design | None) -> tuple[str, ...]:
+    if design is None:
+        return ()
+    from mixedbayes.kinds import kind_of
+
+    return kind_of(design.spec).parts(design)
 
 
 def _ess_gate(

@@ -12,12 +12,15 @@ on new data swaps the data in instead of compiling again.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from mixedbayes.inference.init import Start, chain_starts, constrained, start_vector
 from mixedbayes.inference.reuse import CompileCache, pack_data, structure_key
 
 if TYPE_CHECKING:
@@ -71,8 +74,10 @@ class Sampler:
         seed: int,
         target_accept: float,
         progressbar: bool,
+        start: Start | None = None,
     ) -> SampleResult:
-        """Draw from the posterior of ``model``."""
+        """Draw from the posterior of ``model``; the chains start as ``start`` says
+        (:mod:`mixedbayes.inference.init`), or by the backend's default when it is None."""
         raise NotImplementedError
 
 
@@ -214,6 +219,7 @@ class Nutpie(Sampler):
         seed: int,
         target_accept: float,
         progressbar: bool,
+        start: Start | None = None,
     ) -> SampleResult:
         import nutpie
         from pymc.backends.arviz import patch_nutpie_idata
@@ -231,6 +237,11 @@ class Nutpie(Sampler):
             names = {var.name for var in compiled.shared_var_keys}
             compiled = compiled.with_data(
                 **{k: v for k, v in packing.pack(data).items() if k in names}
+            )
+        if start is not None:
+            x, mask = start_vector(model, start, lambda: _nutpie_logp(compiled))
+            compiled = dataclasses.replace(
+                compiled, initial_point_func=chain_starts(x, mask, start.jitter)
             )
         t1 = time.perf_counter()
         bars = NutpieProgressBarManager(chains=chains, draws=draws, progressbar=progressbar)
@@ -252,6 +263,33 @@ class Nutpie(Sampler):
         return SampleResult(_with_model_coords(idata, model), t1 - t0, t2 - t1)
 
 
+def _nutpie_logp(compiled: Any) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """The log-density and gradient nutpie compiled (with its current data), callable on a
+    flat vector: a point fit costs no second compilation."""
+    import ctypes
+
+    cfunc = compiled.compiled_logp_func.ctypes
+    n = int(compiled.n_dim)
+    pointer = ctypes.POINTER(ctypes.c_double)
+
+    def value(x: np.ndarray) -> tuple[float, np.ndarray]:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        grad = np.zeros(n)
+        logp = np.zeros(1)
+        code = cfunc(
+            n,
+            x.ctypes.data_as(pointer),
+            grad.ctypes.data_as(pointer),
+            logp.ctypes.data_as(pointer),
+            compiled.user_data.ctypes.data,
+        )
+        if code != 0:
+            return -np.inf, grad
+        return float(logp[0]), grad
+
+    return value
+
+
 class _PyMCSampled(Sampler):
     """A backend driven through ``pm.sample(nuts_sampler=...)``."""
 
@@ -267,6 +305,7 @@ class _PyMCSampled(Sampler):
         seed: int,
         target_accept: float,
         progressbar: bool,
+        start: Start | None = None,
     ) -> SampleResult:
         import pymc as pm
 
@@ -276,6 +315,12 @@ class _PyMCSampled(Sampler):
         else:
             extra = {"nuts_sampler_kwargs": {"target_accept": target_accept}}
         t0 = time.perf_counter()
+        if start is not None:
+            extra["initvals"] = _initvals(model, start, chains, seed)
+            if self.nuts_sampler == "pymc":
+                extra["init"] = "adapt_diag"  # no further jitter
+            else:
+                extra["nuts_sampler_kwargs"]["jitter"] = False
         idata = pm.sample(
             draws=draws,
             tune=tune,
@@ -290,6 +335,14 @@ class _PyMCSampled(Sampler):
         )
         t1 = time.perf_counter()
         return SampleResult(idata, 0.0, t1 - t0)  # type: ignore[arg-type]
+
+
+def _initvals(model: pm.Model, start: Start, chains: int, seed: int) -> list[dict[str, Any]]:
+    """One start per chain on the variables' own scales (``pm.sample(initvals=...)``)."""
+    x, mask = start_vector(model, start)
+    draw = chain_starts(x, mask, start.jitter)
+    seeds = np.random.SeedSequence(seed).spawn(chains)
+    return constrained(model, [draw(s) for s in seeds])
 
 
 def _cpus() -> int:

@@ -65,6 +65,9 @@ class Kind:
     spec_type: ClassVar[type[ModelSpec]]
     capabilities: ClassVar[frozenset[str]] = frozenset()
     instead: ClassVar[dict[str, str]] = {}
+    #: Whether the chains start, by default, from a point fit (the mode of the log-density
+    #: on the sampler's scale) rather than from jitter around the priors' centres.
+    point_fit: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ stages
     def design(self, spec: ModelSpec, data: pd.DataFrame) -> ModelDesign:
@@ -111,6 +114,11 @@ class Kind:
         """A compiled model whose sampled model differs from the plain one, or the note of
         why the plain model is sampled (``""`` when there is nothing to say)."""
         return ""
+
+    def initial_values(self, design: ModelDesign) -> dict[str, Any]:
+        """Where the chains of this design start (or a point fit starts), by variable name
+        (values on the variable's own scale); ``{}`` for the priors' centres."""
+        return {}
 
     # ------------------------------------------------------------------ results
     def parts(self, design: ModelDesign) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ class NonlinearKind(Kind):
         "trajectories": "concentration_curves()",
         "slopes": "typical_values()",
     }
+    point_fit: ClassVar[bool] = True
 
     def design(self, spec: ModelSpec, data: pd.DataFrame) -> NonlinearDesign:
         from mixedbayes.design.nonlinear import make_nonlinear_design
@@ -60,6 +61,30 @@ class NonlinearKind(Kind):
 
         return add_nonlinear(cast("NonlinearDesign", design), priors, ctx)
 
+    def initial_values(self, design: ModelDesign) -> dict[str, Any]:
+        """A library curve model's self-start values (``biexp``: curve peeling) as the
+        intercepts ``b_<key>[Intercept]`` on each parameter's link scale."""
+        import numpy as np
+
+        from mixedbayes.nonlinear.library import get_curve_model
+
+        d = cast("NonlinearDesign", design)
+        curve = d.spec.curve_model
+        if curve is None or d.time is None:
+            return {}
+        values = get_curve_model(curve).self_start(d.time, d.y)
+        out: dict[str, Any] = {}
+        for p in d.params:
+            if p.name not in values or "Intercept" not in p.terms:
+                continue
+            with np.errstate(all="ignore"):
+                eta = float(p.link.link_numpy(np.asarray(values[p.name])))
+            if np.isfinite(eta):
+                b = np.zeros(len(p.terms))
+                b[p.terms.index("Intercept")] = eta
+                out[p.names.b] = b
+        return out
+
     def parts(self, design: ModelDesign) -> tuple[str, ...]:
         return tuple(p.key for p in cast("NonlinearDesign", design).params)
 
@@ -78,7 +103,12 @@ class NonlinearKind(Kind):
         return design.groups[0] if design.groups else None
 
     def report_items(self, spec: ModelSpec) -> list[tuple[str, str]]:
-        return [("residual error", str(cast(NonlinearSpec, spec).error))]
+        s = cast(NonlinearSpec, spec)
+        items = [("residual error", str(s.error))]
+        order = s.parameter_order()
+        if order:
+            items.append(("ordered intercepts", " > ".join(order)))
+        return items
 
     def describe(self, spec: ModelSpec) -> str:
         s = cast(NonlinearSpec, spec)

@@ -87,6 +87,14 @@ class Distribution:
             return pm.Truncated(name, self.dist(_as_data(name, kwargs)), lower=0.0, dims=dims)
         return self.rv(name, _as_data(name, kwargs), dims)
 
+    def truncated(self, name: str, args: np.ndarray, *, dims: Any, lower: Any) -> Any:
+        """The prior truncated below at ``lower`` (a tensor: e.g. another variable)."""
+        import pymc as pm
+
+        return pm.Truncated(
+            name, self.dist(_as_data(name, self.kwargs(args))), lower=lower, dims=dims
+        )
+
     def kwargs(self, args: np.ndarray) -> dict[str, Any]:
         return {
             p: np.squeeze(a) if np.ndim(a) else a for p, a in zip(self.params, args, strict=True)
@@ -203,6 +211,11 @@ class _Positive(Distribution):
 
         return getattr(pm, self.pm_name)(name, **kwargs, dims=dims)
 
+    def dist(self, kwargs: dict[str, Any]) -> Any:
+        import pymc as pm
+
+        return getattr(pm, self.pm_name).dist(**kwargs)
+
 
 @register_distribution
 class HalfNormal(_Positive):
@@ -272,6 +285,11 @@ class Uniform(Distribution):
         import pymc as pm
 
         return pm.Uniform(name, **self.kwargs(args), dims=dims)
+
+    def dist(self, kwargs: dict[str, Any]) -> Any:
+        import pymc as pm
+
+        return pm.Uniform.dist(**kwargs)
 
 
 @register_distribution
@@ -353,16 +371,23 @@ def build_prior(
     model: Any,
     dims: Any = None,
     positive: bool = False,
+    lower: Any = None,
 ) -> Any:
     """Build one variable of ``model`` for priors of one distribution family.
 
     With a single prior and ``dims=None`` it is a scalar; otherwise one element per prior, the
-    arguments stacked into vectors.
+    arguments stacked into vectors. ``lower`` (a tensor, e.g. another variable) truncates
+    the prior below (ordered parameters).
     """
     dist = priors[0].distribution
     if any(p.name != dist.name for p in priors):
         raise ValueError("build_prior takes priors of one distribution family")
     with model:
+        if lower is not None:
+            args = np.asarray([p.args for p in priors], dtype=float).T
+            if len(priors) == 1:
+                args = args[:, 0]
+            return dist.truncated(name, args, dims=dims, lower=lower)
         if dims is None and len(priors) == 1:
             return dist.build(
                 name, np.asarray(priors[0].args, dtype=float), dims=None, positive=positive

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from mixedbayes.spec.model import ModelSpec, _Strict, register_kind
 
-__all__ = ["DosingSpec", "NonlinearSpec", "ODESpec", "parameter_link"]
+__all__ = ["DosingSpec", "NonlinearSpec", "ODESpec", "order_problem", "parameter_link"]
 
 #: Link prefixes of parameter keys: ``log_CL`` is CL on the log scale.
 LINK_PREFIXES = {"log_": "log", "logit_": "logit"}
@@ -78,8 +78,9 @@ class NonlinearSpec(ModelSpec):
     Attributes
     ----------
     model, expression, ode
-        Exactly one: a PK library model (``"oral_1cmt"``), a user expression
-        (``"E0 + Emax * C / (EC50 + C)"``), or an ODE (:class:`ODESpec`).
+        Exactly one: a library model, either a PK model (``"oral_1cmt"``, with doses) or a
+        curve model of the ``time`` column (``"biexp"``, as nlme's ``SSbiexp``), a user
+        expression (``"E0 + Emax * C / (EC50 + C)"``), or an ODE (:class:`ODESpec`).
     parameters : dict of str to str
         One mixed-effects formula (right-hand side) per parameter on its link scale:
         ``log_CL: "1 + wt + (1 | Subject)"``. The key's prefix gives the link (``log_``,
@@ -92,6 +93,13 @@ class NonlinearSpec(ModelSpec):
         Residual error model.
     correlation : {"block", "diagonal"}
         Random effects of one grouping factor across parameters: one LKJ block, or independent.
+    order : list of str, optional
+        Parameters whose population values (their formulas' intercepts, on the link scale)
+        are kept in this order, largest first: ``order: [lrc1, lrc2]`` means lrc1 > lrc2.
+        Breaks the symmetry of a model that is unchanged when parameters swap (two
+        exponential phases), which otherwise lets chains settle on different labellings.
+        Default: the library model's own order (``biexp``: lrc1 > lrc2), else none; ``[]``
+        turns a library model's order off.
     """
 
     kind: Literal["nonlinear"] = "nonlinear"
@@ -105,6 +113,7 @@ class NonlinearSpec(ModelSpec):
     dosing: DosingSpec | None = None
     error: Literal["additive", "proportional", "combined", "lognormal"] = "additive"
     correlation: Literal["block", "diagonal"] = "block"
+    order: list[str] | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = ("gaussian",)
 
@@ -136,21 +145,94 @@ class NonlinearSpec(ModelSpec):
         if dup:
             raise ValueError(f"parameters {dup} are given twice (with different link prefixes)")
         if self.model is not None:
-            from mixedbayes.pk.library import PK_MODELS
-
-            if self.model not in PK_MODELS:
-                raise ValueError(f"unknown PK model {self.model!r}; known: {sorted(PK_MODELS)}")
-            need = set(PK_MODELS[self.model].params)
-            missing, extra = sorted(need - set(names)), sorted(set(names) - need)
-            if missing or extra:
-                raise ValueError(
-                    f"PK model {self.model!r} has parameters {sorted(need)}; "
-                    + (f"missing {missing}" if missing else "")
-                    + ("; " if missing and extra else "")
-                    + (f"unknown {extra}" if extra else "")
-                )
-        if (self.model is not None or self.ode is not None) and (
+            self._check_library(names)
+        curve = self.curve_model is not None
+        if ((self.model is not None and not curve) or self.ode is not None) and (
             self.dosing is None or self.time is None or self.subject is None
         ):
             raise ValueError("PK and ODE models need 'time', 'subject' and 'dosing'")
+        if curve and self.time is None:
+            raise ValueError(f"curve model {self.model!r} needs 'time' (its input column)")
         return self
+
+    @field_validator("order")
+    @classmethod
+    def _order(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        parameters = info.data.get("parameters")
+        if value is not None and parameters:
+            order_problem(value, parameters)
+        return value
+
+    def _check_library(self, names: list[str]) -> None:
+        from mixedbayes.nonlinear.library import CURVE_MODELS
+        from mixedbayes.pk.library import PK_MODELS
+
+        assert self.model is not None
+        library: dict[str, tuple[str, ...]] = {k: m.params for k, m in PK_MODELS.items()}
+        library.update({k: m.params for k, m in CURVE_MODELS.items()})
+        if self.model not in library:
+            raise ValueError(
+                f"unknown PK model {self.model!r} (nor a curve model); PK models: "
+                f"{sorted(PK_MODELS)}; curve models: {sorted(CURVE_MODELS)}"
+            )
+        need = set(library[self.model])
+        missing, extra = sorted(need - set(names)), sorted(set(names) - need)
+        if missing or extra:
+            what = "PK model" if self.model in PK_MODELS else "curve model"
+            raise ValueError(
+                f"{what} {self.model!r} has parameters {sorted(need)}; "
+                + (f"missing {missing}" if missing else "")
+                + ("; " if missing and extra else "")
+                + (f"unknown {extra}" if extra else "")
+            )
+
+    @property
+    def curve_model(self) -> str | None:
+        """The name of the library curve model (``biexp``), or None for other models."""
+        from mixedbayes.nonlinear.library import CURVE_MODELS
+
+        return self.model if self.model in CURVE_MODELS else None
+
+    def parameter_order(self) -> tuple[str, ...]:
+        """The keys of the ordered parameters, largest first (the spec's ``order``, else the
+        library model's)."""
+        if self.order is not None:
+            names = self.order
+        elif self.curve_model is not None:
+            from mixedbayes.nonlinear.library import get_curve_model
+
+            names = list(get_curve_model(self.curve_model).order)
+        else:
+            names = []
+        return tuple(_parameter_key(n, self.parameters) for n in names)
+
+
+def _parameter_key(name: str, parameters: dict[str, str]) -> str:
+    """The parameter key of ``name`` (a key such as ``log_k1`` or its natural name ``k1``)."""
+    if name in parameters:
+        return name
+    return next(k for k in parameters if parameter_link(k)[0] == name)
+
+
+def order_problem(order: list[str], parameters: dict[str, str]) -> None:
+    """Check an ``order:`` list against the parameters; ``ValueError`` saying what is wrong."""
+    known = {k for k in parameters} | {parameter_link(k)[0] for k in parameters}
+    if not order:
+        return
+    unknown = [n for n in order if n not in known]
+    if unknown:
+        raise ValueError(
+            f"order names {unknown}, which are not parameters; parameters: {list(parameters)}"
+        )
+    keys = [_parameter_key(n, parameters) for n in order]
+    if len(order) < 2 or len(set(keys)) != len(keys):
+        raise ValueError(
+            f"order must name at least two different parameters, largest first "
+            f"(e.g. order: [{', '.join(list(parameters)[:2])}]); got {order}"
+        )
+    links = {parameter_link(k)[1] for k in keys}
+    if len(links) > 1:
+        raise ValueError(
+            f"the ordered parameters {keys} must share one link (they are compared on it); "
+            "use the same prefix (log_, logit_ or none) for all of them"
+        )
