@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from conftest import quiet_fit
 
 import mixedbayes as mb
@@ -252,7 +253,8 @@ def test_data_section_reports_what_the_design_did() -> None:
     with pytest.warns(mb.DataWarning):
         design = mb.design(mb.LMM("y ~ x + (1 | g)"), df)
     section = get_section("data")
-    blocks = section.build(ReportContext(SimpleNamespace(design=design)))  # type: ignore[arg-type]
+    idata = xr.DataTree.from_dict({"posterior": xr.Dataset()})
+    blocks = section.build(ReportContext(SimpleNamespace(design=design, idata=idata)))  # type: ignore[arg-type]
     facts = dict(next(b for b in blocks if isinstance(b, KeyValues)).items)
     assert facts["rows"] == "10 used of 12" and facts["rows dropped"] == "2"
     (dropped,) = [b for b in blocks if isinstance(b, Table) and "dropped" in b.caption]
@@ -260,7 +262,7 @@ def test_data_section_reports_what_the_design_did() -> None:
     text = " ".join(str(b) for b in blocks) + " ".join(facts)
     assert "imputed" not in text
     clean = mb.design(mb.LMM("y ~ x + (1 | g)"), df.dropna())
-    blocks = section.build(ReportContext(SimpleNamespace(design=clean)))  # type: ignore[arg-type]
+    blocks = section.build(ReportContext(SimpleNamespace(design=clean, idata=idata)))  # type: ignore[arg-type]
     assert Paragraph("No row was dropped.") in blocks
 
 
