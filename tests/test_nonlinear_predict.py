@@ -310,3 +310,36 @@ def test_ode_predictions_for_a_new_subject_and_regimen(ode_fit: mb.Fit) -> None:
     new_subject = ode_fit.predict_regimen(mb.pk.regimen(4.0, 3, 12.0), times, seed=2)
     assert np.isfinite(new_subject[["lower", "upper"]]).all().all()
     assert new_subject["mean"].iloc[1] > new_subject["mean"].iloc[0]
+
+
+# ---------------------------------------------------------------- curve model (biexp)
+def test_curve_model_predictions_are_the_biexp_curve() -> None:
+    """A ``model: biexp`` fit predicts SSbiexp's curve at its own and at new times."""
+    from test_nonlinear_ident import biexp_data, biexp_spec
+
+    rng = np.random.default_rng(3)
+    formulas = {p: "1" for p in PARAMS} | {"A1": "1 + (1 | Subject)"}
+    design = mb.design(mb.load_spec(biexp_spec(parameters=formulas)), biexp_data(4))
+    draws = {f"b_{p}": draws_of(rng, [v], 0.02) for p, v in zip(PARAMS, (3.0, 1.0, 0.6, -1.5))}
+    draws["r_Subject"] = np.zeros((CHAINS, DRAWS, 4, 1))  # population = subject curves
+    draws["sd_Subject"] = np.abs(draws_of(rng, [0.3], 0.01))
+    draws["sigma"] = np.abs(draws_of(rng, [0.05], 0.005))[..., 0]
+    fit = fake_fit(design, draws)
+    post = fit.posterior
+
+    def curve(t: np.ndarray) -> np.ndarray:
+        a1, l1, a2, l2 = (post[f"b_{p}"].values[..., :1] for p in PARAMS)
+        return a1 * np.exp(-np.exp(l1) * t) + a2 * np.exp(-np.exp(l2) * t)
+
+    np.testing.assert_allclose(fit.predict(), curve(design.data["t"].to_numpy()), rtol=1e-12)
+    new = pd.DataFrame({"t": [0.0, 0.5, 4.0], "Subject": ["new"] * 3})
+    np.testing.assert_allclose(
+        fit.predict(new, level="population"), curve(new["t"].to_numpy()), rtol=1e-12
+    )
+    curves = fit.concentration_curves(subjects=["s1"])
+    assert curves.axis == "t" and np.isfinite(curves.curves["mean"]).all()
+    with pytest.raises(mb.SpecError, match="predict"):
+        fit.predict_regimen([{"time": 0.0, "amount": 1.0}], times=[1.0])
+
+
+PARAMS = ("A1", "lrc1", "A2", "lrc2")

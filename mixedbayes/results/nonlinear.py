@@ -279,9 +279,12 @@ def predict_regimen(
 
     design = _design(fit)
     factor = _subject_factor(design)
-    if design.spec.model is None and design.spec.ode is None:
+    if (
+        design.spec.model is None or design.spec.curve_model is not None
+    ) and design.spec.ode is None:
         raise SpecError(
-            "regimen predictions need a model with doses (a PK library model or an ODE).",
+            "regimen predictions need a model with doses (a PK library model or an ODE); "
+            "for a curve or expression model use fit.predict(newdata).",
             where="model",
         )
     if covariates:

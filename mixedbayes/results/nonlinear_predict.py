@@ -213,12 +213,29 @@ def _ode_mean(design: NonlinearDesign, rows: NonlinearRows) -> Mean:
     return mean, grid.times.size * system.n_states + rows.n
 
 
+def _curve_mean(design: NonlinearDesign, rows: NonlinearRows) -> Mean:
+    from mixedbayes.nonlinear.library import get_curve_model
+
+    assert design.spec.curve_model is not None
+    if rows.time is None:
+        raise SpecError("Curve-model predictions need the time column.", where="time")
+    model = get_curve_model(design.spec.curve_model)
+    time = np.asarray(rows.time, dtype=float)
+
+    def mean(theta: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(model.mean(time, theta, np))
+
+    return mean, rows.n
+
+
 def structural_draws(
     design: NonlinearDesign, rows: NonlinearRows, theta: dict[str, np.ndarray]
 ) -> np.ndarray:
     """The structural model at each row for parameter draws (..., rows): same shape."""
     spec = design.spec
-    if spec.model is not None:
+    if spec.curve_model is not None:
+        mean = _curve_mean
+    elif spec.model is not None:
         mean = _pk_mean
     elif spec.expression is not None:
         mean = _expression_mean
