@@ -320,7 +320,10 @@ def test_curve_model_predictions_are_the_biexp_curve() -> None:
     rng = np.random.default_rng(3)
     formulas = {p: "1" for p in PARAMS} | {"A1": "1 + (1 | Subject)"}
     design = mb.design(mb.load_spec(biexp_spec(parameters=formulas)), biexp_data(4))
-    draws = {f"b_{p}": draws_of(rng, [v], 0.02) for p, v in zip(PARAMS, (3.0, 1.0, 0.6, -1.5))}
+    draws = {
+        f"b_{p}": draws_of(rng, [v], 0.02)
+        for p, v in zip(PARAMS, (3.0, 1.0, 0.6, -1.5), strict=True)
+    }
     draws["r_Subject"] = np.zeros((CHAINS, DRAWS, 4, 1))  # population = subject curves
     draws["sd_Subject"] = np.abs(draws_of(rng, [0.3], 0.01))
     draws["sigma"] = np.abs(draws_of(rng, [0.05], 0.005))[..., 0]
