@@ -334,6 +334,17 @@ def ode_grid(
     )
 
 
+def _check_parameters(system: ODESystem, theta: Mapping[str, Any]) -> None:
+    """``SpecError`` naming the parameters of ``system`` that ``theta`` lacks."""
+    missing = [p for p in system.parameters if p not in theta]
+    if missing:
+        raise SpecError(
+            f"the ODE needs values for the parameters {', '.join(map(repr, missing))}",
+            where="ode",
+            hint="define them as model parameters (one value per subject)",
+        )
+
+
 def solve_ode(
     system: ODESystem, grid: ODEGrid, theta: Mapping[str, Any], *, substeps: int = 8
 ) -> TensorVariable:
@@ -377,13 +388,7 @@ def solve_ode(
     if int(substeps) < 1:
         raise ValueError(f"substeps must be >= 1, got {substeps}")
     substeps = int(substeps)
-    missing = [p for p in system.parameters if p not in theta]
-    if missing:
-        raise SpecError(
-            f"the ODE needs values for the parameters {', '.join(map(repr, missing))}",
-            where="ode",
-            hint="define them as model parameters (one value per subject)",
-        )
+    _check_parameters(system, theta)
     names = system.parameters
     n_subjects, n_states = grid.n_subjects, system.n_states
     floatx = pytensor.config.floatX
@@ -485,13 +490,7 @@ def solve_ode_numpy(
     numpy.ndarray
         ``(..., S, G, n_states)`` states at every grid point, before the doses there.
     """
-    missing = [p for p in system.parameters if p not in theta]
-    if missing:
-        raise SpecError(
-            f"the ODE needs values for the parameters {', '.join(map(repr, missing))}",
-            where="ode",
-            hint="define them as model parameters (one value per subject)",
-        )
+    _check_parameters(system, theta)
     if int(substeps) < 1:
         raise ValueError(f"substeps must be >= 1, got {substeps}")
     values = {p: np.asarray(theta[p], dtype=float) for p in system.parameters}

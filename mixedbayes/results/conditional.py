@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.errors import DataError
-from mixedbayes.results.slopes import _by_values, reference_grid
+from mixedbayes.results.slopes import _by_values, data_column, reference_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -127,14 +127,7 @@ class ConditionalEffects:
 
 
 def _effect_values(fit: FitLike, name: str, resolution: int, first: bool) -> list[Any]:
-    data = fit.design.data
-    if name not in data.columns:
-        raise DataError(
-            f"conditional effect names column {name!r}, which the data do not have.",
-            where=f"column '{name}'",
-            hint=f"use a predictor of the model: {list(map(str, data.columns))}.",
-        )
-    col = data[name]
+    col = data_column(fit, name, "conditional effect")
     if not _is_numeric(col):
         return _levels(col)
     if first:

@@ -48,16 +48,23 @@ def reference_grid(fit: FitLike, at: Mapping[str, Any] | None = None) -> pd.Data
     return frame
 
 
+def data_column(fit: FitLike, name: str, role: str) -> pd.Series:
+    """Column ``name`` of the fit's data; ``DataError`` naming it and the columns if absent."""
+    data = fit.design.data
+    if name not in data.columns:
+        raise DataError(
+            f"{role} names column {name!r}, which the data do not have.",
+            where=f"column '{name}'",
+            hint=f"use one of {list(map(str, data.columns))}.",
+        )
+    return data[name]
+
+
 def _by_values(fit: FitLike, by: str | None, values: Sequence[Any] | None, role: str) -> list[Any]:
     if by is None:
         return [None]
     data = fit.design.data
-    if by not in data.columns:
-        raise DataError(
-            f"{role} names column {by!r}, which the data do not have.",
-            where=f"column '{by}'",
-            hint=f"use one of {list(map(str, data.columns))}.",
-        )
+    data_column(fit, by, role)
     if values is not None:
         return list(values)
     col = data[by]
