@@ -221,8 +221,10 @@ def fit(
     point_fit : bool, optional
         Start the chains at a point fit (the mode of the log-density on the sampler's scale,
         by L-BFGS from ``init`` or the model's self-start values) instead of jitter around
-        the priors' centres. Default: yes for nonlinear models unless ``init`` is given, no
-        for the others.
+        the priors' centres. Default: the kind's :meth:`~mixedbayes.kinds.Kind.point_fit`
+        (yes for user expressions and ordered or self-starting nonlinear models; no for PK
+        library and ODE models, whose joint mode can sit in the flip-flop or a funnel's
+        neck, and for regressions) unless ``init`` is given.
 
     Returns
     -------

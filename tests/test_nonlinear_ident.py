@@ -5,6 +5,7 @@ message. Structural and point-fit checks only: nothing here runs NUTS."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -385,3 +386,19 @@ def test_init_names_what_was_integrated_out(sleepstudy: pd.DataFrame) -> None:
     with pytest.raises(mb.SpecError, match=r"\['b'\] are computed from other variables"):
         check_init(model, {"b": [250.0, 10.0]}, plain=plain)
     assert float(check_init(model, {"Intercept": 250}, plain=plain)["Intercept"]) == 250.0
+
+
+def test_point_fit_by_default_only_where_priors_do_not_place_the_curve(
+    data: pd.DataFrame,
+) -> None:
+    """Expressions and ordered / self-starting models start from a point fit; a PK library
+    model keeps the sampler's start (a joint mode can sit in the KA/KE flip-flop)."""
+    from conftest import theoph_subjects
+
+    for spec in (biexp_spec(), expression_spec(), expression_spec(order=["lrc1", "lrc2"])):
+        design = mb.design(spec, data)
+        assert kind_of(design.spec).point_fit(design)
+    path = Path(__file__).resolve().parents[1] / "models" / "theophylline.yaml"
+    theoph = mb.design(mb.load_spec(path), theoph_subjects(4))
+    assert not kind_of(theoph.spec).point_fit(theoph)
+    assert not kind_of(mb.LMM("y ~ x + (1 | g)")).point_fit(None)

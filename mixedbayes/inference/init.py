@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -50,7 +50,7 @@ LogpGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
 class StartRules(Protocol):
     """What a kind says about where its chains start (:class:`~mixedbayes.kinds.Kind`)."""
 
-    point_fit: ClassVar[bool]
+    def point_fit(self, design: Any) -> bool: ...
 
     def initial_values(self, design: Any) -> dict[str, Any]: ...
 
@@ -374,13 +374,14 @@ def plan_start(
     point_fit: bool | None = None,
 ) -> Start | None:
     """Where a fit's chains start: the user's ``init`` (checked), else the kind's initial
-    values (a library model's self-start rule); a point fit by the kind's default (the
-    nonlinear kind: yes) unless the user gave ``init``. None: the sampler's own default."""
+    values (a library model's self-start rule); a point fit by the kind's default
+    (:meth:`~mixedbayes.kinds.Kind.point_fit`) unless the user gave ``init``. None: the
+    sampler's own default."""
     if init is not None:
         values = check_init(model, init, plain=plain)
         return Start(values, point_fit=bool(point_fit), user=frozenset(init))
     values = _supported(model, kind.initial_values(design))
-    fit = kind.point_fit if point_fit is None else point_fit
+    fit = kind.point_fit(design) if point_fit is None else point_fit
     if not values and not fit:
         return None
     return Start(values, point_fit=fit)

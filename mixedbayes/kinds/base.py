@@ -65,9 +65,6 @@ class Kind:
     spec_type: ClassVar[type[ModelSpec]]
     capabilities: ClassVar[frozenset[str]] = frozenset()
     instead: ClassVar[dict[str, str]] = {}
-    #: Whether the chains start, by default, from a point fit (the mode of the log-density
-    #: on the sampler's scale) rather than from jitter around the priors' centres.
-    point_fit: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ stages
     def design(self, spec: ModelSpec, data: pd.DataFrame) -> ModelDesign:
@@ -114,6 +111,11 @@ class Kind:
         """A compiled model whose sampled model differs from the plain one, or the note of
         why the plain model is sampled (``""`` when there is nothing to say)."""
         return ""
+
+    def point_fit(self, design: ModelDesign) -> bool:
+        """Whether the chains start, by default, from a point fit (the mode of the
+        log-density on the sampler's scale) rather than from the sampler's own start."""
+        return False
 
     def initial_values(self, design: ModelDesign) -> dict[str, Any]:
         """Where the chains of this design start (or a point fit starts), by variable name

@@ -34,7 +34,6 @@ class NonlinearKind(Kind):
         "trajectories": "concentration_curves()",
         "slopes": "typical_values()",
     }
-    point_fit: ClassVar[bool] = True
 
     def design(self, spec: ModelSpec, data: pd.DataFrame) -> NonlinearDesign:
         from mixedbayes.design.nonlinear import make_nonlinear_design
@@ -60,6 +59,16 @@ class NonlinearKind(Kind):
         from mixedbayes.compile.nonlinear import add_nonlinear
 
         return add_nonlinear(cast("NonlinearDesign", design), priors, ctx)
+
+    def point_fit(self, design: ModelDesign) -> bool:
+        """A point fit for user expressions and ordered or self-starting models, whose
+        default priors say little about where the curve is (two exchangeable phases of an
+        expression otherwise start symmetric and switch labels). PK library and ODE models
+        keep the sampler's start: their priors are centred on typical values, and a joint
+        mode can sit in the flip-flop (KA and KE swapped) or in a funnel's neck; ask with
+        ``mb.fit(..., point_fit=True)``."""
+        spec = cast("NonlinearDesign", design).spec
+        return spec.expression is not None or bool(spec.parameter_order())
 
     def initial_values(self, design: ModelDesign) -> dict[str, Any]:
         """A library curve model's self-start values (``biexp``: curve peeling) as the
