@@ -218,7 +218,12 @@ def _curve_mean(design: NonlinearDesign, rows: NonlinearRows) -> Mean:
 
     assert design.spec.curve_model is not None
     if rows.time is None:
-        raise SpecError("Curve-model predictions need the time column.", where="time")
+        raise SpecError(
+            f"curve model {design.spec.curve_model!r} predicts at the spec's time column, "
+            "which is not set.",
+            where="time",
+            hint="set `time:` to the column of the curve's input (e.g. time: t).",
+        )
     model = get_curve_model(design.spec.curve_model)
     time = np.asarray(rows.time, dtype=float)
 
