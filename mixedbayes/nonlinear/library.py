@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mixedbayes.errors import SpecError
+from mixedbayes.registry import Registry
 
 __all__ = ["CURVE_MODELS", "Biexp", "CurveModel", "get_curve_model", "register_curve_model"]
 
@@ -60,7 +61,8 @@ class CurveModel:
         return f"<curve model {self.name!r} ({', '.join(self.params)})>"
 
 
-CURVE_MODELS: dict[str, CurveModel] = {}
+#: The curve models by name (``model:`` in a nonlinear spec).
+CURVE_MODELS: Registry[CurveModel] = Registry("curve model", "model")
 
 
 def register_curve_model(cls: type[CurveModel]) -> type[CurveModel]:
@@ -72,20 +74,14 @@ def register_curve_model(cls: type[CurveModel]) -> type[CurveModel]:
             where="curve model",
             hint=f"order some of {list(cls.params)}.",
         )
-    CURVE_MODELS[cls.name] = cls()
+    CURVE_MODELS.add(cls.name, cls())
     return cls
 
 
 def get_curve_model(name: str) -> CurveModel:
-    """The registered curve model ``name``; ``SpecError`` listing the known ones otherwise."""
-    try:
-        return CURVE_MODELS[name]
-    except KeyError:
-        raise SpecError(
-            f"unknown curve model {name!r}.",
-            where="model",
-            hint=f"use one of {sorted(CURVE_MODELS)}.",
-        ) from None
+    """The registered curve model ``name``; ``SpecError`` naming close matches and the known
+    ones otherwise."""
+    return CURVE_MODELS.get(name)
 
 
 def _loglinear(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:

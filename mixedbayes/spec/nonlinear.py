@@ -169,11 +169,11 @@ class NonlinearSpec(ModelSpec):
 
         assert self.model is not None
         library: dict[str, tuple[str, ...]] = {k: m.params for k, m in PK_MODELS.items()}
-        library.update({k: m.params for k, m in CURVE_MODELS.items()})
+        library.update({m.name: m.params for m in CURVE_MODELS})
         if self.model not in library:
             raise ValueError(
                 f"unknown PK model {self.model!r} (nor a curve model); PK models: "
-                f"{sorted(PK_MODELS)}; curve models: {sorted(CURVE_MODELS)}"
+                f"{sorted(PK_MODELS)}; curve models: {CURVE_MODELS.names()}"
             )
         need = set(library[self.model])
         missing, extra = sorted(need - set(names)), sorted(set(names) - need)
