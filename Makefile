@@ -9,6 +9,8 @@ EXTRAS ?= dev
 # Compile caches inside the project (PyTensor keeps its numba cache under base_compiledir).
 export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.cache/pytensor
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+# Compiled sampler programs (jax.export) and XLA executables (JAX's persistent cache).
+export MIXEDBAYES_CACHE_DIR ?= $(CURDIR)/.cache/mixedbayes
 
 .PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick validate
 

@@ -190,9 +190,10 @@ def fit(
     data : DataFrame, optional
         Defaults to the data the spec names. Never modified.
     draws, tune, chains, seed, sampler, target_accept : optional
-        Override the spec's ``sampler`` settings. ``sampler`` is ``"nutpie"`` (default),
-        ``"pymc"`` or ``"numpyro"``. Without a seed one is drawn and recorded in
-        ``fit.idata.posterior.attrs["seed"]``.
+        Override the spec's ``sampler`` settings. ``sampler`` is ``"auto"`` (default:
+        NumPyro's NUTS compiled once per model structure and cached on disk, nutpie where
+        JAX cannot run the model), ``"numpyro"``, ``"nutpie"`` or ``"pymc"``. Without a
+        seed one is drawn and recorded in ``fit.idata.posterior.attrs["seed"]``.
     posterior_predictive : bool
         Also draw the ``posterior_predictive`` group.
     progressbar : bool
@@ -271,7 +272,8 @@ def fit(
     idata = compiled.complete(result.idata, used_seed)
     n_values = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"] * d.n
     if log_likelihood or (log_likelihood is None and n_values <= LOG_LIKELIHOOD_MAX_VALUES):
-        idata = add_log_likelihood(idata, compiled.model)
+        pointwise = kind_of(model_spec).log_likelihood(d, idata["posterior"].to_dataset())
+        idata = add_log_likelihood(idata, compiled.model, pointwise)
     timings = {
         "design_seconds": t1 - t0,
         "compile_seconds": result.compile_seconds,
@@ -281,7 +283,7 @@ def fit(
     idata["posterior"].attrs.update(
         {
             "seed": used_seed,
-            "sampler": chosen.name,
+            "sampler": result.sampler or chosen.name,
             "mixedbayes_spec": model_spec.to_yaml(),
             "marginalization": compiled.marginalization,
             INTEGRATED_OUT: list(compiled.integrated_out),

@@ -1,4 +1,4 @@
-"""Reproducibility: a seed fixes the draws (nutpie and pymc) and the predictions; save → load
+"""Reproducibility: a seed fixes the draws (the default JAX program and pymc) and the predictions; save → load
 loses nothing."""
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ def assert_same_draws(a: xr.DataTree, b: xr.DataTree, groups: tuple[str, ...]) -
             assert _equal(da[v].to_numpy(), db[v].to_numpy()), (group, v)
 
 
-def test_same_seed_same_draws_nutpie(sleep_fit: mb.Fit, sleepstudy: pd.DataFrame) -> None:
+def test_same_seed_same_draws_default(sleep_fit: mb.Fit, sleepstudy: pd.DataFrame) -> None:
     # the same settings as the session fit; the compiled model is reused, the draws must not
     # depend on that
     again = quiet_fit(
         mb.load_spec(SLEEP_SPEC), sleepstudy, draws=1000, tune=1000, chains=4, seed=11
     )
-    assert again.idata["posterior"].attrs["sampler"] == "nutpie"
+    assert again.idata["posterior"].attrs["sampler"] == "numpyro"  # the auto policy's pick
     assert_same_draws(sleep_fit.idata, again.idata, ("posterior", "sample_stats"))
     other = quiet_fit(
         mb.load_spec(SLEEP_SPEC), sleepstudy, draws=1000, tune=1000, chains=4, seed=12

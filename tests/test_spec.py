@@ -171,7 +171,7 @@ def test_spec_objects_are_immutable() -> None:
     spec = mb.LMM("y ~ x")
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
         spec.formula = "y ~ z"  # type: ignore[misc]
-    assert SamplerSpec().name == "nutpie"
+    assert SamplerSpec().name == "auto"
     assert PriorSpec(**{"class": "b", "prior": "normal(0, 1)"}).coef == ""
 
 

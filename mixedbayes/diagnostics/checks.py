@@ -136,8 +136,10 @@ def _loo_data(fit: FitLike, moment_match: bool = False) -> Any:
 
     if "log_likelihood" not in fit.idata.children:
         from mixedbayes.inference import log_likelihood
+        from mixedbayes.kinds import kind_of
 
-        log_likelihood(fit.idata, fit.model)
+        post = fit.idata["posterior"].to_dataset()
+        log_likelihood(fit.idata, fit.model, kind_of(fit.spec).log_likelihood(fit.design, post))
     var = _observed_name(fit, "log_likelihood")
     extra: dict[str, Any] = {"moment_match": True, "model": fit.model} if moment_match else {}
     with warnings.catch_warnings():

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CompileCache", "Packing", "pack_data", "structure_key"]
+__all__ = ["COMPILE_CACHE", "CompileCache", "Packing", "pack_data", "structure_key"]
 
 #: Name prefix of the packed containers (``<prefix><dtype>``).
 PACK_PREFIX = "mb_packed_"
@@ -51,7 +51,10 @@ def structure_key(model: Any) -> tuple[str, dict[str, np.ndarray]]:
         elif isinstance(var, Constant):
             data = np.asarray(var.data)
             h.update(f"C|{data.dtype}|{data.shape}|".encode())
-            h.update(np.ascontiguousarray(data).tobytes())
+            if data.dtype == object:  # None, slices: their bytes are addresses, not values
+                h.update(repr(var.data).encode())
+            else:
+                h.update(np.ascontiguousarray(data).tobytes())
         elif var.owner is None:
             h.update(f"I|{var.name}|{var.type}|".encode())
         return ids[var]
@@ -97,6 +100,10 @@ class CompileCache:
     def clear(self) -> None:
         """Forget every compiled model."""
         self._items.clear()
+
+
+#: The compiled models of this process (every sampler backend's), by structure key.
+COMPILE_CACHE = CompileCache()
 
 
 @dataclass(frozen=True)

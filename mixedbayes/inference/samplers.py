@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mixedbayes.inference.init import Start, chain_starts, constrained, start_vector
-from mixedbayes.inference.reuse import CompileCache, pack_data, structure_key
+from mixedbayes.inference.reuse import COMPILE_CACHE, pack_data, structure_key
+from mixedbayes.inference.trees import data_groups
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -42,11 +43,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SampleResult:
-    """A sampler's output: the draws and how long compiling and sampling took."""
+    """A sampler's output: the draws, how long compiling and sampling took, and which
+    backend drew them (set by the ``auto`` policy)."""
 
     idata: xr.DataTree
     compile_seconds: float
     sample_seconds: float
+    sampler: str = ""
 
 
 class Sampler:
@@ -112,24 +115,58 @@ def get_sampler(name: str) -> Sampler:
     return sampler
 
 
-def log_likelihood(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
-    """Add the pointwise ``log_likelihood`` group of ``model``'s observed variables.
+def log_likelihood(
+    idata: xr.DataTree, model: pm.Model, pointwise: np.ndarray | None = None
+) -> xr.DataTree:
+    """Add the pointwise ``log_likelihood`` group of ``model``'s observed variable(s).
 
-    PyMC's ``compute_log_likelihood`` maps posterior variables to value variables by name,
-    which fails for ``LKJCorr`` (its untransformed value variable is renamed), so the inputs
-    are matched by position here instead.
+    ``pointwise`` (chain, draw, rows), when the kind computed it with NumPy, is stored as the
+    log-likelihood of the model's one observed variable. Otherwise the model's own pointwise
+    log-density is evaluated at every draw, compiled by JAX when it is installed (its
+    persistent cache serves later sessions), else by PyTensor's default backend. PyMC's
+    ``compute_log_likelihood`` maps posterior variables to value variables by name, which
+    fails for ``LKJCorr`` (its untransformed value variable is renamed), so the inputs are
+    matched by position here instead.
     """
     import xarray as xr
+
+    post = idata["posterior"].to_dataset()
+    dims = model.named_vars_to_dims
+    observed_names = [rv.name for rv in model.observed_RVs]
+    if pointwise is not None and len(observed_names) == 1:
+        out = [np.asarray(pointwise)]
+    else:
+        out = _evaluated(model, post)
+    data_vars = {
+        name: (("chain", "draw", *dims.get(name, ())), arr)
+        for name, arr in zip(observed_names, out, strict=True)
+    }
+    coords = {k: list(v) for k, v in model.coords.items() if v is not None}
+    ds = xr.Dataset(data_vars, coords={"chain": post["chain"], "draw": post["draw"]})
+    ds = ds.assign_coords({k: v for k, v in coords.items() if k in ds.dims})
+    idata["log_likelihood"] = xr.DataTree(ds)
+    return idata
+
+
+def _evaluated(model: pm.Model, post: xr.Dataset) -> list[np.ndarray]:
+    import importlib.util
+
     from pymc.model.transform.conditioning import remove_value_transforms
 
     umodel = remove_value_transforms(model)
     observed = list(umodel.observed_RVs)
+    mode = None
+    if importlib.util.find_spec("jax") is not None:
+        from mixedbayes.inference.artifacts import configure_jax_cache
+
+        configure_jax_cache()
+        mode = "JAX"
     fn = umodel.compile_fn(
         inputs=umodel.value_vars,
         outs=umodel.logp(vars=observed, sum=False),
         on_unused_input="ignore",
+        mode=mode,
     )
-    post = idata["posterior"].to_dataset()
     names = [rv.name for rv in umodel.free_RVs]
     values = [post[name].to_numpy() for name in names]
     value_names = [umodel.rvs_to_values[rv].name for rv in umodel.free_RVs]
@@ -147,43 +184,7 @@ def log_likelihood(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
                 out = [np.empty((n_chain, n_draw, *np.shape(r))) for r in res]
             for o, r in zip(out, res, strict=True):
                 o[c, d] = r
-    dims = model.named_vars_to_dims
-    data_vars = {
-        rv.name: (("chain", "draw", *dims.get(rv.name, ())), arr)
-        for rv, arr in zip(observed, out, strict=True)
-    }
-    coords = {k: list(v) for k, v in model.coords.items() if v is not None}
-    ds = xr.Dataset(data_vars, coords={"chain": post["chain"], "draw": post["draw"]})
-    ds = ds.assign_coords({k: v for k, v in coords.items() if k in ds.dims})
-    idata["log_likelihood"] = xr.DataTree(ds)
-    return idata
-
-
-COMPILE_CACHE = CompileCache()
-
-
-def data_groups(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
-    """Set the ``observed_data`` and ``constant_data`` groups from ``model`` (the plain model
-    when the sampled one was a marginalised stand-in)."""
-    import pymc
-    import xarray as xr
-    from pymc.backends.arviz import (
-        coords_and_dims_for_inferencedata,
-        dict_to_dataset,
-        find_constants,
-        find_observations,
-    )
-
-    coords, dims = coords_and_dims_for_inferencedata(model)
-    for group, values in (
-        ("observed_data", find_observations(model)),
-        ("constant_data", find_constants(model)),
-    ):
-        ds = dict_to_dataset(
-            values, inference_library=pymc, coords=coords, dims=dims, sample_dims=[]
-        )
-        idata[group] = xr.DataTree(ds)
-    return idata
+    return out
 
 
 def _with_model_coords(idata: xr.DataTree, model: pm.Model) -> xr.DataTree:
@@ -360,9 +361,79 @@ class PyMCNuts(_PyMCSampled):
 
 
 @register_sampler
-class NumPyro(_PyMCSampled):
-    """NumPyro's NUTS on JAX (CPU or GPU); needs the ``jax`` extra."""
+class NumPyro(Sampler):
+    """NumPyro's NUTS on JAX (CPU or GPU), every chain in one compiled program per model
+    structure, persisted across sessions (:mod:`mixedbayes.inference.jax_nuts`)."""
 
     name = "numpyro"
-    nuts_sampler = "numpyro"
     requires = ("numpyro", "jax")
+
+    def sample(
+        self,
+        model: pm.Model,
+        *,
+        draws: int,
+        tune: int,
+        chains: int,
+        seed: int,
+        target_accept: float,
+        progressbar: bool,
+        start: Start | None = None,
+    ) -> SampleResult:
+        from mixedbayes.inference.jax_nuts import run_jax_nuts
+
+        tree, compile_s, sample_s = run_jax_nuts(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+            start=start,
+        )
+        return SampleResult(tree, compile_s, sample_s)
+
+
+#: What the ``auto`` policy runs, best first (measured: docs/performance.md).
+AUTO_ORDER = ("numpyro", "nutpie")
+
+
+@register_sampler
+class Auto(Sampler):
+    """The default: NumPyro's NUTS as one compiled JAX program per model structure, cached
+    on disk (fastest first fit and later sessions, measured in docs/performance.md); nutpie
+    when JAX is not installed or the model holds an operation JAX cannot translate."""
+
+    name = "auto"
+
+    def sample(
+        self,
+        model: pm.Model,
+        *,
+        draws: int,
+        tune: int,
+        chains: int,
+        seed: int,
+        target_accept: float,
+        progressbar: bool,
+        start: Start | None = None,
+    ) -> SampleResult:
+        kwargs: dict[str, Any] = {
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "seed": seed,
+            "target_accept": target_accept,
+            "progressbar": progressbar,
+            "start": start,
+        }
+        usable = [SAMPLERS[n] for n in AUTO_ORDER if n in SAMPLERS and not SAMPLERS[n].available()]
+        for i, backend in enumerate(usable):
+            try:
+                result = backend.sample(model, **kwargs)
+            except NotImplementedError:  # an operation without a JAX translation
+                if i == len(usable) - 1:
+                    raise
+                continue
+            return dataclasses.replace(result, sampler=backend.name)
+        raise RuntimeError("no sampler backend is installed: pip install nutpie")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+
 from mixedbayes.errors import SpecError
 from mixedbayes.naming import Names
 from mixedbayes.registry import Registry
@@ -123,6 +125,11 @@ class Kind:
         return {}
 
     # ------------------------------------------------------------------ results
+    def log_likelihood(self, design: ModelDesign, posterior: Any) -> np.ndarray | None:
+        """The pointwise log-likelihood (chain, draw, rows) computed from ``posterior`` with
+        NumPy, or None to have the model's own log-density evaluate it."""
+        return None
+
     def parts(self, design: ModelDesign) -> tuple[str, ...]:
         """The named parts (submodels) of the model; ``()`` for a single plain part."""
         return ()

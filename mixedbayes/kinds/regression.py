@@ -68,6 +68,11 @@ class RegressionKind(Kind):
     def response_columns(self, design: ModelDesign) -> list[str]:
         return [cast("Design", design).formula.response]
 
+    def log_likelihood(self, design: ModelDesign, posterior: Any) -> Any:
+        from mixedbayes.results.loglik import regression_log_likelihood
+
+        return regression_log_likelihood(posterior, cast("Design", design))
+
     def describe(self, spec: ModelSpec) -> str:
         return str(cast(LMMSpec, spec).formula)
 

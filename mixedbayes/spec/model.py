@@ -133,7 +133,7 @@ class GroupOptions(_Strict):
 class SamplerSpec(_Strict):
     """NUTS settings; every one can be overridden by :func:`mixedbayes.fit`'s arguments."""
 
-    name: str = "nutpie"
+    name: str = "auto"
     draws: int = Field(default=1000, ge=1)
     tune: int = Field(default=1000, ge=0)
     chains: int = Field(default=4, ge=1)
