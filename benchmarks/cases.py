@@ -172,26 +172,24 @@ def _bambi_variants(formula: str, note: str, n_rows: int) -> tuple[Variant, ...]
 
 
 def _jax_variants(formula: str) -> tuple[Variant, ...]:
-    """mixedbayes through the JAX sampler (numpyro), marginalised and plain."""
-    jax = ("jax", "numpyro")
+    """mixedbayes with the other backends of the sampler policy: nutpie (numba), marginalised
+    and plain, beside the default (``auto``: one compiled JAX program per structure)."""
     return (
         Variant(
-            "mixedbayes-numpyro",
+            "mixedbayes-nutpie",
             "mixedbayes",
             formula,
-            "sampler='numpyro' (JAX, CPU): compile time is inside sampling s",
+            "sampler='nutpie' (numba-compiled log-density, Rust NUTS)",
             primary=False,
-            options=(("sampler", "numpyro"),),
-            requires=jax,
+            options=(("sampler", "nutpie"),),
         ),
         Variant(
-            "mixedbayes-numpyro-plain",
+            "mixedbayes-nutpie-plain",
             "mixedbayes",
             formula,
-            "sampler='numpyro', marginalize=False: the JAX path of models that do not marginalise",
+            "sampler='nutpie', marginalize=False",
             primary=False,
-            options=(("sampler", "numpyro"), ("marginalize", False)),
-            requires=jax,
+            options=(("sampler", "nutpie"), ("marginalize", False)),
         ),
     )
 

@@ -126,12 +126,16 @@ def probe_r() -> dict[str, str]:
 
 
 def _child_env(cache: Path) -> dict[str, str]:
-    """The environment of a run: PyTensor's and numba's on-disk caches under ``cache``
-    (PyTensor keeps its numba cache under ``base_compiledir``, so that is moved too)."""
+    """The environment of a run: every on-disk compile cache under ``cache`` — PyTensor's
+    (which keeps its numba cache under ``base_compiledir``), numba's, mixedbayes's stored
+    programs, JAX's persistent cache, and matplotlib's font cache (``XDG_CACHE_HOME``)."""
     env = dict(os.environ)
     flags = [f for f in env.get("PYTENSOR_FLAGS", "").split(",") if f and "compiledir" not in f]
     env["PYTENSOR_FLAGS"] = ",".join([*flags, f"base_compiledir={cache / 'pytensor'}"])
     env["NUMBA_CACHE_DIR"] = str(cache / "numba")
+    env["MIXEDBAYES_CACHE_DIR"] = str(cache / "mixedbayes")
+    env["JAX_COMPILATION_CACHE_DIR"] = str(cache / "jax")
+    env["XDG_CACHE_HOME"] = str(cache / "xdg")
     return env
 
 

@@ -1,5 +1,5 @@
-"""Reproducibility: a seed fixes the draws (the default JAX program and pymc) and the predictions; save → load
-loses nothing."""
+"""Reproducibility: a seed fixes the draws (the default JAX program and pymc) and the
+predictions; save → load loses nothing."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ class CompiledModel:
         if self.marginal is None:
             return idata
         from mixedbayes.compile.marginal import draw_group_effects
-        from mixedbayes.inference.samplers import data_groups
+        from mixedbayes.inference.trees import data_groups
 
         design = cast("Design", self.design)
         return data_groups(draw_group_effects(idata, design, self.marginal, seed), self.model)
@@ -80,8 +80,14 @@ class CompiledModel:
         Compiled with PyTensor's ``FAST_COMPILE`` mode by default: a structural check, not
         a sampler (``mode=None`` uses the default, optimised compile).
         """
+        from mixedbayes.inference.artifacts import python_ops
+
+        with python_ops():
+            point = self.model.initial_point()
+            if mode == "FAST_COMPILE":  # a structural check: Python thunks, no C compiler
+                return float(self.model.compile_logp(mode=mode)(point))
         fn = self.model.compile_logp(mode=mode) if mode else self.model.compile_logp()
-        return float(fn(self.model.initial_point()))
+        return float(fn(point))
 
 
 def integrated_out(attrs: Mapping[Any, Any]) -> tuple[str, ...]:

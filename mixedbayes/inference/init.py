@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 
 from mixedbayes.errors import SpecError
+from mixedbayes.inference.artifacts import python_ops
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -87,7 +88,8 @@ class Start:
 
 def _layout(model: pm.Model) -> list[tuple[str, str, tuple[int, ...]]]:
     """``(rv name, value-variable name, value shape)`` per free variable, in sampler order."""
-    point = model.initial_point()
+    with python_ops():
+        point = model.initial_point()
     out = []
     for rv in model.free_RVs:
         value = model.rvs_to_values[rv].name
@@ -229,7 +231,7 @@ def flat_start(model: pm.Model, values: Mapping[str, Any]) -> tuple[np.ndarray, 
     from pymc.initial_point import make_initial_point_fn
 
     values = _expand(model, values)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), python_ops():
         point = make_initial_point_fn(
             model=model, overrides=dict(values), jitter_rvs=set(), return_transformed=True
         )(0)
@@ -253,7 +255,9 @@ def logp_dlogp(model: pm.Model, mode: str | None = None) -> LogpGrad:
     logp = model.logp()
     grads = cast(list[Any], pt.grad(logp, inputs))
     grad = pt.concatenate([pt.as_tensor(g).ravel() for g in grads])
-    (logp_j, grad_j), joined = join_nonshared_inputs(model.initial_point(), [logp, grad], inputs)
+    with python_ops():
+        point = model.initial_point()
+    (logp_j, grad_j), joined = join_nonshared_inputs(point, [logp, grad], inputs)
     fn = compile_fn([joined], [logp_j, grad_j], mode=mode)
 
     def value(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -322,13 +326,14 @@ def constrained(model: pm.Model, xs: list[np.ndarray]) -> list[dict[str, np.ndar
     """Flat vectors on the sampler's scale as values of the free variables on their own
     scales, by name (what ``pm.sample(initvals=...)`` takes)."""
     rvs = model.free_RVs
-    fn = model.compile_fn(
-        outs=model.replace_rvs_by_values(rvs),
-        inputs=model.value_vars,
-        mode="FAST_COMPILE",
-        point_fn=False,
-        on_unused_input="ignore",
-    )
+    with python_ops():
+        fn = model.compile_fn(
+            outs=model.replace_rvs_by_values(rvs),
+            inputs=model.value_vars,
+            mode="FAST_COMPILE",
+            point_fn=False,
+            on_unused_input="ignore",
+        )
     layout = _layout(model)
     out = []
     for x in xs:

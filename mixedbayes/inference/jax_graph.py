@@ -8,6 +8,7 @@ constants, so one compiled program serves every data set of the same structure.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -130,5 +131,9 @@ def _translate(
     ]
     replace.update({shared[n]: a for n, a in zip(names, args, strict=True)})
     fgraph = FunctionGraph([flat, *args], clone_replace(outputs, replace=replace), clone=True)
-    pt_mode.JAX.optimizer.rewrite(fgraph)
-    return jax_funcify(fgraph)
+    with warnings.catch_warnings():
+        # parameter checks (sigma > 0) cannot stop a JAX program: the log-density is -inf
+        # outside the support anyway, and the sampler's transforms keep it there
+        warnings.filterwarnings("ignore", message="Skipping .* as JAX tracing would remove it")
+        pt_mode.JAX.optimizer.rewrite(fgraph)
+        return jax_funcify(fgraph)

@@ -3,8 +3,10 @@
 ``pm.sample(nuts_sampler="numpyro")`` compiles several hundred small XLA programs on the
 way (jittered starts, NumPyro's initialisation run op by op, post-processing) and a fresh
 numba function for the log-likelihood; each costs more than sampling a small model. Here
-the whole run — every chain's initialisation, warm-up, draws, the traced variables and the
-sampler statistics — is one ``jit`` of ``vmap`` over chains, with the data as arguments:
+the whole run of a chain — its initialisation, warm-up, draws, the traced variables and
+the sampler statistics — is one ``jit``, with the data as arguments, and the chains run it
+in threads, one per core (vectorising the chains with ``vmap`` made tracing five times and
+XLA's compile 40 % slower, and ran every chain on one core):
 
 * in a process, a model of the same structure reuses the compiled program (new data in);
 * across processes, the traced program is stored with :mod:`jax.export` and its executable
@@ -42,8 +44,9 @@ MAX_TREE_DEPTH = 10
 START_RETRIES = 5
 
 
-def _program(jm: JaxModel, chains: int, tune: int, draws: int, target_accept: float) -> Any:
-    """The jitted function ``(keys, x0, *data) -> (start potential, values, stats)``."""
+def _program(jm: JaxModel, tune: int, draws: int, target_accept: float) -> Any:
+    """The jitted function ``(key, x0, *data) -> (start potential, values, stats)`` of one
+    chain."""
     import jax
     from numpyro.infer.hmc import hmc
 
@@ -78,18 +81,17 @@ def _program(jm: JaxModel, chains: int, tune: int, draws: int, target_accept: fl
         _, (values, stats) = jax.lax.scan(step, state, None, length=draws)
         return start, values, stats
 
-    in_axes = (0, 0, *([None] * len(jm.data)))
-    return jax.jit(jax.vmap(one_chain, in_axes=in_axes))
+    return jax.jit(one_chain)
 
 
-def _compiled(model: pm.Model, chains: int, tune: int, draws: int, target_accept: float) -> Any:
+def _compiled(model: pm.Model, tune: int, draws: int, target_accept: float) -> Any:
     """The compiled program of ``model`` and its data arguments: from this process's cache,
     from disk, or traced and compiled now (then stored)."""
     import jax
 
     configure_jax_cache()
     key, data = structure_key(model)
-    full = f"jax-nuts|{key}|{chains}|{tune}|{draws}|{target_accept!r}|{MAX_TREE_DEPTH}"
+    full = f"jax-nuts|{key}|{tune}|{draws}|{target_accept!r}|{MAX_TREE_DEPTH}"
     cached = COMPILE_CACHE.get(full)
     if cached is not None:
         run, packing, jm = cached
@@ -109,15 +111,13 @@ def _compiled(model: pm.Model, chains: int, tune: int, draws: int, target_accept
         or list(meta["names"]) != list(jm.names)
     ):
         exported = None  # a hash collision or a changed layout: trace again
-    x_spec = jax.ShapeDtypeStruct((chains, jm.n_dim), np.float64)
-    key_spec = jax.ShapeDtypeStruct((chains, 2), np.uint32)
+    x_spec = jax.ShapeDtypeStruct((jm.n_dim,), np.float64)
+    key_spec = jax.ShapeDtypeStruct((2,), np.uint32)
     specs = [jax.ShapeDtypeStruct(d.shape, d.dtype) for d in jm.data]
     if exported is None:
         from jax import export
 
-        exported = export.export(_program(jm, chains, tune, draws, target_accept))(
-            key_spec, x_spec, *specs
-        )
+        exported = export.export(_program(jm, tune, draws, target_accept))(key_spec, x_spec, *specs)
         meta = {
             "data": list(jm.data_names),
             "layout": [[n, list(s)] for n, s in jm.layout],
@@ -127,6 +127,23 @@ def _compiled(model: pm.Model, chains: int, tune: int, draws: int, target_accept
     run = jax.jit(exported.call).lower(key_spec, x_spec, *specs).compile()
     COMPILE_CACHE.put(full, (run, packing, jm))
     return run, jm, jm.data
+
+
+def _run_chains(run: Any, keys: np.ndarray, x0: np.ndarray, data: Any) -> Any:
+    """Every chain through the one-chain program, as many at once as there are cores (the
+    compiled program releases the GIL while it runs); outputs stacked along a chain axis."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import jax
+
+    def chain(c: int) -> Any:
+        return jax.device_get(run(keys[c], x0[c], *data))
+
+    workers = max(1, min(len(keys), len(os.sched_getaffinity(0))))
+    with ThreadPoolExecutor(workers) as pool:
+        outs = list(pool.map(chain, range(len(keys))))
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *outs)
 
 
 def _keys(seed: int, chains: int) -> np.ndarray:
@@ -172,13 +189,13 @@ def run_jax_nuts(
     from mixedbayes.errors import SpecError
 
     t0 = time.perf_counter()
-    run, jm, data = _compiled(model, chains, tune, draws, target_accept)
+    run, jm, data = _compiled(model, tune, draws, target_accept)
     t1 = time.perf_counter()
     rng = np.random.SeedSequence(seed)
     for attempt in range(START_RETRIES):
         seeds = [int(s.generate_state(1)[0]) for s in rng.spawn(chains)]
         x0 = _starts(model, jm, data, start, seeds)
-        first, values, stats = run(_keys(seed + attempt, chains), x0, *data)
+        first, values, stats = _run_chains(run, _keys(seed + attempt, chains), x0, data)
         bad = ~np.isfinite(np.asarray(first))
         if not bad.any():
             break
@@ -190,14 +207,16 @@ def run_jax_nuts(
             hint="give starting values with mb.fit(..., init={...}) or check the priors.",
         )
     t2 = time.perf_counter()
-    tree = _tree(model, jm, values, stats, t2 - t1)
+    tree = _tree(model, jm, values, stats, t2 - t1, tune)
     return tree, t1 - t0, t2 - t1
 
 
 STAT_NAMES = ("diverging", "n_steps", "mean_tree_accept", "energy", "lp", "step_size")
 
 
-def _tree(model: pm.Model, jm: JaxModel, values: Any, stats: Any, seconds: float) -> xr.DataTree:
+def _tree(
+    model: pm.Model, jm: JaxModel, values: Any, stats: Any, seconds: float, tune: int
+) -> xr.DataTree:
     import xarray as xr
 
     coords = {k: list(v) for k, v in model.coords.items() if v is not None}
@@ -218,7 +237,9 @@ def _tree(model: pm.Model, jm: JaxModel, values: Any, stats: Any, seconds: float
     n_draws = np.asarray(stats[0]).shape[1]
     base["draw"] = np.arange(n_draws)
     posterior = xr.Dataset(post, coords={**base, **used})
-    posterior.attrs.update({"sampling_time": seconds, "inference_library": "numpyro"})
+    posterior.attrs.update(
+        {"sampling_time": seconds, "tuning_steps": tune, "inference_library": "numpyro"}
+    )
     diverging, n_steps, accept, energy, lp, step = (np.asarray(s) for s in stats)
     depth = np.ceil(np.log2(n_steps.astype(float) + 1.0)).astype(np.int64)
     sample_stats = xr.Dataset(

@@ -371,16 +371,13 @@ class Fit:
         return predict_regimen(self, doses, times, subject=subject, seed=seed)
 
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
-        """Add (and return) the ``posterior_predictive`` group, drawn with PyMC."""
-        import pymc as pm
+        """Add (and return) the ``posterior_predictive`` group: one replicated response per
+        draw at the fitted rows, simulated with NumPy from the family (as
+        ``fit.predict(kind="response")``; nothing is compiled), named and shaped like the
+        ``observed_data``. A model the predictions cannot simulate is drawn with PyMC."""
+        from mixedbayes.results.ppc import posterior_predictive
 
-        pm.sample_posterior_predictive(
-            self.idata,
-            model=self.model,
-            extend_inferencedata=True,
-            random_seed=seed,
-            progressbar=False,
-        )
+        self.idata["posterior_predictive"] = posterior_predictive(self, seed)
         return self.idata
 
     def save(self, path: str | os.PathLike[str]) -> Path:
