@@ -397,12 +397,40 @@ class NumPyro(Sampler):
 #: What the ``auto`` policy runs, best first (measured: docs/performance.md).
 AUTO_ORDER = ("numpyro", "nutpie")
 
+#: Observed values above which ``auto`` prefers nutpie: XLA's CPU gather/scatter of group
+#: effects per row makes each gradient of a large unmarginalised model several times slower
+#: than numba's, which then outweighs JAX's shorter compile (docs/performance.md).
+AUTO_JAX_MAX_VALUES = 5_000
+
+
+def observed_values(model: pm.Model) -> int:
+    """How many observed values ``model``'s log-density reads row by row (0 for the
+    marginalised LMM, whose likelihood is a function of per-level statistics)."""
+    total = 0
+    for rv in model.observed_RVs:
+        value = model.rvs_to_values[rv]
+        if hasattr(value, "get_value"):
+            total += int(np.size(value.get_value()))
+        elif hasattr(value, "data"):
+            total += int(np.size(value.data))
+        else:  # a symbolic value: its static shape
+            total += int(np.prod([d or 0 for d in value.type.shape]))
+    return total
+
+
+def auto_order(model: pm.Model) -> tuple[str, ...]:
+    """The backends ``auto`` tries for ``model``, best first."""
+    if observed_values(model) > AUTO_JAX_MAX_VALUES:
+        return tuple(reversed(AUTO_ORDER))
+    return AUTO_ORDER
+
 
 @register_sampler
 class Auto(Sampler):
     """The default: NumPyro's NUTS as one compiled JAX program per model structure, cached
     on disk (fastest first fit and later sessions, measured in docs/performance.md); nutpie
-    when JAX is not installed or the model holds an operation JAX cannot translate."""
+    for a model that reads more than :data:`AUTO_JAX_MAX_VALUES` observed values row by row,
+    when JAX is not installed, or when the model holds an operation JAX cannot translate."""
 
     name = "auto"
 
@@ -427,7 +455,9 @@ class Auto(Sampler):
             "progressbar": progressbar,
             "start": start,
         }
-        usable = [SAMPLERS[n] for n in AUTO_ORDER if n in SAMPLERS and not SAMPLERS[n].available()]
+        usable = [
+            SAMPLERS[n] for n in auto_order(model) if n in SAMPLERS and not SAMPLERS[n].available()
+        ]
         for i, backend in enumerate(usable):
             try:
                 result = backend.sample(model, **kwargs)
