@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 # Compiled sampler programs (jax.export) and XLA executables (JAX's persistent cache).
 export MIXEDBAYES_CACHE_DIR ?= $(CURDIR)/.cache/mixedbayes
 
-.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick validate
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy validate
 
 venv: $(STAMP)
 
@@ -59,6 +59,10 @@ bench: $(JAX_STAMP)
 
 bench-quick: $(JAX_STAMP)
 	$(PY) benchmarks/run.py --quick
+
+# The measurement behind sampler="auto": each backend cold and warm (benchmarks/results/policy.md).
+bench-policy: $(STAMP)
+	$(PY) benchmarks/policy.py
 
 lock: $(JAX_STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^mixedbayes' \
