@@ -9,12 +9,12 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray as xr
 
-    from mixedbayes.results.fit import Fit
+    from mixedbayes.results.protocols import FitLike
 
 __all__ = ["posterior_predictive"]
 
 
-def posterior_predictive(fit: Fit, seed: int | None) -> xr.DataTree:
+def posterior_predictive(fit: FitLike, seed: int | None) -> xr.DataTree:
     """Replicated responses of every draw at the fitted rows, one variable named, dimensioned
     and labelled as the observed response in ``fit.idata["observed_data"]``.
 
