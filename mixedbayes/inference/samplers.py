@@ -64,7 +64,10 @@ class Sampler:
 
         missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
         if missing:
-            return f"the {self.name} sampler needs {missing}: pip install 'mixedbayes[jax]'"
+            return (
+                f"the {self.name} sampler needs {missing}, core dependencies of mixedbayes: "
+                "reinstall it (pip install -c constraints.txt -e .)"
+            )
         return ""
 
     def sample(
