@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from mixedbayes.batch.executors import EXECUTORS, _Book, _cpus, check_backend
+from mixedbayes._system import usable_cpus
+from mixedbayes.batch.executors import EXECUTORS, _Book, check_backend
 from mixedbayes.batch.records import (
     Attempt,
     BatchError,
@@ -162,7 +163,7 @@ def run_batch(
     book = _Book(store, retries + 1, on_record, previous)
     book.records.update({k: previous[k] for k in reused})
     todo = [k for k in items if k not in book.records]
-    n_workers = workers or _cpus()
+    n_workers = workers or usable_cpus()
     t0 = time.perf_counter()
     if todo:
         n_workers = EXECUTORS[backend](

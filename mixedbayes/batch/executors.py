@@ -153,13 +153,6 @@ class _Book:
         return True
 
 
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 @register_executor("serial")
 def _run_serial(
     fn: Callable[..., Any],

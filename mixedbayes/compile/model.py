@@ -80,7 +80,7 @@ class CompiledModel:
         Compiled with PyTensor's ``FAST_COMPILE`` mode by default: a structural check, not
         a sampler (``mode=None`` uses the default, optimised compile).
         """
-        from mixedbayes.inference.artifacts import python_ops
+        from mixedbayes._system import python_ops
 
         with python_ops():
             point = self.model.initial_point()

@@ -18,11 +18,10 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cache_dir", "configure_jax_cache", "load_exported", "python_ops", "save_exported"]
+__all__ = ["cache_dir", "configure_jax_cache", "load_exported", "save_exported"]
 
 #: Bumped when the layout of a stored program changes (older files are then ignored).
 FORMAT = "1"
@@ -97,14 +96,3 @@ def save_exported(key: str, exported: Any, meta: dict[str, Any]) -> None:
             tmp.replace(target)
     except OSError:
         return
-
-
-@contextlib.contextmanager
-def python_ops() -> Iterator[None]:
-    """PyTensor without its C compiler for the small helper functions (initial points,
-    shapes, structural checks): PyTensor's C thunks cost 20 s of gcc on a fresh machine for a
-    function that runs once; their Python implementations cost nothing to build."""
-    import pytensor
-
-    with pytensor.config.change_flags(cxx=""):
-        yield

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
+from mixedbayes._system import python_ops
 from mixedbayes.errors import SpecError
-from mixedbayes.inference.artifacts import python_ops
 
 if TYPE_CHECKING:
     import pymc as pm

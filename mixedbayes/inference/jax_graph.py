@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mixedbayes.inference.artifacts import python_ops
+from mixedbayes._system import python_ops
 
 __all__ = ["JaxModel", "jax_model"]
 

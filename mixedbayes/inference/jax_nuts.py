@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mixedbayes._system import usable_cpus
 from mixedbayes.inference.artifacts import (
     configure_jax_cache,
     load_exported,
@@ -132,7 +133,6 @@ def _compiled(model: pm.Model, tune: int, draws: int, target_accept: float) -> A
 def _run_chains(run: Any, keys: np.ndarray, x0: np.ndarray, data: Any) -> Any:
     """Every chain through the one-chain program, as many at once as there are cores (the
     compiled program releases the GIL while it runs); outputs stacked along a chain axis."""
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     import jax
@@ -140,7 +140,7 @@ def _run_chains(run: Any, keys: np.ndarray, x0: np.ndarray, data: Any) -> Any:
     def chain(c: int) -> Any:
         return jax.device_get(run(keys[c], x0[c], *data))
 
-    workers = max(1, min(len(keys), len(os.sched_getaffinity(0))))
+    workers = max(1, min(len(keys), usable_cpus()))
     with ThreadPoolExecutor(workers) as pool:
         outs = list(pool.map(chain, range(len(keys))))
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *outs)

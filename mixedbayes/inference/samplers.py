@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from mixedbayes._system import usable_cpus
 from mixedbayes.inference.init import Start, chain_starts, constrained, start_vector
 from mixedbayes.inference.reuse import COMPILE_CACHE, pack_data, structure_key
 from mixedbayes.inference.trees import data_groups
@@ -315,7 +316,7 @@ class _PyMCSampled(Sampler):
 
         extra: dict[str, Any] = {}
         if self.nuts_sampler == "pymc":
-            extra = {"target_accept": target_accept, "cores": min(chains, _cpus())}
+            extra = {"target_accept": target_accept, "cores": min(chains, usable_cpus())}
         else:
             extra = {"nuts_sampler_kwargs": {"target_accept": target_accept}}
         t0 = time.perf_counter()
@@ -347,12 +348,6 @@ def _initvals(model: pm.Model, start: Start, chains: int, seed: int) -> list[dic
     draw = chain_starts(x, mask, start.jitter)
     seeds = np.random.SeedSequence(seed).spawn(chains)
     return constrained(model, [draw(s) for s in seeds])
-
-
-def _cpus() -> int:
-    import os
-
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 @register_sampler
