@@ -20,8 +20,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-#: name -> (formula, groups, rows per group (0: sleepstudy), marginalize)
+#: name -> (formula or spec file in models/, groups, rows per group (0: sleepstudy or the
+#: spec's own data), marginalize)
 CASES: dict[str, tuple[str, int, int, bool]] = {
+    "epilepsy": (str(HERE.parent / "models" / "epilepsy.yaml"), 0, 0, True),
+    "theoph": (str(HERE.parent / "models" / "theophylline.yaml"), 0, 0, True),
     "sleepstudy": ("y ~ days + (days | subj)", 0, 0, True),
     "lmm20k": ("y ~ days + (days | subj)", 1000, 20, True),
     "plain2k": ("y ~ days + (1 | subj)", 100, 20, False),
@@ -71,7 +74,8 @@ def main() -> None:
         "# Sampler policy: each backend cold and warm (fresh process each)",
         "",
         f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; 4 chains x 1000 draws after 1000"
-        " tuning steps; `fit` = `mb.fit` wall s, `process` = with imports and data.",
+        " tuning steps (a spec in `models/`: its own sampler settings); `fit` = `mb.fit` wall"
+        " s, `process` = with imports and data.",
         "",
         "| case | sampler | cold fit s | cold compile s | cold sample s | warm fit s | "
         "warm compile s | min bulk ESS | min-ESS/s (cold fit) |",

@@ -1,8 +1,10 @@
 """One timed fit for ``policy.py``, in a fresh process:
 
     python policy_child.py FORMULA GROUPS ROWS_PER_GROUP MARGINALIZE(0|1) SAMPLER
+    python policy_child.py models/NAME.yaml 0 0 1 SAMPLER
 
-GROUPS = 0 fits sleepstudy. Prints ``RESULT <json>``.
+GROUPS = 0 fits sleepstudy; a spec file is fitted to its own data with its own sampler
+settings (draws, tune, chains, seed). Prints ``RESULT <json>``.
 """
 
 import json
@@ -15,7 +17,13 @@ import pandas as pd  # noqa: E402
 
 formula, G, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 marginalize, sampler = sys.argv[4] == "1", sys.argv[5]
-if G == 0:
+spec_file = formula.endswith(".yaml")
+if spec_file:
+    import mixedbayes as mb
+
+    spec = mb.load_spec(formula)
+    df = mb.load_data(str(spec.data))
+elif G == 0:
     import mixedbayes as mb
 
     df = mb.datasets.load("sleepstudy")
@@ -33,20 +41,26 @@ import arviz_stats as azs  # noqa: E402
 import mixedbayes as mb  # noqa: E402
 
 t0 = time.perf_counter()
-fit = mb.fit(
-    mb.LMM(formula),
-    df,
-    draws=1000,
-    tune=1000,
-    chains=4,
-    seed=1,
-    sampler=sampler,
-    marginalize=marginalize,
-    check=False,
-)
+if spec_file:
+    fit = mb.fit(spec, df, sampler=sampler, check=False)
+else:
+    fit = mb.fit(
+        mb.LMM(formula),
+        df,
+        draws=1000,
+        tune=1000,
+        chains=4,
+        seed=1,
+        sampler=sampler,
+        marginalize=marginalize,
+        check=False,
+    )
 wall = time.perf_counter() - t0
 post = fit.idata["posterior"].to_dataset()
-names = [v for v in ("b", "sd_subj", "sigma", "cor_subj") if v in post]
+if spec_file:  # every population parameter: fixed effects, SDs, correlations, family's
+    names = [v for v in post.data_vars if not str(v).startswith("r_") and post[v].ndim <= 3]
+else:
+    names = [v for v in ("b", "sd_subj", "sigma", "cor_subj") if v in post]
 ess = azs.ess(post[names], method="bulk")
 vals = np.concatenate([np.ravel(ess[v].values) for v in names])
 result = {

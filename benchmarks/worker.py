@@ -189,7 +189,7 @@ def run_mixedbayes(case: Case, variant: Variant, job: dict[str, Any]) -> Result:
     n_warnings = sum(type(w.message).__name__ == "ConvergenceWarning" for w in caught)
     idata = fit.idata
     tm = fit.timings
-    compile_s = tm["design_seconds"] + tm["compile_seconds"]
+    compile_s = tm["design_seconds"] + tm.get("build_seconds", 0.0) + tm["compile_seconds"]
     sample_s = tm["sample_seconds"]
     out = _summarise(_mixedbayes_params(_posterior_dataset(idata)))
     out.update(

@@ -245,6 +245,7 @@ def fit(
     chosen = get_sampler(sampler or s.name)
     t0 = time.perf_counter()
     d = make_design(model_spec, frame)
+    t_design = time.perf_counter()
     compiled = compile_model(
         d, priors, marginalize=s.marginalize if marginalize is None else marginalize
     )
@@ -275,7 +276,8 @@ def fit(
         pointwise = kind_of(model_spec).log_likelihood(d, idata["posterior"].to_dataset())
         idata = add_log_likelihood(idata, compiled.model, pointwise)
     timings = {
-        "design_seconds": t1 - t0,
+        "design_seconds": t_design - t0,
+        "build_seconds": t1 - t_design,
         "compile_seconds": result.compile_seconds,
         "sample_seconds": result.sample_seconds,
         "post_seconds": time.perf_counter() - t2,
@@ -294,7 +296,9 @@ def fit(
     if check:
         from mixedbayes.diagnostics import diagnose, warn_if_bad
 
+        t3 = time.perf_counter()
         warn_if_bad(diagnose(out), stacklevel=3)
+        timings["check_seconds"] = time.perf_counter() - t3
     if posterior_predictive:
         out.sample_posterior_predictive(seed=used_seed)
     return out

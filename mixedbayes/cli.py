@@ -86,7 +86,10 @@ def _fit(
 
     spec, frame = _spec_and_frame(spec_path, data)
     console.print(f"mixedbayes {spec.kind}: {spec_line(spec)}", highlight=False, markup=False)
-    console.print("building and compiling the model (numba; first fits take a while)...")
+    console.print(
+        "building and compiling the model (the first fit of a model structure compiles it; "
+        "later ones, in any session, reuse it)..."
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", mb.DataWarning)
         fit = mb.fit(
@@ -103,10 +106,9 @@ def _fit(
     for w in caught:
         if issubclass(w.category, mb.ConvergenceWarning):
             console.print(f"convergence: {w.message}", style="yellow", markup=False)
-    t = fit.timings
-    console.print(
-        f"compiled in {t['compile_seconds']:.1f} s, sampled in {t['sample_seconds']:.1f} s"
-    )
+    from mixedbayes.results.summary import timing_text
+
+    console.print(timing_text(fit.timings), soft_wrap=True)
     return fit
 
 

@@ -129,3 +129,46 @@ def test_posterior_predictive_is_simulated_like_the_observed_response(
     again = fit.sample_posterior_predictive(seed=2)["posterior_predictive"][name].to_numpy()
     np.testing.assert_array_equal(values, again)
     assert len(count_data()) - 1 == obs.size  # the dropped row is not replicated
+
+
+def test_fit_records_each_stage_and_names_them_in_order(count_small_fit: mb.Fit) -> None:
+    from mixedbayes.results.summary import timing_text
+
+    t = count_small_fit.timings
+    stages = ["design", "build", "compile", "sample", "post", "check"]
+    assert all(t[f"{s}_seconds"] >= 0 for s in stages)
+    line = timing_text(t)
+    labels = ["design", "model", "compiled", "sampled", "after", "checks"]
+    positions = [line.index(f"{label} ") for label in labels]
+    assert positions == sorted(positions)
+    assert timing_text({}) == "not recorded"
+
+
+def test_posterior_predictive_falls_back_to_pymc_only_when_numpy_cannot_simulate(
+    count_small_fit: mb.Fit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A family without a NumPy simulator (or a kind without predictions) has PyMC draw the
+    replicates; a NumPy simulation of the wrong shape is a bug and is raised, not hidden."""
+    from mixedbayes.kinds.base import Kind
+    from mixedbayes.results import ppc
+
+    kind = type(count_small_fit.kind)
+    calls: list[int | None] = []
+    monkeypatch.setattr(ppc, "_with_pymc", lambda fit, seed: calls.append(seed) or "pymc")
+
+    def no_simulator(self: object, design: object, posterior: object, seed: object) -> None:
+        raise NotImplementedError
+
+    monkeypatch.setattr(kind, "simulate", no_simulator)
+    assert ppc.posterior_predictive(count_small_fit, 3) == "pymc" and calls == [3]
+    monkeypatch.setattr(kind, "simulate", lambda self, d, p, s: None)
+    assert ppc.posterior_predictive(count_small_fit, 4) == "pymc" and calls == [3, 4]
+    monkeypatch.setattr(kind, "simulate", lambda self, d, p, s: np.zeros((1, 100, 3)))
+    with pytest.raises(RuntimeError, match="bug"):
+        ppc.posterior_predictive(count_small_fit, 5)
+
+    class NoPredictions(Kind):
+        name = "no-predictions"
+
+    post = count_small_fit.idata["posterior"].to_dataset()
+    assert NoPredictions().simulate(count_small_fit.design, post, 1) is None

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.results.ppc import observed_name
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -19,21 +21,6 @@ __all__ = ["LooReport", "compare", "loo", "plot_ppc", "ppc_stats"]
 
 SAMPLE_DIMS = ("chain", "draw")
 K_BINS = ("good", "bad", "very bad")
-
-
-def _observed_name(fit: FitLike, group: str) -> str:
-    """The observed variable in ``group`` (the response, as the compile stage names it)."""
-    from mixedbayes.compile.regression import response_var_name
-
-    name = response_var_name(fit.design)
-    if group not in fit.idata.children:
-        raise ValueError(f"the fit has no {group!r} group; groups: {list(fit.idata.children)}")
-    variables = [str(v) for v in fit.idata[group].data_vars]
-    if name in variables:
-        return name
-    if len(variables) == 1:
-        return variables[0]
-    raise ValueError(f"cannot tell the observed variable in {group!r} among {variables}")
 
 
 # -- LOO -------------------------------------------------------------------------------------
@@ -140,7 +127,7 @@ def _loo_data(fit: FitLike, moment_match: bool = False) -> Any:
 
         post = fit.idata["posterior"].to_dataset()
         log_likelihood(fit.idata, fit.model, kind_of(fit.spec).log_likelihood(fit.design, post))
-    var = _observed_name(fit, "log_likelihood")
+    var = observed_name(fit, "log_likelihood")
     extra: dict[str, Any] = {"moment_match": True, "model": fit.model} if moment_match else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -256,7 +243,7 @@ def compare(
     if len(models) < 2:
         raise ValueError("compare needs at least two fits.")
     observed = [
-        np.asarray(m.idata["observed_data"][_observed_name(m, "observed_data")].to_numpy())
+        np.asarray(m.idata["observed_data"][observed_name(m, "observed_data")].to_numpy())
         for m in models
     ]
     for label, y in zip(labels[1:], observed[1:], strict=True):
@@ -331,7 +318,7 @@ def plot_ppc(
     from arviz_plots import plot_ppc_dist
 
     tree = _with_predictive(fit, seed)
-    var = _observed_name(fit, "posterior_predictive")
+    var = observed_name(fit, "posterior_predictive")
     predictive = tree["posterior_predictive"]
     n = int(np.prod([predictive.sizes[d] for d in SAMPLE_DIMS if d in predictive.sizes]))
     return plot_ppc_dist(
@@ -364,9 +351,9 @@ def ppc_stats(fit: FitLike, *, seed: int | None = None) -> pd.DataFrame:
         ``replicated_upper`` (central 95% of the replicated statistic), ``p_value``.
     """
     tree = _with_predictive(fit, seed)
-    var = _observed_name(fit, "posterior_predictive")
+    var = observed_name(fit, "posterior_predictive")
     rep_da = tree["posterior_predictive"][var]
-    y = np.asarray(tree["observed_data"][_observed_name(fit, "observed_data")].to_numpy(), float)
+    y = np.asarray(tree["observed_data"][observed_name(fit, "observed_data")].to_numpy(), float)
     obs_dims = [d for d in rep_da.dims if d not in SAMPLE_DIMS]
     rep = np.asarray(rep_da.transpose(*SAMPLE_DIMS, *obs_dims).to_numpy(), dtype=float)
     rep = rep.reshape(-1, int(np.prod(rep.shape[2:], dtype=int)))

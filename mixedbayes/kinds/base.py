@@ -130,6 +130,21 @@ class Kind:
         NumPy, or None to have the model's own log-density evaluate it."""
         return None
 
+    def simulate(self, design: ModelDesign, posterior: Any, seed: int | None) -> Any:
+        """Replicated responses (chain, draw, rows) at the fitted rows, drawn with NumPy from
+        ``posterior``, or None to have PyMC draw them from the model.
+
+        A kind with the ``predict`` capability simulates through its predictions
+        (``kind="response"``); a family without a NumPy simulator raises
+        ``NotImplementedError`` (PyMC then draws).
+        """
+        if "predict" not in self.capabilities:
+            return None
+        from mixedbayes.results.predict import predict_draws
+
+        draws = predict_draws(posterior, design, None, kind="response", seed=seed)
+        return np.asarray(draws.to_numpy())
+
     def parts(self, design: ModelDesign) -> tuple[str, ...]:
         """The named parts (submodels) of the model; ``()`` for a single plain part."""
         return ()

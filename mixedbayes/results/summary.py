@@ -15,9 +15,27 @@ if TYPE_CHECKING:
 
     from mixedbayes.design import Design
 
-__all__ = ["check_prob", "summarise", "summary_variables"]
+__all__ = ["check_prob", "summarise", "summary_variables", "timing_text"]
 
 SAMPLE_DIMS = ("chain", "draw")
+
+
+#: A fit's stages in the order they run, as :func:`timing_text` names them.
+STAGES = (
+    ("design_seconds", "design"),
+    ("build_seconds", "model"),
+    ("compile_seconds", "compiled"),
+    ("sample_seconds", "sampled"),
+    ("post_seconds", "after"),
+    ("check_seconds", "checks"),
+)
+
+
+def timing_text(timings: dict[str, float]) -> str:
+    """One line of a fit's stage times, e.g. ``design 0.4 s, model 0.6 s, compiled 1.0 s,
+    sampled 0.2 s, after 0.3 s``: the stages ``timings`` records, in the order they ran."""
+    parts = [f"{label} {timings[key]:.1f} s" for key, label in STAGES if key in timings]
+    return ", ".join(parts) if parts else "not recorded"
 
 
 def check_prob(prob: float) -> None:

@@ -73,15 +73,10 @@ class ModelSection(Section):
         )
         if attrs.get("marginalization"):
             items.append(("group effects", str(attrs["marginalization"])))
-        t = fit.timings
-        if t:
-            items.append(
-                (
-                    "time",
-                    f"compiled in {t.get('compile_seconds', float('nan')):.1f} s, "
-                    f"sampled in {t.get('sample_seconds', float('nan')):.1f} s",
-                )
-            )
+        if fit.timings:
+            from mixedbayes.results.summary import timing_text
+
+            items.append(("time", timing_text(fit.timings)))
         blocks: list[Block] = []
         if spec.description:
             blocks.append(Paragraph(str(spec.description)))
