@@ -279,10 +279,18 @@ def test_low_ebfmi_warns(sleep_design: mb.Design) -> None:
     ("shape", "shift", "seed"),
     [((4, 200, 6), 0.0, 1), ((4, 200, 6), 0.3, 2), ((3, 37, 5), 0.0, 3), ((2, 4, 2), 0.0, 4)],
 )
-def test_vectorised_rhat_equals_arviz(shape: tuple[int, ...], shift: float, seed: int) -> None:
+@pytest.mark.parametrize("threads", [False, True])
+def test_vectorised_rhat_equals_arviz(
+    shape: tuple[int, ...], shift: float, seed: int, threads: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The gate's rank-normalised split R-hat is arviz-stats' value for every element,
-    with ties (rounded draws), a constant element, a missing draw and odd draw counts."""
+    with ties (rounded draws), a constant element, a missing draw and odd draw counts; with
+    the bulk and tail rankings in one thread or two (large posteriors)."""
     import arviz_stats as azs
+
+    from mixedbayes.diagnostics import rhat
+
+    monkeypatch.setattr(rhat, "PARALLEL_VALUES", 0 if threads else 10**12)
 
     from mixedbayes.diagnostics.rhat import rank_rhat_dataset
 

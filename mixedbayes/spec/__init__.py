@@ -2,6 +2,7 @@
 
 from mixedbayes.spec.contrasts import ContrastSpec
 from mixedbayes.spec.io import GLMM, LMM, load_spec, save_spec, spec_from_dict
+from mixedbayes.spec.joint import JointSpec, OutcomeSpec, SurvivalSpec
 from mixedbayes.spec.model import (
     SPEC_KINDS,
     FamilySpec,
@@ -24,12 +25,15 @@ __all__ = [
     "FamilySpec",
     "GLMMSpec",
     "GroupOptions",
+    "JointSpec",
     "LMMSpec",
     "ModelSpec",
     "NonlinearSpec",
     "ODESpec",
+    "OutcomeSpec",
     "PriorSpec",
     "SamplerSpec",
+    "SurvivalSpec",
     "load_spec",
     "register_kind",
     "save_spec",

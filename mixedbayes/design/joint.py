@@ -1,0 +1,623 @@
+"""Design of the ``joint`` kind: each longitudinal outcome's regression design, the survival
+rows, and what the hazard reads of the outcomes at the event times and quadrature nodes.
+
+An association of type ``value`` (``slope``, ``area``) is the outcome's linear predictor
+(its time derivative, its integral from 0) at a time t. The predictor is linear in the
+fixed effects and the group effects, so at a set of times it is ``X_t·b + Σ Z_t·r``: the
+design evaluates the outcome's formula at new rows — the subject's covariates at their last
+visit before t (the first visit before it), the time column set to t — and keeps ``X_t``
+and ``Z_t``. ``slope`` uses a central difference of those rows, ``area`` a Gauss–Legendre
+rule over [0, t]. ``shared`` reads the subject's random effects of the outcome directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mixedbayes.design.groups import GroupFactor, GroupStructure, RowMap, frozen, merge_factors
+from mixedbayes.errors import DataError, Problem, SpecError, format_rows
+
+if TYPE_CHECKING:
+    from mixedbayes.design.data import DataReport
+    from mixedbayes.design.design import Design
+    from mixedbayes.families import Family, Link
+    from mixedbayes.spec.joint import JointSpec
+    from mixedbayes.survival import Baseline
+
+__all__ = [
+    "ASSOCIATION_DIM",
+    "EVENT",
+    "Association",
+    "JointDesign",
+    "Reading",
+    "SurvivalRows",
+    "make_joint_design",
+]
+
+#: The two tables a joint model is fitted to.
+TABLES = ("longitudinal", "survival")
+
+#: The part (``nlpar``, names) of the hazard: ``b_event``, the baseline's parameters.
+EVENT = "event"
+
+#: Dimension of the association coefficients ``alpha``.
+ASSOCIATION_DIM = "association"
+
+
+@dataclass(frozen=True)
+class SurvivalRows:
+    """The survival table as the hazard reads it (one row per subject, or per ``(start,
+    stop]`` interval).
+
+    Attributes
+    ----------
+    index : pandas.Index
+        The rows' labels in the survival table.
+    subject : ndarray of str
+    level : ndarray of int
+        Each row's subject as a level of the subject factor.
+    start, stop, event : ndarray
+        Interval (entry time; 0 without left truncation), its end and the event indicator.
+    X : ndarray, shape (rows, p)
+        The hazard's covariates (no intercept: the baseline holds the level).
+    terms : tuple of str
+    nodes, weights : ndarray, shape (rows, q)
+        Gauss–Legendre nodes and weights of each row's interval (split at the baseline's
+        breakpoints).
+    """
+
+    index: pd.Index
+    subject: np.ndarray
+    level: np.ndarray
+    start: np.ndarray
+    stop: np.ndarray
+    event: np.ndarray
+    X: np.ndarray
+    terms: tuple[str, ...]
+    nodes: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return int(self.stop.shape[0])
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What an association reads of its outcome at a set of times: ``X·b_<outcome>`` plus,
+    per grouping factor, the effects a :class:`RowMap` reads (``Z·r[index, columns]``)."""
+
+    X: np.ndarray
+    maps: tuple[tuple[str, RowMap], ...]
+
+
+@dataclass(frozen=True)
+class Association:
+    """One term of the hazard's linear predictor read from a longitudinal outcome.
+
+    Attributes
+    ----------
+    outcome, type : str
+    labels : tuple of str
+        The ``association`` coordinate of its coefficients (``log_bili:value``; one per
+        random-effect term for ``shared``: ``log_bili:shared:Intercept``).
+    at_stop, at_nodes : Reading or None
+        At each row's stop time and at its quadrature nodes (row-major, rows × q); None for
+        ``shared``.
+    columns : tuple of int
+        For ``shared``: the subject factor's terms of the outcome.
+    """
+
+    outcome: str
+    type: str
+    labels: tuple[str, ...]
+    at_stop: Reading | None = None
+    at_nodes: Reading | None = None
+    columns: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class JointDesign:
+    """A joint spec applied to its two tables.
+
+    The :class:`~mixedbayes.design.base.ModelDesign` attributes that name one response
+    (``family``, ``response``, ``y``, ``data``) are the first outcome's; ``outcomes`` has
+    them all.
+    """
+
+    spec: JointSpec
+    outcomes: dict[str, Design]
+    structures: tuple[GroupStructure, ...]
+    rows: dict[tuple[str, str], RowMap]
+    subject_factor: str
+    survival: SurvivalRows
+    baseline: Baseline
+    associations: tuple[Association, ...]
+    source_tables: dict[str, pd.DataFrame] = field(repr=False)
+
+    @property
+    def first(self) -> Design:
+        """The first outcome's design."""
+        return next(iter(self.outcomes.values()))
+
+    @property
+    def family(self) -> Family:
+        """The first outcome's family."""
+        return self.first.family
+
+    @property
+    def link(self) -> Link:
+        """The first outcome's link."""
+        return self.first.link
+
+    @property
+    def response(self) -> str:
+        """The first outcome's response."""
+        return self.first.response
+
+    @property
+    def y(self) -> np.ndarray:
+        """The first outcome's response values."""
+        return self.first.y
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The first outcome's rows."""
+        return self.first.data
+
+    @property
+    def source(self) -> pd.DataFrame:
+        """The longitudinal table as given (``source_tables`` holds both)."""
+        return self.source_tables["longitudinal"]
+
+    @property
+    def report(self) -> DataReport:
+        """Rows in, used and dropped of the first outcome (each outcome's in ``outcomes``)."""
+        return self.first.report
+
+    @property
+    def n(self) -> int:
+        """Longitudinal rows used, over all outcomes."""
+        return sum(d.n for d in self.outcomes.values())
+
+    @property
+    def obs_index(self) -> pd.Index:
+        """The first outcome's row labels."""
+        return self.first.obs_index
+
+    @property
+    def groups(self) -> tuple[GroupFactor, ...]:
+        """The merged grouping factors, each read once per level (their row maps are in
+        ``rows``: each outcome reads them over its own rows)."""
+        out = []
+        for s in self.structures:
+            k = len(s.terms)
+            rows = RowMap(
+                frozen(np.arange(s.n_levels)), frozen(np.ones((s.n_levels, k))), tuple(range(k))
+            )
+            out.append(GroupFactor(s, rows))
+        return tuple(out)
+
+    def group(self, name: str) -> GroupFactor:
+        """The merged grouping factor ``name``."""
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(f"no grouping factor {name!r}; factors: {[s.name for s in self.structures]}")
+
+    def structure(self, name: str) -> GroupStructure:
+        """The merged structure of factor ``name``."""
+        return next(s for s in self.structures if s.name == name)
+
+    def coords(self) -> dict[str, list[Any]]:
+        """Coordinates of every dimension of the model (see the compile stage)."""
+        from mixedbayes.naming import Names
+
+        coords: dict[str, list[Any]] = {}
+        for name, d in self.outcomes.items():
+            names = Names(name)
+            coords[names.obs_dim] = list(d.obs_index)
+            coords[names.term_dim] = list(d.fixed_terms)
+            coords[names.slope_dim] = [t for t in d.fixed_terms if t != "Intercept"]
+        for s in self.structures:
+            coords.update(s.coords())
+            if s.correlated:
+                coords[Names.cor_dim(s.name)] = list(s.terms)
+        event = Names(EVENT)
+        coords[event.obs_dim] = list(self.survival.index)
+        if self.survival.terms:
+            coords[event.term_dim] = list(self.survival.terms)
+        coords[ASSOCIATION_DIM] = [label for a in self.associations for label in a.labels]
+        for p in self.baseline.params():
+            if p.size and p.dim:
+                coords[p.dim] = list(p.labels)
+        return coords
+
+
+# -- the two tables ---------------------------------------------------------------------------
+
+
+def _tables(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not isinstance(data, Mapping) or set(data) != set(TABLES):
+        got = sorted(data) if isinstance(data, Mapping) else type(data).__name__
+        raise DataError(
+            f"a joint model takes two tables, not {got}.",
+            where="data",
+            hint='pass {"longitudinal": visits, "survival": subjects} (pandas DataFrames).',
+        )
+    for key in TABLES:
+        if not isinstance(data[key], pd.DataFrame) or data[key].empty:
+            raise DataError(
+                f"the {key} table must be a non-empty pandas DataFrame.",
+                where=f"data.{key}",
+                hint="load it with pd.read_csv.",
+            )
+    return data["longitudinal"], data["survival"]
+
+
+def _column_problems(frame: pd.DataFrame, table: str, columns: list[str]) -> list[Problem]:
+    from mixedbayes.design.data import missing_column_problems
+
+    return [
+        Problem(p.message, f"data.{table} {p.where}".strip(), p.hint)
+        for p in missing_column_problems(set(columns), frame)
+    ]
+
+
+def _predictors(formula: str) -> set[str]:
+    from mixedbayes.design.formulae import formula_variables
+    from mixedbayes.spec.formula import split_formula
+
+    _, covariates, groups = formula_variables(split_formula(formula))
+    return covariates - groups
+
+
+def _contrasts_for(spec: JointSpec, formula: str) -> dict[str, Any]:
+    """The spec's contrasts of the columns ``formula`` uses as predictors."""
+    used = _predictors(formula)
+    return {col: c for col, c in spec.contrasts.items() if col in used}
+
+
+def _outcome_specs(spec: JointSpec) -> dict[str, Any]:
+    from mixedbayes.spec.model import GLMMSpec
+
+    param = "noncentered" if spec.parametrization == "auto" else spec.parametrization
+    return {
+        name: GLMMSpec(
+            formula=o.formula,
+            family=o.family,
+            contrasts=_contrasts_for(spec, o.formula),
+            parametrization=param,
+        )
+        for name, o in spec.longitudinal.items()
+    }
+
+
+def _contrast_problems(spec: JointSpec, rhs: str) -> list[Problem]:
+    used = _predictors(f"y ~ {rhs}")
+    for o in spec.longitudinal.values():
+        used |= _predictors(o.formula)
+    return [
+        Problem(
+            f"contrasts names {col!r}, which no formula uses as a predictor.",
+            f"contrasts.{col}",
+            f"name a predictor of the longitudinal or survival formulas: {sorted(used)}.",
+        )
+        for col in spec.contrasts
+        if col not in used
+    ]
+
+
+def _survival_frame(spec: JointSpec, surv: pd.DataFrame) -> tuple[Any, ...]:
+    """start, stop, event, subject labels, covariate matrix and terms of the survival table."""
+    from mixedbayes.spec.joint import parse_surv
+
+    start_col, stop_col, event_col, rhs = parse_surv(spec.survival.formula)
+    needed = [spec.subject, stop_col, event_col] + ([start_col] if start_col else [])
+    DataError.collect(_column_problems(surv, "survival", needed))
+    problems: list[Problem] = []
+    for col in [c for c in (start_col, stop_col, event_col) if c]:
+        if not pd.api.types.is_numeric_dtype(surv[col]) and not pd.api.types.is_bool_dtype(
+            surv[col]
+        ):
+            problems.append(
+                Problem(
+                    f"Surv() needs a numeric column; {col!r} holds {surv[col].dtype}.",
+                    f"data.survival column '{col}'",
+                    "code the event as 1 (event) / 0 (censored), e.g. "
+                    "(status == 'dead').astype(int).",
+                )
+            )
+    DataError.collect(problems)
+    stop = surv[stop_col].to_numpy(dtype=float)
+    start = np.zeros_like(stop) if start_col is None else surv[start_col].to_numpy(dtype=float)
+    event = surv[event_col].to_numpy(dtype=float)
+    bad_event = surv.index[~np.isin(event, (0.0, 1.0))]
+    if len(bad_event):
+        problems.append(
+            Problem(
+                f"the event indicator must be 0 or 1; rows {format_rows(list(bad_event))} are not.",
+                f"data.survival column '{event_col}'",
+                "code the event as 1 (event) / 0 (censored).",
+            )
+        )
+    bad = surv.index[~(np.isfinite(stop) & np.isfinite(start)) | (stop <= 0) | (start < 0)]
+    if len(bad):
+        problems.append(
+            Problem(
+                f"times must be finite, stop > 0 and start >= 0; rows {format_rows(list(bad))} "
+                "are not.",
+                f"data.survival column '{stop_col}'",
+                "remove or correct those rows.",
+            )
+        )
+    order = surv.index[(stop <= start) & np.isfinite(stop) & np.isfinite(start)]
+    if len(order) and start_col is not None:
+        problems.append(
+            Problem(
+                f"each interval needs start < stop; rows {format_rows(list(order))} do not.",
+                f"data.survival column '{start_col}'",
+                "check the (start, stop] columns.",
+            )
+        )
+    DataError.collect(problems)
+    from mixedbayes.design.contrasts import code_factors
+    from mixedbayes.design.design import _fixed_part, _matrices
+
+    SpecError.collect(_contrast_problems(spec, rhs))
+    covariates = _predictors(f"y ~ {rhs}")
+    DataError.collect(_column_problems(surv, "survival", sorted(covariates)))
+    missing: Any = surv.index[surv[sorted(covariates)].isna().any(axis=1)] if covariates else []
+    if len(missing):
+        raise DataError(
+            f"the hazard's covariates are missing in rows {format_rows(list(missing))}.",
+            where="data.survival",
+            hint="a joint model needs every subject's hazard covariates; impute or drop them.",
+        )
+    contrasts = {c: v for c, v in spec.contrasts.items() if c in covariates}
+    frame, coding = code_factors(contrasts, surv.copy(), covariates=covariates)
+    dm = _matrices(coding.rewrite(f"{stop_col} ~ {rhs}"), frame)
+    labels, X, _ = _fixed_part(dm.common, len(frame))
+    keep = [j for j, lab in enumerate(labels) if lab != "Intercept"]
+    subject = surv[spec.subject].astype(str).to_numpy()
+    return start, stop, event, subject, X[:, keep], tuple(labels[j] for j in keep)
+
+
+def _subject_problems(spec: JointSpec, long: pd.DataFrame, subject: np.ndarray) -> list[Problem]:
+    in_long = set(long[spec.subject].astype(str))
+    in_surv = set(subject)
+    problems = []
+    only_long = sorted(in_long - in_surv)
+    if only_long:
+        problems.append(
+            Problem(
+                f"subjects {format_rows(only_long)} have visits but no survival row.",
+                f"data.survival column '{spec.subject}'",
+                "give every subject a row (time to event or censoring) in the survival table.",
+            )
+        )
+    only_surv = sorted(in_surv - in_long)
+    if only_surv:
+        problems.append(
+            Problem(
+                f"subjects {format_rows(only_surv)} have a survival row but no visits.",
+                f"data.longitudinal column '{spec.subject}'",
+                "drop them from the survival table or add their measurements.",
+            )
+        )
+    return problems
+
+
+def _visit_problems(
+    spec: JointSpec, long: pd.DataFrame, subject: np.ndarray, stop: np.ndarray, start: np.ndarray
+) -> list[Problem]:
+    """Visits after the subject's last stop time (an event before the last visit)."""
+    last_stop = pd.Series(stop, index=subject).groupby(level=0).max()
+    first_start = pd.Series(start, index=subject).groupby(level=0).min()
+    t = long[spec.time].to_numpy(dtype=float)
+    who = long[spec.subject].astype(str).to_numpy()
+    ends = last_stop.reindex(who).to_numpy()
+    late = long.index[t > ends + 1e-9]
+    problems = []
+    if len(late):
+        problems.append(
+            Problem(
+                f"visits in rows {format_rows(list(late))} come after their subject's event or "
+                "censoring time.",
+                f"data.longitudinal column '{spec.time}'",
+                "drop measurements after the end of follow-up, or check the survival times.",
+            )
+        )
+    neg = long.index[~np.isfinite(t) | (t < 0)]
+    if len(neg):
+        problems.append(
+            Problem(
+                f"visit times must be finite and >= 0; rows {format_rows(list(neg))} are not.",
+                f"data.longitudinal column '{spec.time}'",
+                "measure time from the start of follow-up.",
+            )
+        )
+    del first_start
+    return problems
+
+
+# -- what the hazard reads at given times -----------------------------------------------------
+
+
+def _rows_at(
+    long: pd.DataFrame, spec: JointSpec, subject: np.ndarray, times: np.ndarray
+) -> pd.DataFrame:
+    """For each (subject, time) a row of the subject's covariates at their last visit at or
+    before that time (their first visit for earlier times), with the time column set."""
+    frame = long.reset_index(drop=True)
+    t = frame[spec.time].to_numpy(dtype=float)
+    who = frame[spec.subject].astype(str).to_numpy()
+    order = np.lexsort((t, who))
+    who_sorted, t_sorted = who[order], t[order]
+    pick = np.empty(len(subject), dtype=np.int64)
+    for s in np.unique(subject):
+        lo, hi = np.searchsorted(who_sorted, s, "left"), np.searchsorted(who_sorted, s, "right")
+        rows = np.flatnonzero(subject == s)
+        k = np.searchsorted(t_sorted[lo:hi], times[rows], side="right") - 1
+        pick[rows] = order[lo + np.clip(k, 0, hi - lo - 1)]
+    out = frame.iloc[pick].reset_index(drop=True)
+    out[spec.time] = times
+    return out
+
+
+def _read(
+    design: Design,
+    name: str,
+    frame: pd.DataFrame,
+    position: dict[str, dict[str, int]],
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Fixed rows and, per factor, (merged level index, Z) of ``design`` at ``frame``."""
+    nd = design.new_data(frame)
+    maps = {}
+    for g in design.groups:
+        idx = nd.group_index[g.name]
+        if (idx < 0).any():
+            raise DataError(
+                f"outcome {name!r}: the levels {list(nd.new_levels[g.name])[:5]} of {g.name!r} "
+                "have no measurements of this outcome.",
+                where=f"longitudinal.{name}",
+                hint="every subject needs at least one measurement of every outcome.",
+            )
+        merged = np.array([position[g.name][g.levels[i]] for i in idx], dtype=np.int64)
+        maps[g.name] = (merged, nd.group_Z[g.name])
+    return nd.X, maps
+
+
+def _reading(
+    X: np.ndarray,
+    maps: dict[str, tuple[np.ndarray, np.ndarray]],
+    name: str,
+    rows: dict[tuple[str, str], RowMap],
+) -> Reading:
+    return Reading(
+        frozen(X, float),
+        tuple(
+            (g, RowMap(frozen(ix), frozen(Z, float), rows[(name, g)].columns))
+            for g, (ix, Z) in maps.items()
+        ),
+    )
+
+
+def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
+    """Apply a joint spec to ``{"longitudinal": visits, "survival": subjects}``.
+
+    Raises
+    ------
+    DataError, SpecError
+        Naming every problem: a missing table or column, a subject in one table and not the
+        other, visits after the end of follow-up, negative times, a non-numeric ``Surv``
+        column, a non-binary event.
+    """
+    from mixedbayes.design.design import make_regression_design
+    from mixedbayes.survival import ASSOCIATIONS, get_baseline, interval_nodes
+
+    long, surv = _tables(data)
+    DataError.collect(_column_problems(long, "longitudinal", [spec.subject, spec.time]))
+    if not pd.api.types.is_numeric_dtype(long[spec.time]):
+        raise DataError(
+            f"the visit time {spec.time!r} must be numeric, not {long[spec.time].dtype}.",
+            where=f"data.longitudinal column '{spec.time}'",
+            hint="use the time since the start of follow-up, on the survival times' scale.",
+        )
+    start, stop, event, subject, X, terms = _survival_frame(spec, surv)
+    DataError.collect(
+        _subject_problems(spec, long, subject) + _visit_problems(spec, long, subject, stop, start)
+    )
+    outcomes = {
+        name: make_regression_design(o, long, formula=o.formula)
+        for name, o in _outcome_specs(spec).items()
+    }
+    correlation = spec.correlation
+    structures, rows = merge_factors(
+        {name: d.groups for name, d in outcomes.items()}, correlation=correlation
+    )
+    subject_factor = _subject_factor(spec, structures)
+    position = {s.name: {lv: i for i, lv in enumerate(s.levels)} for s in structures}
+    sub = next(s for s in structures if s.name == subject_factor)
+    # a nested subject factor (``centre:id``) labels its levels with the outer factors too
+    from mixedbayes.design.design import _factor_labels
+
+    label_of = dict(
+        zip(long[spec.subject].astype(str), _factor_labels(long, subject_factor), strict=True)
+    )
+    missing = sorted(s for s in set(subject) if label_of.get(s) not in set(sub.levels))
+    if missing:
+        raise DataError(
+            f"subjects {format_rows(missing)} have no usable measurements (rows with missing "
+            "values are dropped).",
+            where="data.longitudinal",
+            hint="every subject of the survival table needs at least one complete visit.",
+        )
+    level = np.array([position[subject_factor][label_of[s]] for s in subject], dtype=np.int64)
+    baseline = get_baseline(spec.survival.baseline, **spec.survival.options).setup(
+        stop, event, start
+    )
+    nodes, weights = interval_nodes(start, stop, spec.quadrature, breaks=baseline.breakpoints())
+    survival = SurvivalRows(
+        surv.index,
+        subject,
+        frozen(level),
+        frozen(start, float),
+        frozen(stop, float),
+        frozen(event, float),
+        frozen(X, float),
+        terms,
+        frozen(nodes, float),
+        frozen(weights, float),
+    )
+    scale = float(np.max(stop))
+    q = nodes.shape[1]
+    assoc = []
+    for name, how in spec.associations():
+        d = outcomes[name]
+        kind = ASSOCIATIONS.get(how)
+        if kind.reads_effects:
+            cols = rows[(name, subject_factor)].columns
+            labels = tuple(f"{name}:{how}:{sub.terms[c].split(':', 1)[1]}" for c in cols)
+            assoc.append(Association(name, how, labels, columns=cols))
+            continue
+
+        def at(t: np.ndarray, who: np.ndarray, d: Design = d, name: str = name) -> Any:
+            return _read(d, name, _rows_at(long, spec, who, t), position)
+
+        readings = []
+        for times, who in ((stop, subject), (nodes.ravel(), np.repeat(subject, q))):
+            found = kind.rows(at, times, who, scale, spec.quadrature)
+            assert found is not None
+            readings.append(_reading(*found, name, rows))
+        at_stop, at_nodes = readings
+        assoc.append(Association(name, how, (f"{name}:{how}",), at_stop, at_nodes))
+    return JointDesign(
+        spec=spec,
+        outcomes=outcomes,
+        structures=structures,
+        rows=rows,
+        subject_factor=subject_factor,
+        survival=survival,
+        baseline=baseline,
+        associations=tuple(assoc),
+        source_tables={"longitudinal": long.copy(), "survival": surv.copy()},
+    )
+
+
+def _subject_factor(spec: JointSpec, structures: tuple[GroupStructure, ...]) -> str:
+    """The merged factor of the subject: the factor ``subject``, or a nested ``a:subject``."""
+    for s in structures:
+        if s.name == spec.subject or s.name.split(":")[-1] == spec.subject:
+            return s.name
+    raise SpecError(
+        f"no grouping factor of the subject {spec.subject!r} in the longitudinal formulas.",
+        where="subject",
+        hint=f"add '(1 | {spec.subject})' to each outcome's formula.",
+    )

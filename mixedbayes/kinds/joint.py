@@ -1,0 +1,84 @@
+"""The ``joint`` kind: longitudinal mixed submodels and a hazard sharing the subject's
+random effects (JMbayes2's joint models)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from mixedbayes.kinds.base import Kind, register_kind
+from mixedbayes.naming import Names
+from mixedbayes.spec.joint import JointSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mixedbayes.compile.context import BuildContext
+    from mixedbayes.design.base import ModelDesign
+    from mixedbayes.design.groups import GroupFactor
+    from mixedbayes.design.joint import JointDesign
+    from mixedbayes.priors.table import PriorTable
+    from mixedbayes.spec.model import ModelSpec
+
+__all__ = ["JointKind"]
+
+
+@register_kind
+class JointKind(Kind):
+    """``joint``: one part per outcome (``b_<outcome>``, ``sigma_<outcome>``) and the ``event``
+    part (``b_event``, the baseline's parameters, ``alpha``), one covariance per grouping
+    factor across the outcomes."""
+
+    name = "joint"
+    spec_type = JointSpec
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def design(self, spec: ModelSpec, data: pd.DataFrame) -> JointDesign:
+        from mixedbayes.design.joint import make_joint_design
+
+        return make_joint_design(cast(JointSpec, spec), data)
+
+    def default_priors(self, design: ModelDesign) -> PriorTable:
+        from mixedbayes.priors.joint import default_joint_priors
+
+        return default_joint_priors(cast("JointDesign", design))
+
+    def positive_classes(self, design: ModelDesign) -> tuple[str, ...]:
+        from mixedbayes.priors.joint import joint_positive_classes
+
+        return joint_positive_classes(cast("JointDesign", design))
+
+    def coords(self, design: ModelDesign) -> dict[str, list[Any]]:
+        from mixedbayes.compile.joint import joint_coords
+
+        return joint_coords(cast("JointDesign", design))
+
+    def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+        from mixedbayes.compile.joint import add_joint
+
+        return add_joint(cast("JointDesign", design), priors, ctx)
+
+    def parts(self, design: ModelDesign) -> tuple[str, ...]:
+        d = cast("JointDesign", design)
+        return (*d.outcomes, "event") if d.survival.terms else tuple(d.outcomes)
+
+    def family_variables(self, design: ModelDesign) -> list[str]:
+        d = cast("JointDesign", design)
+        names = [Names(o).param(p.name) for o, od in d.outcomes.items() for p in od.family.params]
+        return [*names, "alpha", *(p.name for p in d.baseline.params())]
+
+    def response_columns(self, design: ModelDesign) -> list[str]:
+        return [d.response for d in cast("JointDesign", design).outcomes.values()]
+
+    def subject_factor(self, design: ModelDesign) -> GroupFactor | None:
+        d = cast("JointDesign", design)
+        return d.group(d.subject_factor)
+
+    def describe(self, spec: ModelSpec) -> str:
+        s = cast(JointSpec, spec)
+        outcomes = "; ".join(f"{k}: {o.formula}" for k, o in s.longitudinal.items())
+        return f"{outcomes}; {s.survival.formula} ({s.survival.baseline} baseline)"
+
+    def report_items(self, spec: ModelSpec) -> list[tuple[str, str]]:
+        s = cast(JointSpec, spec)
+        assoc = ", ".join(f"{o}:{k}" for o, k in s.associations())
+        return [("association", assoc), ("baseline hazard", s.survival.baseline)]
