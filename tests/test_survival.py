@@ -304,3 +304,23 @@ def test_setup_places_knots_and_checks_data() -> None:
         get_baseline("bspline").setup(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
     with pytest.raises(DataError, match=r"survival\.entry"):
         get_baseline("piecewise").setup(np.array([1.0, 2.0]), np.ones(2), entry=np.array([0, 3.0]))
+
+
+def test_smooth_bspline_is_integrated_without_splitting_at_knots() -> None:
+    """A degree-2 B-spline log hazard is integrated over each interval whole in the model
+    (``quadrature_breaks``); 15 nodes keep the cumulative hazard within 0.5 % of SciPy's
+    (0.15 % here: a change of the log-likelihood far below the posterior's spread; splitting
+    at the 6 knots would make it exact to rounding and the pbc2 fit 4× slower)."""
+    from mixedbayes.survival import get_baseline, interval_nodes
+
+    rng = np.random.default_rng(5)
+    stop = rng.uniform(0.2, 12.0, 60)
+    event = rng.integers(0, 2, 60)
+    base = get_baseline("bspline").setup(stop, event)
+    assert base.quadrature_breaks() == ()
+    assert get_baseline("piecewise").setup(stop, event).quadrature_breaks()
+    theta = {"h0_coef": rng.normal(-3.0, 0.7, base.n_basis())}
+    nodes, weights = interval_nodes(np.zeros_like(stop), stop, 15, breaks=base.quadrature_breaks())
+    assert nodes.shape == (60, 15)
+    got = np.sum(weights * np.exp(base.log_hazard(nodes, theta, np)), axis=1)
+    np.testing.assert_allclose(got, base.cumulative_hazard(stop, theta), rtol=5e-3)

@@ -563,7 +563,9 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
     baseline = get_baseline(spec.survival.baseline, **spec.survival.options).setup(
         stop, event, start
     )
-    nodes, weights = interval_nodes(start, stop, spec.quadrature, breaks=baseline.breakpoints())
+    nodes, weights = interval_nodes(
+        start, stop, spec.quadrature, breaks=baseline.quadrature_breaks()
+    )
     survival = SurvivalRows(
         surv.index,
         subject,

@@ -5,7 +5,9 @@ Layout of ``path/``::
     idata.zarr      the DataTree (every group)
     spec.yaml       the spec
     source.parquet  the data as the user gave them (``design.source``: every row, including
-                    the rows left out and an event table's dose records; index kept)
+                    the rows left out and an event table's dose records; index kept);
+                    a model of several tables (joint: ``longitudinal``, ``survival``) saves
+                    ``source.<table>.parquet`` each, listed in ``meta.json``
     meta.json       format version, package versions, timings, rows dropped, priors
 
 Loading re-applies the spec to the saved data, which restores the design (levels, terms,
@@ -21,7 +23,7 @@ import json
 import os
 import shutil
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -133,9 +135,11 @@ def save_fit(fit: FitLike, path: str | os.PathLike[str]) -> Path:
         warnings.simplefilter("ignore")
         tree.to_zarr(out / "idata.zarr", mode="w", consolidated=False)  # type: ignore[attr-defined]
     (out / "spec.yaml").write_text(fit.spec.to_yaml())
-    source = fit.design.source.copy()
-    source.columns = [str(c) for c in source.columns]
-    source.to_parquet(out / "source.parquet")
+    tables = _source_tables(fit.design)
+    for name, table in tables.items():
+        source = table.copy()
+        source.columns = [str(c) for c in source.columns]
+        source.to_parquet(out / _table_file(name))
     report = asdict(fit.design.report)
     report["dropped"] = [
         {**d, "rows": [r.item() if isinstance(r, np.generic) else r for r in d["rows"]]}
@@ -148,9 +152,21 @@ def save_fit(fit: FitLike, path: str | os.PathLike[str]) -> Path:
         "report": report,
         "object_vars": object_vars,
         "priors": _prior_rows(fit),
+        "tables": [name for name in tables if name],
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
     return out
+
+
+def _source_tables(design: Any) -> dict[str, pd.DataFrame]:
+    """The data as given, by table: ``{"": source}``, or a design's named tables (a joint
+    model's ``longitudinal`` and ``survival``)."""
+    tables = getattr(design, "source_tables", None)
+    return dict(tables) if tables else {"": design.source}
+
+
+def _table_file(name: str) -> str:
+    return f"source.{name}.parquet" if name else "source.parquet"
 
 
 def _sorted_categories(data: pd.DataFrame) -> pd.DataFrame:
@@ -211,8 +227,11 @@ def read_fit(path: str | os.PathLike[str]) -> SavedFit:
             where=str(src),
             hint="upgrade mixedbayes (meta.json names the version that saved it).",
         )
-    data_file = "source.parquet" if fmt >= 2 else "data.parquet"
-    needed = ["idata.zarr", "spec.yaml", data_file, "meta.json"]
+    tables = list(meta.get("tables") or [])
+    data_files = [_table_file(t) for t in tables] or [
+        "source.parquet" if fmt >= 2 else "data.parquet"
+    ]
+    needed = ["idata.zarr", "spec.yaml", *data_files, "meta.json"]
     missing = [n for n in needed if not (src / n).exists()]
     if missing:
         raise DataError(
@@ -221,7 +240,11 @@ def read_fit(path: str | os.PathLike[str]) -> SavedFit:
             hint="give the directory written by fit.save(path).",
         )
     spec = load_spec(src / "spec.yaml")
-    data = pd.read_parquet(src / data_file)
+    data: Any = (
+        {t: pd.read_parquet(src / _table_file(t)) for t in tables}
+        if tables
+        else pd.read_parquet(src / data_files[0])
+    )
     if fmt == 1:
         data = _sorted_categories(data)
     with warnings.catch_warnings():  # rows dropped were reported when the fit was made
@@ -233,7 +256,8 @@ def read_fit(path: str | os.PathLike[str]) -> SavedFit:
         rep["rows_used"],
         tuple(Dropped(d["reason"], d["column"], tuple(d["rows"])) for d in rep["dropped"]),
     )
-    design = replace(cast(Any, design), report=report)
+    if "report" in {f.name for f in fields(cast(Any, design))}:  # a joint design derives it
+        design = replace(cast(Any, design), report=report)
     idata = xr.open_datatree(src / "idata.zarr", engine="zarr", consolidated=False).load()
     _restore_objects(idata, meta.get("object_vars", []))
     if "priors" in meta:
@@ -253,4 +277,4 @@ def read_fit(path: str | os.PathLike[str]) -> SavedFit:
         )
     else:
         priors = build_prior_table(design, spec.priors)
-    return SavedFit(idata, spec, design, priors, dict(meta.get("timings", {})))
+    return SavedFit(idata, spec, cast(Any, design), priors, dict(meta.get("timings", {})))

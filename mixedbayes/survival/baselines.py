@@ -130,8 +130,17 @@ class Baseline:
         raise NotImplementedError
 
     def breakpoints(self) -> tuple[float, ...]:
-        """Times where ``log h0`` is not smooth (quadrature splits intervals there)."""
+        """Times where ``log h0`` is not smooth (a quadrature exact to rounding splits
+        intervals there)."""
         return ()
+
+    def quadrature_breaks(self) -> tuple[float, ...]:
+        """The breakpoints the model's quadrature splits at: where ``h0`` jumps or bends
+        (the pieces of ``piecewise``; a B-spline of degree < 2). A smooth-enough hazard is
+        integrated over each interval whole (as JMbayes2 does): splitting a degree-2
+        B-spline at its knots multiplies the nodes (and the sampling time) by the number of
+        pieces for a gain far below the posterior's spread."""
+        return self.breakpoints()
 
     def _require_setup(self, ready: bool) -> None:
         if not ready:
@@ -397,3 +406,8 @@ class BSplineBaseline(Baseline):
     def breakpoints(self) -> tuple[float, ...]:
         self._require_setup(self.upper > 0)
         return (*self.interior, self.upper)
+
+    def quadrature_breaks(self) -> tuple[float, ...]:
+        # degree >= 2: h0 and its slope are continuous (the fit's intervals end by the upper
+        # knot; beyond it the hazard is constant)
+        return self.breakpoints() if self.degree < 2 else ()
