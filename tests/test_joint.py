@@ -376,3 +376,38 @@ def test_fit_names_save_load_and_report(small_fit: mb.Fit, tmp_path: Any) -> Non
     assert set(again.design.source_tables) == {"longitudinal", "survival"}
     html = small_fit.report(tmp_path / "report.html").read_text()
     assert "y:value" in html and "weibull" in html
+
+
+@pytest.mark.slow
+def test_dynamic_prediction(small_fit: mb.Fit, tables: dict[str, pd.DataFrame]) -> None:
+    """Conditional survival after a landmark: in [0, 1], falling with time, 1 just after the
+    landmark; a patient measured higher (the hazard rises with the value: α > 0) gets a lower
+    survival; the trajectory passes near the patient's measurements."""
+    long = tables["longitudinal"]
+    one = long[long["id"] == "s3"].query("time <= 2").copy()
+    high = one.assign(id="hi", y=one["y"] + 1.5)
+    low = one.assign(id="lo", y=one["y"] - 1.5)
+    before = frame_hash(long)
+    pred = small_fit.predict_survival(
+        pd.concat([high, low]), times=[2.001, 3, 5, 8], landmark=2.0, seed=4
+    )
+    assert frame_hash(long) == before
+    s = pred.survival
+    assert set(s["subject"]) == {"hi", "lo"} and (s["landmark"] == 2.0).all()
+    assert ((s["lower"] <= s["mean"]) & (s["mean"] <= s["upper"])).all()
+    assert ((s["lower"] >= 0) & (s["upper"] <= 1)).all()
+    for _, rows in s.groupby("subject"):
+        assert np.all(np.diff(rows["mean"].to_numpy()) < 0)
+        assert rows["mean"].iloc[0] > 0.995
+    hi = s[s["subject"] == "hi"].set_index("time")["mean"]
+    lo = s[s["subject"] == "lo"].set_index("time")["mean"]
+    assert (hi.loc[[3.0, 5.0, 8.0]] < lo.loc[[3.0, 5.0, 8.0]]).all()
+    traj = pred.trajectory.dropna(subset=["observed"])
+    assert (traj["subject"] == "hi").sum() == len(one)
+    assert np.corrcoef(traj["mean"], traj["observed"])[0, 1] > 0.9
+    assert pred.draws.shape[:2] == (2, 200) and pred.draws.shape[2] == 4
+
+
+def test_predict_survival_needs_a_joint_fit(count_small_fit: mb.Fit) -> None:
+    with pytest.raises(SpecError, match="predict_survival"):
+        count_small_fit.predict_survival(times=[1.0])

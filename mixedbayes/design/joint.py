@@ -140,6 +140,19 @@ class JointDesign:
     baseline: Baseline
     associations: tuple[Association, ...]
     source_tables: dict[str, pd.DataFrame] = field(repr=False)
+    hazard_matrices: Any = field(default=None, repr=False)
+
+    def hazard_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """The hazard's covariate rows (``survival.terms``) of new rows ``frame``."""
+        common, coding = self.hazard_matrices
+        if common is None:
+            return np.zeros((len(frame), 0))
+        new = coding.new_data(frame.copy())
+        X = np.asarray(common.evaluate_new_data(new).design_matrix, dtype=float)
+        from mixedbayes.design.formulae import common_names
+
+        names = common_names(common)
+        return X[:, [names.index(t) for t in self.survival.terms]]
 
     @property
     def first(self) -> Design:
@@ -386,7 +399,8 @@ def _survival_frame(spec: JointSpec, surv: pd.DataFrame) -> tuple[Any, ...]:
     labels, X, _ = _fixed_part(dm.common, len(frame))
     keep = [j for j, lab in enumerate(labels) if lab != "Intercept"]
     subject = surv[spec.subject].astype(str).to_numpy()
-    return start, stop, event, subject, X[:, keep], tuple(labels[j] for j in keep)
+    terms = tuple(labels[j] for j in keep)
+    return start, stop, event, subject, X[:, keep], terms, (dm.common, coding)
 
 
 def _subject_problems(spec: JointSpec, long: pd.DataFrame, subject: np.ndarray) -> list[Problem]:
@@ -530,7 +544,7 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
             where=f"data.longitudinal column '{spec.time}'",
             hint="use the time since the start of follow-up, on the survival times' scale.",
         )
-    start, stop, event, subject, X, terms = _survival_frame(spec, surv)
+    start, stop, event, subject, X, terms, hazard_matrices = _survival_frame(spec, surv)
     DataError.collect(
         _subject_problems(spec, long, subject) + _visit_problems(spec, long, subject, stop, start)
     )
@@ -610,6 +624,7 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
         baseline=baseline,
         associations=tuple(assoc),
         source_tables={"longitudinal": long.copy(), "survival": surv.copy()},
+        hazard_matrices=hazard_matrices,
     )
 
 

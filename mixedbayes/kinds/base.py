@@ -45,6 +45,7 @@ CAPABILITIES = {
     "slopes": "fit.slopes() / fit.contrasts(): marginal effects on a reference grid",
     "naive": "mb.compare_naive(): the mixed model against naive regressions",
     "pk": "typical values, individual parameters, fitted (concentration) curves, regimens",
+    "survival": "fit.predict_survival(newdata, times, landmark): dynamic survival predictions",
 }
 
 

@@ -30,7 +30,7 @@ class JointKind(Kind):
 
     name = "joint"
     spec_type = JointSpec
-    capabilities: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[frozenset[str]] = frozenset({"survival"})
 
     def design(self, spec: ModelSpec, data: pd.DataFrame) -> JointDesign:
         from mixedbayes.design.joint import make_joint_design

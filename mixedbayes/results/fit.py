@@ -370,6 +370,26 @@ class Fit:
 
         return predict_regimen(self, doses, times, subject=subject, seed=seed)
 
+    def predict_survival(
+        self,
+        newdata: pd.DataFrame | None = None,
+        *,
+        times: Any,
+        landmark: float | None = None,
+        n_draws: int = 200,
+        prob: float = 0.95,
+        seed: int | None = None,
+    ) -> Any:
+        """Joint fits: each patient's survival after ``landmark`` given their measurements up
+        to it, with posterior intervals, and their fitted trajectories
+        (:func:`mixedbayes.results.joint_predict.predict_survival`)."""
+        from mixedbayes.results.joint_predict import predict_survival
+
+        self.kind.require("survival", "predict_survival")
+        return predict_survival(
+            self, newdata, times=times, landmark=landmark, n_draws=n_draws, prob=prob, seed=seed
+        )
+
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group: one replicated response per
         draw at the fitted rows, simulated with NumPy from the family (as
