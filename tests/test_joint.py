@@ -376,6 +376,9 @@ def test_fit_names_save_load_and_report(small_fit: mb.Fit, tmp_path: Any) -> Non
     assert set(again.design.source_tables) == {"longitudinal", "survival"}
     html = small_fit.report(tmp_path / "report.html").read_text()
     assert "y:value" in html and "weibull" in html
+    for title in ("Association and hazard covariates", "Baseline hazard", "Dynamic survival"):
+        assert title in html, title
+    assert html.count("data:image/png") >= 2  # the baseline hazard and the survival curves
 
 
 @pytest.mark.slow
