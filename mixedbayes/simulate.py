@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DEFAULT_BETA", "SimulatedData", "crossed", "lmm"]
+from mixedbayes.simulate_joint import SimulatedJoint, joint
+
+__all__ = ["DEFAULT_BETA", "SimulatedData", "SimulatedJoint", "crossed", "joint", "lmm"]
 
 #: Default fixed effects of :func:`lmm`, by term name (formulae / lme4 naming).
 DEFAULT_BETA: Mapping[str, float] = MappingProxyType(

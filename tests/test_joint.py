@@ -416,36 +416,13 @@ def test_predict_survival_needs_a_joint_fit(count_small_fit: mb.Fit) -> None:
         count_small_fit.predict_survival(times=[1.0])
 
 
-def _dropout_data(n: int, seed: int) -> dict[str, pd.DataFrame]:
-    """Visits every 0.5 until death or 10; the hazard rises with the current true value
-    (α = 1.5): patients who worsen fast leave early. Random intercepts and slopes are centred
-    on their sample means, so the data's true mean slope is the population's (0.2)."""
-    rng = np.random.default_rng(seed)
-    b0 = rng.normal(0, 0.5, n)
-    b1 = rng.normal(0, 0.5, n)
-    b0, b1 = b0 - b0.mean(), b1 - b1.mean()
-    grid = np.linspace(0, 10, 4001)
-    visits, subjects = [], []
-    for i in range(n):
-        eta = 1.0 + 0.2 * grid + b0[i] + b1[i] * grid
-        hazard = 0.03 * np.exp(1.5 * (eta - 1.0))
-        cum = np.concatenate([[0], np.cumsum(hazard[1:] * np.diff(grid))])
-        u = -np.log(rng.uniform())
-        stop, event = (grid[np.searchsorted(cum, u)], 1) if u < cum[-1] else (10.0, 0)
-        stop = max(stop, 0.05)
-        times = np.arange(0, stop, 0.5)
-        y = 1.0 + 0.2 * times + b0[i] + b1[i] * times + rng.normal(0, 1.0, times.size)
-        visits += [{"id": f"p{i}", "time": t, "y": v} for t, v in zip(times, y, strict=True)]
-        subjects.append({"id": f"p{i}", "stop": stop, "event": event})
-    return {"longitudinal": pd.DataFrame(visits), "survival": pd.DataFrame(subjects)}
-
-
 @pytest.mark.slow
 def test_informative_dropout_biases_the_naive_slope_not_the_joint_one() -> None:
     """300 patients, dropout driven by the current value: the naive LMM of the visits that
     remain underestimates the slope (its 95 % interval excludes 0.2); the joint model's 90 %
     intervals cover the true slope (0.2) and the true association (1.5)."""
-    data = _dropout_data(300, seed=2)
+    sim = mb.simulate.joint(300, alpha=1.5, slope=0.2, sigma=1.0, seed=2)
+    data = sim.data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         naive = mb.fit(
@@ -457,13 +434,7 @@ def test_informative_dropout_biases_the_naive_slope_not_the_joint_one() -> None:
             seed=1,
         )
         joint = mb.fit(
-            {
-                "kind": "joint",
-                "subject": "id",
-                "time": "time",
-                "longitudinal": {"y": "y ~ time + (time | id)"},
-                "survival": {"formula": "Surv(stop, event) ~ 1", "baseline": "weibull"},
-            },
+            sim.spec,
             data,
             draws=500,
             tune=700,
@@ -476,3 +447,17 @@ def test_informative_dropout_biases_the_naive_slope_not_the_joint_one() -> None:
     assert s.loc["b_y[time]", "lower"] < 0.2 < s.loc["b_y[time]", "upper"]
     assert s.loc["alpha[y:value]", "lower"] < 1.5 < s.loc["alpha[y:value]", "upper"]
     assert abs(s.loc["b_y[time]", "mean"] - 0.2) < abs(slope["mean"] - 0.2)
+
+
+def test_simulated_event_times_follow_the_hazard() -> None:
+    """mb.simulate.joint draws event times exactly: with α = 0 they are exponential with the
+    given hazard (treated × exp(trt_hazard)); visits stop at the event."""
+    sim = mb.simulate.joint(4000, alpha=0.0, hazard=0.1, trt_hazard=0.5, follow_up=5.0, seed=7)
+    surv = sim.data["survival"]
+    for arm, rate in ((0, 0.1), (1, 0.1 * np.exp(0.5))):
+        rows = surv[surv["trt"] == arm]
+        p = 1 - np.exp(-rate * 5.0)
+        assert abs(rows["event"].mean() - p) < 4 * np.sqrt(p * (1 - p) / len(rows))
+    last = sim.data["longitudinal"].groupby("id")["time"].max()
+    assert (last.to_numpy() < surv.set_index("id").loc[last.index, "stop"].to_numpy()).all()
+    assert mb.load_spec(sim.spec).survival.formula == "Surv(stop, event) ~ trt"
