@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mixedbayes.spec.model import FamilySpec, ModelSpec, _Strict, register_kind
+from mixedbayes.spec.model import FamilySpec, ModelSpec, _Strict, checked_formula, register_kind
 
 __all__ = [
     "JointSpec",
@@ -69,12 +69,7 @@ class OutcomeSpec(_Strict):
     @field_validator("formula")
     @classmethod
     def _parses(cls, value: str) -> str:
-        from mixedbayes.spec.formula import formula_problems
-
-        problems = formula_problems(value)
-        if problems:
-            raise ValueError(problems[0].message + " Fix: " + problems[0].hint)
-        return value
+        return checked_formula(value)
 
 
 class SurvivalSpec(_Strict):

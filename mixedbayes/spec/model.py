@@ -221,6 +221,17 @@ class ModelSpec(_Strict):
         return self.group_effects.get(group, GroupOptions(parametrization=self.parametrization))
 
 
+def checked_formula(value: str) -> str:
+    """``value`` if it is a valid lme4 formula; else ``ValueError`` with the first problem
+    and its fix (for a spec's field validator)."""
+    from mixedbayes.spec.formula import formula_problems
+
+    problems = formula_problems(value)
+    if problems:
+        raise ValueError(problems[0].message + " Fix: " + problems[0].hint)
+    return value
+
+
 SPEC_KINDS: dict[str, type[ModelSpec]] = {}
 
 
@@ -249,12 +260,7 @@ class LMMSpec(ModelSpec):
     @field_validator("formula")
     @classmethod
     def _parses(cls, value: str) -> str:
-        from mixedbayes.spec.formula import formula_problems
-
-        problems = formula_problems(value)
-        if problems:
-            raise ValueError(problems[0].message + " Fix: " + problems[0].hint)
-        return value
+        return checked_formula(value)
 
 
 @register_kind
