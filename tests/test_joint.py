@@ -461,3 +461,37 @@ def test_simulated_event_times_follow_the_hazard() -> None:
     last = sim.data["longitudinal"].groupby("id")["time"].max()
     assert (last.to_numpy() < surv.set_index("id").loc[last.index, "stop"].to_numpy()).all()
     assert mb.load_spec(sim.spec).survival.formula == "Surv(stop, event) ~ trt"
+
+
+@pytest.mark.slow
+def test_aids_matches_jm() -> None:
+    """aids, ``CD4 ~ obstime + obstime:drug + (obstime | patient)``, hazard ``~ drug``,
+    current value, piecewise-constant baseline (JM's ML fit: α −0.288 (SE 0.036), drugddI
+    0.335 (0.157); longitudinal 7.220, −0.192, 0.012; σ 1.738). Tolerances for an ML fit:
+    α within 0.3 SE, the event coefficient within 0.5 SE, the longitudinal fixed effects
+    within 0.3 posterior sd, σ within 5 %."""
+    long_path, id_path = READ_ONLY / "aids.csv", READ_ONLY / "aids.id.csv"
+    if not long_path.exists():
+        pytest.skip(f"reference data not found at {long_path}")
+    spec = {
+        "kind": "joint",
+        "subject": "patient",
+        "time": "obstime",
+        "longitudinal": {"CD4": "CD4 ~ obstime + obstime:drug + (obstime | patient)"},
+        "survival": {"formula": "Surv(Time, death) ~ drug", "baseline": "piecewise"},
+        "contrasts": {"drug": {"reference": "ddC"}},
+    }
+    data = {"longitudinal": pd.read_csv(long_path), "survival": pd.read_csv(id_path)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mb.fit(spec, data, draws=500, tune=500, chains=2, seed=1)
+    s = fit.summary().set_index("parameter")
+    assert abs(s.loc["alpha[CD4:value]", "mean"] + 0.288) <= 0.3 * 0.036
+    assert abs(s.loc["b_event[drug[ddI]]", "mean"] - 0.335) <= 0.5 * 0.157
+    for name, ref in [
+        ("b_CD4[Intercept]", 7.220),
+        ("b_CD4[obstime]", -0.192),
+        ("b_CD4[obstime:drug[ddI]]", 0.012),
+    ]:
+        assert abs(s.loc[name, "mean"] - ref) <= 0.3 * s.loc[name, "sd"], name
+    assert abs(s.loc["sigma_CD4", "median"] / 1.738 - 1) <= 0.05

@@ -324,3 +324,29 @@ def test_smooth_bspline_is_integrated_without_splitting_at_knots() -> None:
     assert nodes.shape == (60, 15)
     got = np.sum(weights * np.exp(base.log_hazard(nodes, theta, np)), axis=1)
     np.testing.assert_allclose(got, base.cumulative_hazard(stop, theta), rtol=5e-3)
+
+
+def test_hazard_nodes_split_at_breaks_without_multiplying_nodes() -> None:
+    """The model's quadrature: 15 nodes over 6 pieces is 5 per piece (30, not 90), and a
+    piecewise hazard times exp(b·t) (a value association of a linear trajectory) is still
+    integrated to 1e-9 of its closed form."""
+    from mixedbayes.survival import get_baseline, hazard_nodes
+
+    rng = np.random.default_rng(11)
+    stop = rng.uniform(0.5, 10.0, 50)
+    start = stop * rng.uniform(0, 0.6, 50)
+    base = get_baseline("piecewise").setup(stop, rng.integers(0, 2, 50))
+    breaks = base.quadrature_breaks()
+    nodes, weights = hazard_nodes(start, stop, 15, breaks)
+    assert nodes.shape == (50, 5 * (len(breaks) + 1))
+    assert hazard_nodes(start, stop, 15)[0].shape == (50, 15)
+    theta = {"log_h0": rng.normal(-2, 0.5, len(breaks) + 1)}
+    b = 0.3
+    got = np.sum(weights * np.exp(base.log_hazard(nodes, theta, np) + b * nodes), axis=1)
+    edges = np.concatenate([[0.0], np.asarray(breaks), [np.inf]])
+    expected = np.zeros(50)
+    for j in range(len(edges) - 1):
+        lo = np.clip(start, edges[j], edges[j + 1])
+        hi = np.clip(stop, edges[j], edges[j + 1])
+        expected += np.exp(theta["log_h0"][j]) * (np.exp(b * hi) - np.exp(b * lo)) / b
+    np.testing.assert_allclose(got, expected, rtol=1e-9)

@@ -534,7 +534,7 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
         column, a non-binary event.
     """
     from mixedbayes.design.design import make_regression_design
-    from mixedbayes.survival import ASSOCIATIONS, get_baseline, interval_nodes
+    from mixedbayes.survival import ASSOCIATIONS, get_baseline, hazard_nodes
 
     long, surv = _tables(data)
     DataError.collect(_column_problems(long, "longitudinal", [spec.subject, spec.time]))
@@ -577,9 +577,7 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
     baseline = get_baseline(spec.survival.baseline, **spec.survival.options).setup(
         stop, event, start
     )
-    nodes, weights = interval_nodes(
-        start, stop, spec.quadrature, breaks=baseline.quadrature_breaks()
-    )
+    nodes, weights = hazard_nodes(start, stop, spec.quadrature, breaks=baseline.quadrature_breaks())
     survival = SurvivalRows(
         surv.index,
         subject,

@@ -131,7 +131,7 @@ def predict_survival(
     seed : int, optional
     """
     from mixedbayes.results.summary import check_prob
-    from mixedbayes.survival import ASSOCIATIONS, interval_nodes
+    from mixedbayes.survival import ASSOCIATIONS, hazard_nodes
 
     check_prob(prob)
     design: JointDesign = fit.design  # type: ignore[assignment]
@@ -195,7 +195,7 @@ def predict_survival(
         # the hazard's time points: [0, landmark] (survived) and [landmark, t] for each t
         lowers = np.concatenate([[0.0], np.full(later.size, mark)])
         uppers = np.concatenate([[mark], later])
-        nodes, weights = interval_nodes(lowers, uppers, q, breaks=breaks)
+        nodes, weights = hazard_nodes(lowers, uppers, q, breaks)
         flat = nodes.ravel()
         who = np.repeat(str(subject), flat.size)
         readings: list[tuple[str, Any, Any, tuple[int, ...], int, int]] = []

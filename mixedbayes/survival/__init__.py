@@ -28,7 +28,7 @@ from mixedbayes.survival.baselines import (
     register_baseline,
 )
 from mixedbayes.survival.likelihood import log_likelihood_rows, reference_log_likelihood
-from mixedbayes.survival.quadrature import gauss_legendre, interval_nodes
+from mixedbayes.survival.quadrature import gauss_legendre, hazard_nodes, interval_nodes
 
 __all__ = [
     "ASSOCIATIONS",
@@ -38,6 +38,7 @@ __all__ = [
     "BaselineParam",
     "gauss_legendre",
     "get_baseline",
+    "hazard_nodes",
     "interval_nodes",
     "log_likelihood_rows",
     "reference_log_likelihood",

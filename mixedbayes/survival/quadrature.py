@@ -107,3 +107,23 @@ def interval_nodes(
     weights = half[..., None] * w
     rows = lo.shape[0]
     return nodes.reshape(rows, -1), weights.reshape(rows, -1)
+
+
+#: Fewest Gauss–Legendre nodes in one piece of a split interval (exact for polynomials of
+#: degree 9; the hazard within a piece is smooth).
+MIN_PER_PIECE = 5
+
+
+def hazard_nodes(
+    lower: np.ndarray, upper: np.ndarray, n: int, breaks: Sequence[float] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's quadrature of the cumulative hazard: ``n`` nodes over each interval, or,
+    split at ``breaks`` (where the hazard jumps), ``max(MIN_PER_PIECE, ceil(n / pieces))``
+    nodes per piece — about ``n`` in all, not ``n`` per piece (6 pieces × 15 nodes made the
+    aids fit 3× slower for no accuracy the posterior could see).
+
+    See :func:`interval_nodes` for the arguments and the result's layout.
+    """
+    cuts = np.unique(np.asarray(breaks, dtype=float))
+    per = int(n) if cuts.size == 0 else max(MIN_PER_PIECE, -(-int(n) // (cuts.size + 1)))
+    return interval_nodes(lower, upper, per, breaks=tuple(cuts.tolist()))
