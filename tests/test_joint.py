@@ -140,7 +140,7 @@ def _broken(tables: dict[str, pd.DataFrame], what: str) -> Any:
 @pytest.mark.parametrize(
     ("what", "where"),
     [
-        ("one table", "data"),
+        ("one table", "data.longitudinal column 'stop'"),
         ("subject only in visits", "data.survival column 'id'"),
         ("subject only in survival", "data.longitudinal column 'id'"),
         ("visit after event", "data.longitudinal column 'time'"),
@@ -163,6 +163,24 @@ def test_bad_data_is_named_and_not_mutated(
         {k: frame_hash(v) for k, v in data.items()} if isinstance(data, dict) else frame_hash(data)
     )
     assert before == after
+
+
+def test_one_table_with_survival_columns_and_an_event_comparison(
+    tables: dict[str, pd.DataFrame],
+) -> None:
+    """A single table carrying each subject's survival columns on every row (as pbc2) gives
+    the same survival rows as two tables; ``Surv(stop, status == 2)`` codes the event."""
+    surv = tables["survival"].assign(status=lambda d: np.where(d["event"] == 1, 2, 0))
+    long = tables["longitudinal"].drop(columns="trt").merge(surv, on="id")
+    spec = _spec(survival={"formula": "Surv(stop, status == 2) ~ trt", "baseline": "weibull"})
+    one = mb.design(spec, long)
+    two = mb.design(SPEC, tables)
+    np.testing.assert_array_equal(one.survival.event, two.survival.event)
+    np.testing.assert_allclose(one.survival.stop, two.survival.stop)
+    np.testing.assert_array_equal(one.survival.X, two.survival.X)
+    varying = long.assign(stop=long["stop"] + long["time"])
+    with pytest.raises(DataError, match="vary within subjects"):
+        mb.design(spec, varying)
 
 
 # -- the graph --------------------------------------------------------------------------------

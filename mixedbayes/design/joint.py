@@ -256,13 +256,42 @@ class JointDesign:
 # -- the two tables ---------------------------------------------------------------------------
 
 
-def _tables(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _one_row_per_subject(spec: JointSpec, long: pd.DataFrame) -> pd.DataFrame:
+    """The survival table of a single longitudinal table that carries each subject's
+    survival columns on every row (as pbc2 and pbcseq do): its first row per subject, after
+    checking that those columns are constant within subjects."""
+    from mixedbayes.spec.joint import event_test, parse_surv
+
+    start, stop, event, rhs = parse_surv(spec.survival.formula)
+    columns = [spec.subject, stop, event_test(event)[0]] + ([start] if start else [])
+    columns += sorted(_predictors(f"y ~ {rhs}"))
+    DataError.collect(_column_problems(long, "longitudinal", columns))
+    varying = [
+        c
+        for c in dict.fromkeys(columns[1:])
+        if (long.groupby(long[spec.subject].astype(str))[c].nunique(dropna=False) > 1).any()
+    ]
+    if varying:
+        raise DataError(
+            f"the survival columns {varying} vary within subjects, so one table cannot give "
+            "the survival rows.",
+            where="data",
+            hint='pass {"longitudinal": visits, "survival": one row per subject (or per '
+            "(start, stop] interval)}.",
+        )
+    return long.drop_duplicates(subset=[spec.subject])[list(dict.fromkeys(columns))]
+
+
+def _tables(data: Any, spec: JointSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if isinstance(data, pd.DataFrame) and not data.empty and spec.subject in data.columns:
+        return data, _one_row_per_subject(spec, data)
     if not isinstance(data, Mapping) or set(data) != set(TABLES):
         got = sorted(data) if isinstance(data, Mapping) else type(data).__name__
         raise DataError(
             f"a joint model takes two tables, not {got}.",
             where="data",
-            hint='pass {"longitudinal": visits, "survival": subjects} (pandas DataFrames).',
+            hint='pass {"longitudinal": visits, "survival": subjects} (pandas DataFrames), or '
+            "one table with each subject's survival columns on every row.",
         )
     for key in TABLES:
         if not isinstance(data[key], pd.DataFrame) or data[key].empty:
@@ -329,9 +358,10 @@ def _contrast_problems(spec: JointSpec, rhs: str) -> list[Problem]:
 
 def _survival_frame(spec: JointSpec, surv: pd.DataFrame) -> tuple[Any, ...]:
     """start, stop, event, subject labels, covariate matrix and terms of the survival table."""
-    from mixedbayes.spec.joint import parse_surv
+    from mixedbayes.spec.joint import event_test, parse_surv
 
-    start_col, stop_col, event_col, rhs = parse_surv(spec.survival.formula)
+    start_col, stop_col, event_arg, rhs = parse_surv(spec.survival.formula)
+    event_col, op, value = event_test(event_arg)
     needed = [spec.subject, stop_col, event_col] + ([start_col] if start_col else [])
     DataError.collect(_column_problems(surv, "survival", needed))
     problems: list[Problem] = []
@@ -351,13 +381,17 @@ def _survival_frame(spec: JointSpec, surv: pd.DataFrame) -> tuple[Any, ...]:
     stop = surv[stop_col].to_numpy(dtype=float)
     start = np.zeros_like(stop) if start_col is None else surv[start_col].to_numpy(dtype=float)
     event = surv[event_col].to_numpy(dtype=float)
+    if op is not None and value is not None:  # Surv(time, status == 2)
+        compare = {"==": np.equal, "!=": np.not_equal, ">": np.greater, ">=": np.greater_equal}
+        compare |= {"<": np.less, "<=": np.less_equal}
+        event = np.where(np.isnan(event), np.nan, compare[op](event, value).astype(float))
     bad_event = surv.index[~np.isin(event, (0.0, 1.0))]
     if len(bad_event):
         problems.append(
             Problem(
                 f"the event indicator must be 0 or 1; rows {format_rows(list(bad_event))} are not.",
                 f"data.survival column '{event_col}'",
-                "code the event as 1 (event) / 0 (censored).",
+                "code the event as 1 (event) / 0 (censored), or compare: Surv(time, status == 2).",
             )
         )
     bad = surv.index[~(np.isfinite(stop) & np.isfinite(start)) | (stop <= 0) | (start < 0)]
@@ -536,7 +570,7 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
     from mixedbayes.design.design import make_regression_design
     from mixedbayes.survival import ASSOCIATIONS, get_baseline, hazard_nodes
 
-    long, surv = _tables(data)
+    long, surv = _tables(data, spec)
     DataError.collect(_column_problems(long, "longitudinal", [spec.subject, spec.time]))
     if not pd.api.types.is_numeric_dtype(long[spec.time]):
         raise DataError(

@@ -28,7 +28,9 @@ def default_joint_priors(design: JointDesign) -> PriorTable:
       linear-predictor scale (for ``slope`` s divided by the follow-up's length, for
       ``area`` multiplied by it): a change of one s in the outcome moves the log hazard by
       up to ±5;
-    - the baseline's parameters: the baseline's own defaults (``mixedbayes.survival``).
+    - the baseline's parameters: the baseline's own defaults (``mixedbayes.survival``), those
+      that shift the whole log hazard centred on the log crude event rate (events / total
+      follow-up), so that the time unit does not matter.
     """
     rows: list[PriorRow] = []
     for name, d in design.outcomes.items():
@@ -74,9 +76,15 @@ def default_joint_priors(design: JointDesign) -> PriorTable:
                     "linear-predictor scale",
                 )
             )
+    events = float(np.sum(surv.event))
+    exposure = float(np.sum(surv.stop - surv.start))
+    log_rate = float(np.log(max(events, 0.5) / exposure))
     for p in design.baseline.params():
         prior = parse_prior(p.prior)
         text = f"{design.baseline.name} baseline hazard"
+        if p.level and prior.name == "normal":
+            prior = PriorDist("normal", (round_sig(log_rate), prior.args[1]))
+            text += f"; centred on log(events / follow-up) = {log_rate:.3g}"
         for coef in p.labels if p.size else ("",):
             rows.append(PriorRow(p.name, coef, "", EVENT, prior, "default", text))
     return PriorTable(tuple(rows))

@@ -14,12 +14,26 @@ __all__ = [
     "JointSpec",
     "OutcomeSpec",
     "SurvivalSpec",
+    "event_test",
     "parse_surv",
 ]
 
 
 _SURV = re.compile(r"^\s*Surv\s*\((?P<args>[^()]*)\)\s*~(?P<rhs>.*)$", re.DOTALL)
 _NAME = re.compile(r"[A-Za-z_.][\w.]*")
+#: An event given as a comparison of a column with a number (R's ``status == 2``).
+_TEST = re.compile(
+    r"^(?P<col>[A-Za-z_.][\w.]*)\s*(?P<op>==|!=|>=|<=|>|<)\s*(?P<value>-?\d+(\.\d+)?)$"
+)
+
+
+def event_test(event: str) -> tuple[str, str | None, float | None]:
+    """The event argument of ``Surv``: (column, None, None) for a 0/1 column, or (column,
+    operator, number) for a comparison such as ``status == 2``."""
+    m = _TEST.match(event.strip())
+    if m is None:
+        return event.strip(), None, None
+    return m.group("col"), m.group("op"), float(m.group("value"))
 
 
 def parse_surv(formula: str) -> tuple[str | None, str, str, str]:
@@ -37,10 +51,15 @@ def parse_surv(formula: str) -> tuple[str | None, str, str, str]:
             f"'Surv(start, stop, event) ~ ...', not {formula!r}"
         )
     args = [a.strip() for a in m.group("args").split(",")]
-    if len(args) not in (2, 3) or not all(_NAME.fullmatch(a) for a in args):
+    if (
+        len(args) not in (2, 3)
+        or not all(_NAME.fullmatch(a) for a in args[:-1])
+        or not (_NAME.fullmatch(args[-1]) or _TEST.match(args[-1]))
+    ):
         raise ValueError(
-            f"Surv() takes two or three column names (time, event) or (start, stop, event), "
-            f"not {m.group('args').strip()!r}"
+            f"Surv() takes two or three columns (time, event) or (start, stop, event), the "
+            f"event a 0/1 column or a comparison such as 'status == 2', not "
+            f"{m.group('args').strip()!r}"
         )
     rhs = m.group("rhs").strip() or "1"
     if "|" in rhs:

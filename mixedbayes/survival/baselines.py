@@ -63,6 +63,11 @@ class BaselineParam:
     prior: str
     positive: bool = False
     labels: tuple[str, ...] = ()
+    #: Whether the parameter adds to ``log h0`` as a whole (an intercept, each piece's level,
+    #: each coefficient of a B-spline basis that sums to 1): its prior is then centred on the
+    #: log of the crude event rate, which makes the model's start independent of the time
+    #: unit (days or years).
+    level: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,11 @@ def _event_quantiles(stop: np.ndarray, event: np.ndarray, probs: np.ndarray) -> 
 
 def _vector(name: str, dim: str, labels: tuple[str, ...]) -> tuple[BaselineParam, ...]:
     """One vector parameter with the default prior ``normal(0, 5)``, one element per label."""
-    return (BaselineParam(name, size=len(labels), dim=dim, prior="normal(0, 5)", labels=labels),)
+    return (
+        BaselineParam(
+            name, size=len(labels), dim=dim, prior="normal(0, 5)", labels=labels, level=True
+        ),
+    )
 
 
 def _labels(edges: np.ndarray) -> tuple[str, ...]:
@@ -232,7 +241,7 @@ class WeibullBaseline(Baseline):
 
     def params(self) -> tuple[BaselineParam, ...]:
         return (
-            BaselineParam("log_h0", prior="normal(0, 5)"),
+            BaselineParam("log_h0", prior="normal(0, 5)", level=True),
             BaselineParam("shape", prior="gamma(2, 1)", positive=True),
         )
 
@@ -256,7 +265,7 @@ class GompertzBaseline(Baseline):
 
     def params(self) -> tuple[BaselineParam, ...]:
         return (
-            BaselineParam("log_h0", prior="normal(0, 5)"),
+            BaselineParam("log_h0", prior="normal(0, 5)", level=True),
             BaselineParam("gompertz_rate", prior="normal(0, 1)"),
         )
 
