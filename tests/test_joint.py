@@ -513,3 +513,30 @@ def test_aids_matches_jm() -> None:
     ]:
         assert abs(s.loc[name, "mean"] - ref) <= 0.3 * s.loc[name, "sd"], name
     assert abs(s.loc["sigma_CD4", "median"] / 1.738 - 1) <= 0.05
+
+
+def test_dynamic_accuracy_by_hand() -> None:
+    """IPCW AUC and Brier score on four subjects worked by hand: A dies at 2 (a case), B is
+    censored at 2.5 inside the window (1, 4], C and D are alive after it. The censoring
+    Kaplan–Meier drops to 2/3 at 2.5, so C and D weigh 1.5 and B 0."""
+    from mixedbayes.results.joint_predict import dynamic_accuracy
+
+    risk = np.array([0.9, 0.5, 0.2, 0.4])
+    time = np.array([2.0, 2.5, 10.0, 8.0])
+    event = np.array([1, 0, 0, 0])
+    out = dynamic_accuracy(risk, time, event, landmark=1.0, horizon=3.0)
+    assert (out["at_risk"], out["cases"], out["controls"]) == (4, 1, 2)
+    assert out["brier"] == pytest.approx((0.01 + 1.5 * 0.04 + 1.5 * 0.16) / 4)
+    assert out["auc"] == pytest.approx(1.0)
+    flipped = dynamic_accuracy(1 - risk, time, event, landmark=1.0, horizon=3.0)
+    assert flipped["auc"] == pytest.approx(0.0)
+    early = dynamic_accuracy(risk, time, event, landmark=2.2, horizon=3.0)
+    assert early["at_risk"] == 3 and np.isnan(early["auc"])  # no case left
+
+
+@pytest.mark.slow
+def test_validate_dynamic_on_the_fit(small_fit: mb.Fit) -> None:
+    out = small_fit.validate_dynamic(landmark=2.0, horizon=3.0, n_draws=50, seed=1)
+    assert out["at_risk"] > 0 and out["cases"] > 0
+    assert 0.5 < out["auc"] <= 1.0
+    assert 0.0 <= out["brier"] < 0.25

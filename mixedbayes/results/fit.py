@@ -390,6 +390,19 @@ class Fit:
             self, newdata, times=times, landmark=landmark, n_draws=n_draws, prob=prob, seed=seed
         )
 
+    def validate_dynamic(
+        self, *, landmark: float, horizon: float, n_draws: int = 100, seed: int | None = None
+    ) -> dict[str, float]:
+        """Joint fits: time-dependent AUC and Brier score of the dynamic predictions at
+        ``landmark`` for ``horizon``, on the fit's own subjects (IPCW;
+        :func:`mixedbayes.results.joint_predict.validate_dynamic`)."""
+        from mixedbayes.results.joint_predict import validate_dynamic
+
+        self.kind.require("survival", "validate_dynamic")
+        return validate_dynamic(
+            self, landmark=landmark, horizon=horizon, n_draws=n_draws, seed=seed
+        )
+
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group: one replicated response per
         draw at the fitted rows, simulated with NumPy from the family (as
