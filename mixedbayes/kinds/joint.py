@@ -57,6 +57,29 @@ class JointKind(Kind):
 
         return add_joint(cast("JointDesign", design), priors, ctx)
 
+    def initial_values(self, design: ModelDesign) -> dict[str, Any]:
+        """The hazard starts flat at the crude event rate: ``alpha`` and ``b_event`` at 0, the
+        baseline's level at log(events / follow-up), a Weibull shape of 1, a Gompertz rate of
+        0 (the priors' centres jittered by ±1 could start ``alpha × value`` far out in the
+        exponential tail, where one chain's step size adapts to a crawl)."""
+        import numpy as np
+
+        from mixedbayes.priors.joint import crude_log_rate
+
+        d = cast("JointDesign", design)
+        labels = [label for a in d.associations for label in a.labels]
+        out: dict[str, Any] = {"alpha": np.zeros(len(labels))}
+        if d.survival.terms:
+            out[Names("event").b] = np.zeros(len(d.survival.terms))
+        rate = crude_log_rate(d)
+        neutral = {"shape": 1.0, "gompertz_rate": 0.0}
+        for p in d.baseline.params():
+            if p.level:
+                out[p.name] = np.full(p.size, rate) if p.size else rate
+            elif p.name in neutral:
+                out[p.name] = neutral[p.name]
+        return out
+
     def parts(self, design: ModelDesign) -> tuple[str, ...]:
         d = cast("JointDesign", design)
         return (*d.outcomes, "event") if d.survival.terms else tuple(d.outcomes)

@@ -16,7 +16,7 @@ from mixedbayes.priors.table import PriorRow, PriorTable
 if TYPE_CHECKING:
     from mixedbayes.design.joint import JointDesign
 
-__all__ = ["default_joint_priors", "joint_positive_classes"]
+__all__ = ["crude_log_rate", "default_joint_priors", "joint_positive_classes"]
 
 
 def default_joint_priors(design: JointDesign) -> PriorTable:
@@ -76,9 +76,7 @@ def default_joint_priors(design: JointDesign) -> PriorTable:
                     "linear-predictor scale",
                 )
             )
-    events = float(np.sum(surv.event))
-    exposure = float(np.sum(surv.stop - surv.start))
-    log_rate = float(np.log(max(events, 0.5) / exposure))
+    log_rate = crude_log_rate(design)
     for p in design.baseline.params():
         prior = parse_prior(p.prior)
         text = f"{design.baseline.name} baseline hazard"
@@ -88,6 +86,13 @@ def default_joint_priors(design: JointDesign) -> PriorTable:
         for coef in p.labels if p.size else ("",):
             rows.append(PriorRow(p.name, coef, "", EVENT, prior, "default", text))
     return PriorTable(tuple(rows))
+
+
+def crude_log_rate(design: JointDesign) -> float:
+    """log(events / total follow-up) of the survival rows (half an event when none)."""
+    surv = design.survival
+    events = float(np.sum(surv.event))
+    return float(np.log(max(events, 0.5) / float(np.sum(surv.stop - surv.start))))
 
 
 def joint_positive_classes(design: JointDesign) -> tuple[str, ...]:
