@@ -540,3 +540,16 @@ def test_validate_dynamic_on_the_fit(small_fit: mb.Fit) -> None:
     assert out["at_risk"] > 0 and out["cases"] > 0
     assert 0.5 < out["auc"] <= 1.0
     assert 0.0 <= out["brier"] < 0.25
+
+
+@pytest.mark.slow
+def test_predict_survival_names_bad_input(
+    small_fit: mb.Fit, tables: dict[str, pd.DataFrame]
+) -> None:
+    one = tables["longitudinal"].query("id == 's3'")
+    with pytest.raises(DataError) as info:
+        small_fit.predict_survival(one.drop(columns="y"), times=[5.0], landmark=2.0)
+    assert "column 'y'" in info.value.where
+    with pytest.raises(DataError) as info:
+        small_fit.predict_survival(one.query("time > 1"), times=[5.0], landmark=0.5)
+    assert info.value.where == ["landmark"]

@@ -165,6 +165,18 @@ class Design:
             coords.update(g.coords())
         return coords
 
+    def response_values(self, data: pd.DataFrame) -> np.ndarray:
+        """The response as the formula writes it (``log(serBilir)``) at new rows ``data``;
+        NaN where it is missing."""
+        DataError.collect(missing_column_problems(set(self.formula_response_columns()), data))
+        frame = self.coding.new_data(data.copy())
+        values = self._matrices.response.term.term.eval_new_data(frame)
+        return np.asarray(values, dtype=float).reshape(len(frame), -1)[:, 0]
+
+    def formula_response_columns(self) -> list[str]:
+        """The data columns the response is computed from."""
+        return sorted(v for v in self._matrices.response.term.var_names if v)
+
     def new_data(self, data: pd.DataFrame) -> NewData:
         """Evaluate the remembered transforms on new rows (for prediction).
 

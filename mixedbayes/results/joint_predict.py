@@ -69,12 +69,12 @@ class _Patient:
         return nd.X, nd.group_Z[self.design.subject_factor]
 
     def at(self, name: str) -> Any:
-        from mixedbayes.design.joint import _rows_at
+        from mixedbayes.design.joint import rows_at
 
         spec = self.design.spec
 
         def read(t: np.ndarray, who: np.ndarray) -> Any:
-            frame = _rows_at(self.visits, spec, who, t)
+            frame = rows_at(self.visits, spec, who, t)
             X, Z = self.rows(name, frame)
             return X, {self.design.subject_factor: (np.zeros(len(t), dtype=np.int64), Z)}
 
@@ -186,7 +186,7 @@ def predict_survival(
         obs = {}
         seen_times: dict[str, np.ndarray] = {}
         for name, d in design.outcomes.items():
-            y = np.asarray(d._matrices.response.term.term.eval_new_data(seen), dtype=float)
+            y = d.response_values(seen)
             X, Z = patient.rows(name, seen)
             ok = np.isfinite(y).ravel()
             cols = design.rows[(name, sub.name)].columns
@@ -284,9 +284,9 @@ def predict_survival(
 
 
 def _times_frame(patient: _Patient, spec: Any, times: np.ndarray) -> pd.DataFrame:
-    from mixedbayes.design.joint import _rows_at
+    from mixedbayes.design.joint import rows_at
 
-    return _rows_at(patient.visits, spec, np.repeat(patient.subject, times.size), times)
+    return rows_at(patient.visits, spec, np.repeat(patient.subject, times.size), times)
 
 
 def _censoring_survival(time: np.ndarray, censored: np.ndarray) -> Any:
