@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 # Compiled sampler programs (jax.export) and XLA executables (JAX's persistent cache).
 export MIXEDBAYES_CACHE_DIR ?= $(CURDIR)/.cache/mixedbayes
 
-.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy validate
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint validate validate-joint
 
 venv: $(STAMP)
 
@@ -70,6 +70,10 @@ bench-quick: $(JAX_STAMP)
 bench-policy: $(STAMP)
 	$(PY) benchmarks/policy.py
 
+# The joint model at pbc2 size against rstanarm's stan_jm (recorded as not run without R).
+bench-joint: $(STAMP)
+	$(PY) benchmarks/joint.py
+
 lock: $(JAX_STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^mixedbayes' \
 	  | sed '1i # Pinned stack: what CI tested (Python 3.12). Regenerate with `make lock`.' > constraints.txt
@@ -81,3 +85,7 @@ clean:
 # a Dask LocalCluster; writes benchmarks/results/sbc.md. Interrupted runs resume (out/sbc/).
 validate: $(STAMP)
 	$(PY) benchmarks/validate.py
+
+# SBC of a Weibull joint model (200 replicates): benchmarks/results/sbc_joint.md.
+validate-joint: $(STAMP)
+	$(PY) benchmarks/validate.py --cases joint --out benchmarks/results/sbc_joint.md

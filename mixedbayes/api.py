@@ -16,9 +16,14 @@ from mixedbayes.compile.model import INTEGRATED_OUT
 from mixedbayes.design import ModelDesign
 from mixedbayes.errors import DataError, SpecError
 from mixedbayes.inference import get_sampler
-from mixedbayes.inference import log_likelihood as add_log_likelihood
 from mixedbayes.inference.init import plan_start
-from mixedbayes.kinds import build_prior_table, compile_model, kind_of, make_design
+from mixedbayes.kinds import (
+    add_log_likelihood,
+    build_prior_table,
+    compile_model,
+    kind_of,
+    make_design,
+)
 from mixedbayes.priors import PriorTable
 from mixedbayes.results import Fit, load_fit
 from mixedbayes.spec import ModelSpec, load_spec
@@ -273,8 +278,7 @@ def fit(
     idata = compiled.complete(result.idata, used_seed)
     n_values = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"] * d.n
     if log_likelihood or (log_likelihood is None and n_values <= LOG_LIKELIHOOD_MAX_VALUES):
-        pointwise = kind_of(model_spec).log_likelihood(d, idata["posterior"].to_dataset())
-        idata = add_log_likelihood(idata, compiled.model, pointwise)
+        idata = add_log_likelihood(idata, compiled.model, model_spec, d)
     timings = {
         "design_seconds": t_design - t0,
         "build_seconds": t1 - t_design,

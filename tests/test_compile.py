@@ -64,6 +64,39 @@ def test_parametrizations_build(sleepstudy: pd.DataFrame, param: str) -> None:
     assert np.isfinite(cm.initial_logp())
 
 
+def test_hierarchical_centring_absorbs_slope_interactions(sim: pd.DataFrame) -> None:
+    """``y ~ time * trt + (time | patient)``, centred: the slope of ``time`` is centred on
+    ``b[time] + b[trt:time] · trt`` (trt constant within patients), the intercept on
+    ``Intercept + b[trt] · trt``; so with the level coefficients fixed, the likelihood does
+    not move when those fixed effects do (the ridge between them and the levels is gone)."""
+    from mixedbayes.compile.regression import hierarchical_centring
+
+    spec = mb.LMM("y ~ time * trt + (time | patient)", parametrization="centered")
+    cm = mb.compile(spec, sim, marginalize=False)
+    design, model = cm.design, cm.model
+    centring = hierarchical_centring(design)
+    assert centring is not None and centring.factor == "patient"
+    slopes = [t for t in design.fixed_terms if t != "Intercept"]
+    cols, values = centring.interactions["time"]
+    assert [slopes[j] for j in cols] == ["time:trt"]
+    g = design.group("patient")
+    trt = sim.loc[design.obs_index, "trt"].to_numpy(dtype=float)
+    first = [int(np.flatnonzero(g.index == j)[0]) for j in range(g.n_levels)]
+    np.testing.assert_allclose(values[:, 0], trt[first])
+    assert [slopes[j] for j in centring.between] == ["trt"]
+    y = model.observed_RVs[0]
+    loglik = model.compile_fn(
+        model.logp(vars=[y], sum=True), inputs=model.value_vars, on_unused_input="ignore"
+    )
+    point = model.initial_point()
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0, 0.2, np.shape(v)) for k, v in point.items()}
+    moved = dict(point)
+    moved["b_slope"] = point["b_slope"] + rng.normal(0, 0.5, point["b_slope"].shape)
+    moved["Intercept"] = point["Intercept"] + 0.7
+    np.testing.assert_allclose(loglik(moved), loglik(point), rtol=1e-10)
+
+
 def test_mixed_blocks_cor_is_block_diagonal(sim: pd.DataFrame) -> None:
     cm = mb.compile(mb.LMM("y ~ time + (1 + time | patient) + (0 + dose | patient)"), sim)
     import pymc as pm

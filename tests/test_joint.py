@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from conftest import READ_ONLY, frame_hash
 
 import mixedbayes as mb
@@ -245,6 +246,29 @@ def test_nested_subject_factor(tables: dict[str, pd.DataFrame]) -> None:
     assert np.isfinite(compiled.initial_logp())
 
 
+def test_auto_parametrization_across_outcomes(tables: dict[str, pd.DataFrame]) -> None:
+    """``auto``: the subject's block is centred when every outcome's own rule centres it
+    (data that pin each subject's trajectory down), non-centred otherwise; the spec can fix
+    it."""
+    d = mb.design(SPEC, tables)
+    (block,) = d.structure("id").blocks
+    assert block.reason.startswith("auto across outcomes")
+    own = [b.parametrization for g in d.outcomes["y"].groups for b in g.blocks]
+    assert own == ["centered"]  # 0.3 measurement error against SDs 1 and 0.3: informative
+    assert block.parametrization == "centered"
+    long = tables["longitudinal"].assign(flag=lambda x: (x["y"] > x["y"].median()).astype(int))
+    two = _spec(
+        longitudinal={
+            "y": "y ~ time + (time | id)",
+            "flag": {"formula": "flag ~ 1 + (1 | id)", "family": "bernoulli"},
+        },
+    )
+    mixed = mb.design(two, {"longitudinal": long, "survival": tables["survival"]})
+    assert mixed.structure("id").blocks[0].parametrization == "noncentered"
+    fixed = mb.design(_spec(parametrization="noncentered"), tables)
+    assert fixed.structure("id").blocks[0].parametrization == "noncentered"
+
+
 def test_hazard_log_likelihood_equals_a_numpy_assembly(tables: dict[str, pd.DataFrame]) -> None:
     """The graph's ``event_loglik`` at a random point equals the same terms put together in
     NumPy from the design: baseline, covariates, α × (X·b + Z·r) at the stop times and nodes,
@@ -279,6 +303,18 @@ def test_hazard_log_likelihood_equals_a_numpy_assembly(tables: dict[str, pd.Data
     log_h_nodes = design.baseline.log_hazard(surv.nodes, theta, np) + lin[:, None] + at_nodes
     expected = log_likelihood_rows(log_h_stop, log_h_nodes, surv.weights, surv.event, np).sum()
     np.testing.assert_allclose(got, expected, rtol=1e-10)
+    # the NumPy hazard of the log_likelihood group and of SBC gives the same rows
+    from mixedbayes.results.joint_hazard import survival_log_likelihood
+
+    values = {"b_y": b, "r_id": r, "b_event": gamma, "alpha": alpha}
+    values.update({"log_h0": log_h0, "shape": shape})
+    post = xr.Dataset(
+        {
+            k: (("chain", "draw", *(f"{k}{i}" for i in range(v.ndim))), v[None, None])
+            for k, v in values.items()
+        }
+    )
+    np.testing.assert_allclose(survival_log_likelihood(post, design).sum(), got, rtol=1e-10)
     # the slope association is the time derivative of the value: here the formula is linear
     # in time, so it is b_time + r_time of the subject
     slope = value(design.associations[1].at_stop)
@@ -388,6 +424,12 @@ def test_fit_names_save_load_and_report(small_fit: mb.Fit, tmp_path: Any) -> Non
     est = s.set_index("parameter")
     assert est.loc["alpha[y:value]", "lower"] < 0.8 < est.loc["alpha[y:value]", "upper"]
     assert est.loc["b_y[trt]", "lower"] < -0.3 < est.loc["b_y[trt]", "upper"]
+    # the survival rows' pointwise log-likelihood; LOO leaves one subject out
+    ll = small_fit.idata["log_likelihood"]
+    assert ll["event"].dims == ("chain", "draw", "observation_event")
+    assert np.isfinite(ll["event"].to_numpy()).all()
+    loo = small_fit.loo()
+    assert loo.n_obs == small_fit.design.survival.n and np.isfinite(loo.elpd)
     small_fit.save(tmp_path / "fit")
     again = mb.load(tmp_path / "fit")
     pd.testing.assert_frame_equal(again.summary(), s)

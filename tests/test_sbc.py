@@ -284,6 +284,98 @@ def test_sbc_other_kinds_replace_only_the_response(make: Callable[[], Any]) -> N
         assert res.parameters == ["b[Intercept]", "b[x]", "sd_id[Intercept]"]
 
 
+JOINT_SPEC: dict[str, Any] = {
+    "kind": "joint",
+    "subject": "id",
+    "time": "time",
+    "longitudinal": {"y": "y ~ time + (time | id)"},
+    "survival": {"formula": "Surv(stop, status == 2) ~ trt", "baseline": "weibull"},
+    "priors": [
+        {"class": "Intercept", "nlpar": "y", "prior": "normal(1, 0.5)"},
+        {"class": "b", "nlpar": "y", "prior": "normal(0.2, 0.2)"},
+        {"class": "sd", "group": "id", "prior": "normal(0, 0.5)"},
+        {"class": "sigma", "nlpar": "y", "prior": "normal(0, 1)"},
+        {"class": "b", "nlpar": "event", "prior": "normal(0, 0.5)"},
+        {"class": "alpha", "prior": "normal(0.5, 0.5)"},
+        {"class": "log_h0", "nlpar": "event", "prior": "normal(-2.5, 0.5)"},
+        {"class": "shape", "nlpar": "event", "prior": "gamma(20, 20)"},
+    ],
+}
+
+
+def joint_template(n: int = 16, visits: int = 4) -> dict[str, pd.DataFrame]:
+    """Visits at 0..visits-1, follow-up to ``visits`` (status 0: censored), half treated."""
+    ids = [f"p{i:02d}" for i in range(n)]
+    trt = np.arange(n) % 2
+    long = pd.DataFrame(
+        {
+            "id": np.repeat(ids, visits),
+            "time": np.tile(np.arange(visits, dtype=float), n),
+            "trt": np.repeat(trt, visits),
+            "y": np.linspace(0, 1, n * visits),
+        }
+    )
+    surv = pd.DataFrame({"id": ids, "stop": float(visits), "status": 0, "trt": trt})
+    return {"longitudinal": long, "survival": surv}
+
+
+def checked_joint_fit(spec: Any, data: dict[str, pd.DataFrame], **kw: Any) -> FakeFit:
+    """prior_as_posterior, after checking a joint replicate: every visit kept with a new
+    response, event times within follow-up, events coded 2 (``status == 2``)."""
+    template = kw.pop("template")
+    long, surv = data["longitudinal"], data["survival"]
+    assert long.shape == template["longitudinal"].shape
+    assert not np.allclose(long["y"], template["longitudinal"]["y"])
+    pd.testing.assert_series_equal(long["time"], template["longitudinal"]["time"])
+    assert (surv["stop"] <= template["survival"]["stop"]).all() and (surv["stop"] > 0).all()
+    assert set(surv["status"]) <= {0, 2}
+    ended = surv["status"] == 2
+    assert (surv.loc[~ended, "stop"] == template["survival"].loc[~ended, "stop"]).all()
+    assert spec.visits_after_event == "keep"
+    return prior_as_posterior(spec, data, **kw)
+
+
+def test_sbc_joint_draws_event_times_from_the_hazard() -> None:
+    template = joint_template()
+    before = {k: frame_hash(v) for k, v in template.items()}
+    res = mb.sbc(
+        JOINT_SPEC,
+        template,
+        n=60,
+        draws=19,
+        chains=1,
+        max_rank=19,
+        seed=2,
+        fit_fn=checked_joint_fit,
+        fit_kwargs={"template": template},
+    )
+    assert {k: frame_hash(v) for k, v in template.items()} == before
+    assert not res.failures, res.failures
+    assert "alpha[y:value]" in res.parameters and "shape" in res.parameters
+    assert (res.test()["p_min_bonferroni"] > 0.01).all()
+    assert res.settings["kind"] == "joint" and "visits_after_event: keep" in res.settings["spec"]
+
+
+def test_sbc_joint_needs_one_survival_row_per_subject() -> None:
+    template = joint_template(6)
+    surv = template["survival"]
+    rows = pd.concat([surv.assign(start=0.0, stop=2.0), surv.assign(start=2.0)])
+    spec = {
+        **JOINT_SPEC,
+        "survival": {"formula": "Surv(start, stop, status) ~ trt", "baseline": "weibull"},
+    }
+    with pytest.raises(SpecError, match="one survival row per subject"):
+        mb.sbc(
+            spec,
+            {"longitudinal": template["longitudinal"], "survival": rows},
+            n=2,
+            draws=19,
+            chains=1,
+            max_rank=19,
+            fit_fn=prior_as_posterior,
+        )
+
+
 def test_sbc_plots() -> None:
     import matplotlib.pyplot as plt
 

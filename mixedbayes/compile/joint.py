@@ -28,23 +28,56 @@ if TYPE_CHECKING:
 
 __all__ = ["ASSOCIATION_DIM", "add_joint", "joint_coords"]
 
+#: An outcome's fixed effects as the regression core returns them: (intercept, b_slope, X).
+Fixed = tuple[Any, Any, Any]
+
 
 def joint_coords(design: JointDesign) -> dict[str, list[Any]]:
     """The model coords of a joint design (``design.coords()``)."""
     return design.coords()
 
 
+def _fixed(design: JointDesign, name: str, priors: PriorTable, ctx: BuildContext) -> Fixed:
+    """One outcome's fixed effects: ``(intercept, b_slope, X)`` as the regression core adds
+    them (``b_<outcome>``)."""
+    return fixed_effects(design.outcomes[name], priors, ctx.scoped(name), nlpar=name)
+
+
+def _level_means(
+    design: JointDesign, fixed: dict[str, Fixed], ctx: BuildContext, factor: str
+) -> dict[str, Any] | None:
+    """What a centred block of ``factor`` is centred on, by merged term (``y:Intercept``):
+    each outcome's population intercept and fixed slopes (hierarchical centring, as the
+    regression core does for one outcome); None when no outcome's block is centred."""
+    from mixedbayes.compile.regression import hierarchical_centring, level_means
+
+    means: dict[str, Any] = {}
+    for name, d in design.outcomes.items():
+        centring = hierarchical_centring(d)
+        if centring is None or centring.factor != factor:
+            continue
+        g = next(g for g in d.groups if g.name == factor)
+        intercept, b_slope, _ = fixed[name]
+        found = level_means(ctx.scoped(name), d, g, intercept, b_slope, centring)
+        means.update({f"{name}:{t}": v for t, v in found.items()})
+    return means or None
+
+
 def _outcome(
-    design: JointDesign, name: str, priors: PriorTable, ctx: BuildContext, r: dict[str, Any]
+    design: JointDesign,
+    name: str,
+    fixed: Fixed,
+    priors: PriorTable,
+    ctx: BuildContext,
+    r: dict[str, Any],
 ) -> Any:
-    """Add one outcome's fixed effects, family parameters and likelihood; return its
-    observed variable."""
+    """Add one outcome's family parameters and likelihood; return its observed variable."""
     import pytensor.tensor as pt
 
     d = design.outcomes[name]
     c = ctx.scoped(name)
     names = c.names
-    intercept, b_slope, X_data = fixed_effects(d, priors, c, nlpar=name)
+    intercept, b_slope, X_data = fixed
     eta: Any = pt.zeros(d.n)
     if b_slope is not None:
         eta = eta + pt.dot(X_data, b_slope)
@@ -103,8 +136,12 @@ def add_joint(design: JointDesign, priors: PriorTable, ctx: BuildContext) -> Any
     from mixedbayes.survival import log_likelihood_rows
 
     ctx.add_coords(joint_coords(design))
-    r = {s.name: group_effects(s, priors, ctx) for s in design.structures}
-    observed = [_outcome(design, name, priors, ctx, r) for name in design.outcomes]
+    fixed = {name: _fixed(design, name, priors, ctx) for name in design.outcomes}
+    r = {
+        s.name: group_effects(s, priors, ctx, level_mean=_level_means(design, fixed, ctx, s.name))
+        for s in design.structures
+    }
+    observed = [_outcome(design, n, fixed[n], priors, ctx, r) for n in design.outcomes]
     surv = design.survival
     event = Names(EVENT)
     n, q = surv.nodes.shape

@@ -15,6 +15,7 @@ names users see):
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -106,57 +107,87 @@ def linear_predictor(
         eta = eta + pt.dot(X_data, b_slope)
     if intercept is not None:
         eta = eta + intercept
-    centring = _hierarchical_centring(design) if hierarchical else None
+    centring = hierarchical_centring(design) if hierarchical else None
     for g in design.groups:
         index = ctx.data(names.data("index", g.name), g.index, dims=names.obs_dim)
         Z = ctx.data(names.data("Z", g.name), g.Z, dims=(names.obs_dim, g.term_dim))
         level_mean = None
-        if centring is not None and centring[0] == g.name:
-            level_mean = _level_means(ctx, design, g, intercept, b_slope, centring)
+        if centring is not None and centring.factor == g.name:
+            level_mean = level_means(ctx, design, g, intercept, b_slope, centring)
         eta = eta + add_group_effects(
             g, priors, ctx, index=index, Z=Z, nlpar=nlpar, level_mean=level_mean
         )
     return eta
 
 
-def _level_means(
+@dataclass(frozen=True)
+class Centring:
+    """How the centred blocks of one factor are centred on the fixed effects.
+
+    Attributes
+    ----------
+    factor : str
+    between : list of int
+        Slope columns (positions in ``b_slope``) constant within the factor's levels
+        (between-level covariates): the intercept's level mean adds their effect.
+    level_values : ndarray, shape (levels, len(between))
+        Their centred values per level.
+    interactions : dict of str to (list of int, ndarray)
+        By varying slope term ``t``: the slope columns equal to ``t``'s column times a
+        per-level constant (``time:trt`` for the slope of ``time``), and those constants
+        (levels × columns): the slope's level mean adds their effect.
+    """
+
+    factor: str
+    between: list[int]
+    level_values: np.ndarray
+    interactions: dict[str, tuple[list[int], np.ndarray]]
+
+
+def level_means(
     ctx: BuildContext,
     design: Design,
     g: Any,
     intercept: Any,
     b_slope: Any,
-    centring: tuple[str, list[int], Any],
+    centring: Centring,
 ) -> dict[str, Any]:
     """What each centred term of factor ``g`` is centred on: a varying slope on its fixed
-    slope, the intercept on the population intercept on the original scale (less the
-    centred slopes' mean shift) plus the between-level covariates' effects. The likelihood
-    then depends on the fixed effects only through the level coefficients."""
+    slope plus its interactions with between-level covariates, the intercept on the
+    population intercept on the original scale (less the mean shift of those slope
+    columns) plus the between-level covariates' effects. The likelihood then depends on
+    these fixed effects only through the level coefficients."""
     import pytensor.tensor as pt
 
     slopes = [t for t in design.fixed_terms if t != "Intercept"]
     centred = {g.terms[c] for b in g.blocks if b.parametrization == "centered" for c in b.columns}
     means: dict[str, Any] = {}
-    icpt = intercept
     shared = [s for s in slopes if s in centred]
-    if shared:
-        k = [slopes.index(s) for s in shared]
+    k = [slopes.index(s) for s in shared]
+    for t in shared:
+        means[t] = b_slope[slopes.index(t)]
+        cols, values = centring.interactions.get(t, ([], np.zeros((g.n_levels, 0))))
+        if cols:
+            level_c = ctx.data(ctx.names.data("C_level", f"{g.name}_{g.terms.index(t)}"), values)
+            means[t] = means[t] + pt.dot(level_c, b_slope[cols])
+            k += cols
+    icpt = intercept
+    if k:
         terms = list(design.fixed_terms)
-        xbar = ctx.data(
-            ctx.names.data("X_means", g.name), design.x_means[[terms.index(s) for s in shared]]
-        )
+        where = [terms.index(slopes[j]) for j in k]
+        xbar = ctx.data(ctx.names.data("X_means", g.name), design.x_means[where])
         icpt = icpt - pt.dot(xbar, b_slope[k])
-        means.update({s: b_slope[slopes.index(s)] for s in shared})
-    if centring[1]:
-        level_X = ctx.data(ctx.names.data("X_level", g.name), centring[2])
-        icpt = icpt + pt.dot(level_X, b_slope[centring[1]])
+    if centring.between:
+        level_X = ctx.data(ctx.names.data("X_level", g.name), centring.level_values)
+        icpt = icpt + pt.dot(level_X, b_slope[centring.between])
     means["Intercept"] = icpt
     return means
 
 
-def _hierarchical_centring(design: Design) -> tuple[str, list[int], np.ndarray] | None:
-    """The factor whose centred intercept is centred on the population mean, the slope
-    columns constant within its levels (between-level covariates) and their centred values
-    per level; None when no centred factor has an intercept (or the model has none)."""
+def hierarchical_centring(design: Design) -> Centring | None:
+    """How the factor whose centred intercept is centred on the population mean is centred
+    (:class:`Centring`); None when no centred factor has an intercept (or the model has
+    none)."""
     if not design.has_intercept:
         return None
     candidates = [
@@ -173,12 +204,45 @@ def _hierarchical_centring(design: Design) -> tuple[str, list[int], np.ndarray] 
     g = max(candidates, key=lambda f: f.n_levels)
     terms = list(design.fixed_terms)
     slope_cols = [j for j, t in enumerate(terms) if t != "Intercept"]
-    Xc = design.X[:, slope_cols] - design.x_means[slope_cols]
+    X = design.X[:, slope_cols]
+    Xc = X - design.x_means[slope_cols]
     first = np.array([int(np.flatnonzero(g.index == j)[0]) for j in range(g.n_levels)])
     level_values = Xc[first]
     constant = np.all(np.isclose(Xc, level_values[g.index]), axis=0)
     between = [i for i in range(len(slope_cols)) if constant[i]]
-    return g.name, between, level_values[:, between]
+    slopes = [terms[j] for j in slope_cols]
+    interactions = {}
+    for c, t in enumerate(g.terms):
+        if t == "Intercept" or t not in slopes:
+            continue
+        z = g.Z[:, c]
+        found = _interactions(X, z, g.index, g.n_levels, skip={slopes.index(t), *between})
+        if found[0]:
+            interactions[t] = found
+    return Centring(g.name, between, level_values[:, between], interactions)
+
+
+def _interactions(
+    X: np.ndarray, z: np.ndarray, index: np.ndarray, n_levels: int, skip: set[int]
+) -> tuple[list[int], np.ndarray]:
+    """Columns of ``X`` equal to ``z`` times a per-level constant (0 where ``z`` is 0), and
+    those constants per level (0 for a level where ``z`` is 0 throughout)."""
+    nonzero = np.abs(z) > 1e-12
+    cols, values = [], []
+    for j in range(X.shape[1]):
+        if j in skip or not np.allclose(X[~nonzero, j], 0.0):
+            continue
+        ratio = np.zeros(len(z))
+        ratio[nonzero] = X[nonzero, j] / z[nonzero]
+        per_level = np.zeros(n_levels)
+        seen = np.zeros(n_levels, dtype=bool)
+        rows = np.flatnonzero(nonzero)
+        per_level[index[rows[::-1]]] = ratio[rows[::-1]]  # a level's first nonzero row wins
+        seen[index[rows]] = True
+        if np.allclose(ratio[nonzero], per_level[index[nonzero]]) and seen.any():
+            cols.append(j)
+            values.append(per_level)
+    return cols, (np.stack(values, axis=1) if values else np.zeros((n_levels, 0)))
 
 
 def zi_predictor(design: Design, priors: PriorTable, ctx: BuildContext) -> Any:

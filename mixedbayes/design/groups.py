@@ -231,8 +231,8 @@ def merge_factors(
     *,
     correlation: MergeCorrelation = "parts",
     label: Callable[[str, str], str] = lambda part, term: f"{part}:{term}",
-    parametrization: Param | None = None,
-    reason: str = "",
+    parametrization: Param | Mapping[str, Param] | None = None,
+    reason: str | Mapping[str, str] = "",
 ) -> tuple[tuple[GroupStructure, ...], dict[tuple[str, str], RowMap]]:
     """Merge the grouping factors of several parts, each over its own rows, into one
     structure per factor name.
@@ -249,10 +249,10 @@ def merge_factors(
         independent.
     label : callable
         ``label(part, term)``: the merged term's name (``"log_CL:Intercept"``...).
-    parametrization : {"centered", "noncentered"}, optional
-        Set every merged block's parametrization (with ``reason``); else the parts' own
-        (``"parts"``) or non-centred.
-    reason : str
+    parametrization : {"centered", "noncentered"} or mapping, optional
+        Set every merged block's parametrization (with ``reason``), or by factor name those
+        of the factors it names; else the parts' own (``"parts"``) or non-centred.
+    reason : str or mapping of str to str
 
     Returns
     -------
@@ -280,16 +280,19 @@ def merge_factors(
     rows: dict[tuple[str, str], RowMap] = {}
     for name, entry in merged.items():
         k = len(entry["terms"])
-        param: Param = parametrization or "noncentered"
+        chosen = (
+            parametrization.get(name) if isinstance(parametrization, Mapping) else parametrization
+        )
+        why = reason.get(name, "") if isinstance(reason, Mapping) else reason
+        param: Param = chosen or "noncentered"
         blocks: tuple[GroupBlock, ...]
         if correlation == "block" and k > 1:
-            blocks = (GroupBlock(tuple(range(k)), True, param, reason),)
+            blocks = (GroupBlock(tuple(range(k)), True, param, why),)
         elif correlation == "diagonal" or (correlation == "block" and k == 1):
-            blocks = tuple(GroupBlock((c,), False, param, reason) for c in range(k))
-        elif parametrization is not None:
+            blocks = tuple(GroupBlock((c,), False, param, why) for c in range(k))
+        elif chosen is not None:
             blocks = tuple(
-                dataclasses.replace(b, parametrization=parametrization, reason=reason)
-                for b in entry["blocks"]
+                dataclasses.replace(b, parametrization=chosen, reason=why) for b in entry["blocks"]
             )
         else:
             blocks = tuple(entry["blocks"])

@@ -21,6 +21,7 @@ import pandas as pd
 from mixedbayes.design.groups import GroupFactor, GroupStructure, RowMap, frozen, merge_factors
 from mixedbayes.design.joint_tables import (
     column_problems,
+    merged_parametrization,
     outcome_specs,
     split_tables,
     subject_problems,
@@ -146,6 +147,24 @@ class JointDesign:
     associations: tuple[Association, ...]
     source_tables: dict[str, pd.DataFrame] = field(repr=False)
     hazard_matrices: Any = field(default=None, repr=False)
+
+    def reading_at(self, association: Association, times: np.ndarray, who: np.ndarray) -> Reading:
+        """What ``association`` reads of its outcome at ``times`` of subjects ``who`` (the
+        spec's lag applied), as the design read it at the stop times and nodes."""
+        if association.at_stop is None:
+            raise ValueError(f"the association {association.labels} reads no rows")
+        position = {s.name: {lv: i for i, lv in enumerate(s.levels)} for s in self.structures}
+        return _association_reading(
+            self.spec,
+            self.source_tables["longitudinal"],
+            self.outcomes[association.outcome],
+            association,
+            position,
+            self.rows,
+            np.asarray(times, dtype=float),
+            np.asarray(who),
+            float(np.max(self.survival.stop)),
+        )
 
     def hazard_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """The hazard's covariate rows (``survival.terms``) of new rows ``frame``."""
@@ -320,6 +339,30 @@ def _reading(
     )
 
 
+def _association_reading(
+    spec: JointSpec,
+    long: pd.DataFrame,
+    d: Design,
+    a: Association,
+    position: dict[str, dict[str, int]],
+    rows: dict[tuple[str, str], RowMap],
+    times: np.ndarray,
+    who: np.ndarray,
+    scale: float,
+) -> Reading:
+    """The rows association ``a`` reads of outcome design ``d`` at ``times − lag`` (at 0
+    before the lag)."""
+    from mixedbayes.survival import ASSOCIATIONS
+
+    def at(t: np.ndarray, w: np.ndarray) -> Any:
+        return _read(d, a.outcome, rows_at(long, spec, w, t), position)
+
+    lagged = np.maximum(times - spec.lag, 0.0) if spec.lag else times
+    found = ASSOCIATIONS.get(a.type).rows(at, lagged, who, scale, spec.quadrature)
+    assert found is not None
+    return _reading(*found, a.outcome, rows)
+
+
 def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
     """Apply a joint spec to ``{"longitudinal": visits, "survival": subjects}``.
 
@@ -350,8 +393,13 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
         for name, o in outcome_specs(spec).items()
     }
     correlation = spec.correlation
+    param, why = merged_parametrization(outcomes, spec)
+    parts = correlation == "parts"  # then each outcome's blocks keep their own choice
     structures, rows = merge_factors(
-        {name: d.groups for name, d in outcomes.items()}, correlation=correlation
+        {name: d.groups for name, d in outcomes.items()},
+        correlation=correlation,
+        parametrization=None if parts else param,
+        reason="" if parts else why,
     )
     subject_factor = _subject_factor(spec, structures)
     position = {s.name: {lv: i for i, lv in enumerate(s.levels)} for s in structures}
@@ -399,16 +447,12 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
             assoc.append(Association(name, how, labels, columns=cols))
             continue
 
-        def at(t: np.ndarray, who: np.ndarray, d: Design = d, name: str = name) -> Any:
-            return _read(d, name, rows_at(long, spec, who, t), position)
-
-        readings = []
-        for times, who in ((stop, subject), (nodes.ravel(), np.repeat(subject, q))):
-            found = kind.rows(at, times, who, scale, spec.quadrature)
-            assert found is not None
-            readings.append(_reading(*found, name, rows))
-        at_stop, at_nodes = readings
-        assoc.append(Association(name, how, (f"{name}:{how}",), at_stop, at_nodes))
+        plain = Association(name, how, (f"{name}:{how}",))
+        at_stop, at_nodes = (
+            _association_reading(spec, long, d, plain, position, rows, times, who, scale)
+            for times, who in ((stop, subject), (nodes.ravel(), np.repeat(subject, q)))
+        )
+        assoc.append(Association(name, how, plain.labels, at_stop, at_nodes))
     return JointDesign(
         spec=spec,
         outcomes=outcomes,

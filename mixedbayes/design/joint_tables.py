@@ -24,6 +24,7 @@ __all__ = [
     "TABLES",
     "column_problems",
     "formula_predictors",
+    "merged_parametrization",
     "outcome_specs",
     "split_tables",
     "subject_problems",
@@ -109,17 +110,16 @@ def _contrasts_for(spec: JointSpec, formula: str) -> dict[str, Any]:
 
 
 def outcome_specs(spec: JointSpec) -> dict[str, Any]:
-    """A ``GLMMSpec`` per outcome (its formula and family, the contrasts of its columns):
-    what the regression design of each outcome is made from."""
+    """A ``GLMMSpec`` per outcome (its formula and family, the contrasts of its columns, the
+    spec's parametrization): what the regression design of each outcome is made from."""
     from mixedbayes.spec.model import GLMMSpec
 
-    param = "noncentered" if spec.parametrization == "auto" else spec.parametrization
     return {
         name: GLMMSpec(
             formula=o.formula,
             family=o.family,
             contrasts=_contrasts_for(spec, o.formula),
-            parametrization=param,
+            parametrization=spec.parametrization,
         )
         for name, o in spec.longitudinal.items()
     }
@@ -250,20 +250,22 @@ def subject_problems(spec: JointSpec, long: pd.DataFrame, subject: np.ndarray) -
 def visit_problems(
     spec: JointSpec, long: pd.DataFrame, subject: np.ndarray, stop: np.ndarray, start: np.ndarray
 ) -> list[Problem]:
-    """Visits after the subject's last stop time (an event before the last visit)."""
+    """Visits after the subject's last stop time (an event before the last visit, unless the
+    spec keeps them), and negative or missing visit times."""
     last_stop = pd.Series(stop, index=subject).groupby(level=0).max()
     t = long[spec.time].to_numpy(dtype=float)
     who = long[spec.subject].astype(str).to_numpy()
     ends = last_stop.reindex(who).to_numpy()
     late = long.index[t > ends + 1e-9]
     problems = []
-    if len(late):
+    if len(late) and spec.visits_after_event == "error":
         problems.append(
             Problem(
                 f"visits in rows {format_rows(list(late))} come after their subject's event or "
                 "censoring time.",
                 f"data.longitudinal column '{spec.time}'",
-                "drop measurements after the end of follow-up, or check the survival times.",
+                "drop measurements after the end of follow-up, check the survival times, or "
+                "set visits_after_event: keep for an event after which measurement goes on.",
             )
         )
     neg = long.index[~np.isfinite(t) | (t < 0)]
@@ -276,3 +278,31 @@ def visit_problems(
             )
         )
     return problems
+
+
+def merged_parametrization(
+    outcomes: dict[str, Any], spec: JointSpec
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """By grouping factor, the parametrization of its block across outcomes, and why.
+
+    ``auto``: each outcome's design chose per block (centred where its data pin the effects
+    down, ``mixedbayes.design.parametrization``); the merged block is centred when every
+    outcome's blocks of the factor are, else non-centred. A parametrization set in the spec
+    applies to every block.
+    """
+    choices: dict[str, list[tuple[str, str, str]]] = {}
+    for name, d in outcomes.items():
+        for g in d.groups:
+            for b in g.blocks:
+                choices.setdefault(g.name, []).append((name, b.parametrization, b.reason))
+    if spec.parametrization != "auto":
+        why = f"{spec.parametrization} (set in the spec)"
+        return dict.fromkeys(choices, spec.parametrization), dict.fromkeys(choices, why)
+    param, reason = {}, {}
+    for factor, found in choices.items():
+        centred = all(p == "centered" for _, p, _ in found)
+        param[factor] = "centered" if centred else "noncentered"
+        detail = "; ".join(f"{o}: {r}" for o, _, r in found)
+        rule = "every outcome's block is centred" if centred else "not every outcome's block is"
+        reason[factor] = f"auto across outcomes ({rule}): {detail}"
+    return param, reason

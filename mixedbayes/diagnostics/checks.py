@@ -121,13 +121,15 @@ def _k_table(k: np.ndarray, good_k: float) -> pd.DataFrame:
 def _loo_data(fit: FitLike, moment_match: bool = False) -> Any:
     import arviz_stats as azs
 
-    if "log_likelihood" not in fit.idata.children:
-        from mixedbayes.inference import log_likelihood
-        from mixedbayes.kinds import kind_of
+    from mixedbayes.kinds import add_log_likelihood, kind_of
 
-        post = fit.idata["posterior"].to_dataset()
-        log_likelihood(fit.idata, fit.model, kind_of(fit.spec).log_likelihood(fit.design, post))
-    var = observed_name(fit, "log_likelihood")
+    kind = kind_of(fit.spec)
+    if "log_likelihood" not in fit.idata.children:
+        add_log_likelihood(fit.idata, fit.model, fit.spec, fit.design)
+    units = kind.loo_units(fit.design, fit.idata["log_likelihood"].to_dataset())
+    if units is not None:
+        fit.idata["log_likelihood"][str(units.name)] = units
+    var = observed_name(fit, "log_likelihood") if units is None else str(units.name)
     extra: dict[str, Any] = {"moment_match": True, "model": fit.model} if moment_match else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -120,14 +120,18 @@ def get_sampler(name: str) -> Sampler:
 
 
 def log_likelihood(
-    idata: xr.DataTree, model: pm.Model, pointwise: np.ndarray | None = None
+    idata: xr.DataTree,
+    model: pm.Model,
+    pointwise: np.ndarray | None = None,
+    extra: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None,
 ) -> xr.DataTree:
     """Add the pointwise ``log_likelihood`` group of ``model``'s observed variable(s).
 
     ``pointwise`` (chain, draw, rows), when the kind computed it with NumPy, is stored as the
     log-likelihood of the model's one observed variable. Otherwise the model's own pointwise
     log-density is evaluated at every draw, compiled by JAX when it is installed (its
-    persistent cache serves later sessions), else by PyTensor's default backend. PyMC's
+    persistent cache serves later sessions), else by PyTensor's default backend. ``extra``
+    adds log-likelihood terms that are not observed variables, by name: (dims, values). PyMC's
     ``compute_log_likelihood`` maps posterior variables to value variables by name, which
     fails for ``LKJCorr`` (its untransformed value variable is renamed), so the inputs are
     matched by position here instead.
@@ -145,6 +149,8 @@ def log_likelihood(
         name: (("chain", "draw", *dims.get(name, ())), arr)
         for name, arr in zip(observed_names, out, strict=True)
     }
+    for name, (extra_dims, arr) in (extra or {}).items():
+        data_vars[name] = (("chain", "draw", *extra_dims), arr)
     coords = {k: list(v) for k, v in model.coords.items() if v is not None}
     ds = xr.Dataset(data_vars, coords={"chain": post["chain"], "draw": post["draw"]})
     ds = ds.assign_coords({k: v for k, v in coords.items() if k in ds.dims})

@@ -4,7 +4,12 @@
 from mixedbayes.kinds.base import CAPABILITIES, KINDS, Kind, kind_of, register_kind
 from mixedbayes.kinds.nonlinear import NonlinearKind
 from mixedbayes.kinds.regression import GLMMKind, LMMKind, RegressionKind
-from mixedbayes.kinds.stages import build_prior_table, compile_model, make_design
+from mixedbayes.kinds.stages import (
+    add_log_likelihood,
+    build_prior_table,
+    compile_model,
+    make_design,
+)
 from mixedbayes.registry import import_submodules
 
 __all__ = [
@@ -15,6 +20,7 @@ __all__ = [
     "LMMKind",
     "NonlinearKind",
     "RegressionKind",
+    "add_log_likelihood",
     "build_prior_table",
     "compile_model",
     "kind_of",

@@ -35,6 +35,7 @@ __all__ = [
     "Kind",
     "kind_of",
     "register_kind",
+    "replicate_response",
 ]
 
 #: What a kind's fits can do, beyond the summary, diagnostics, LOO and the report's core.
@@ -131,6 +132,20 @@ class Kind:
         NumPy, or None to have the model's own log-density evaluate it."""
         return None
 
+    def log_likelihood_extra(
+        self, design: ModelDesign, posterior: Any
+    ) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """Pointwise log-likelihoods of terms that are not observed variables (a joint
+        model's survival rows), by name: their dims and values (chain, draw, ...)."""
+        return {}
+
+    def loo_units(self, design: ModelDesign, log_likelihood: Any) -> Any:
+        """What LOO leaves out when it is not one row of the observed variable: an
+        ``xarray.DataArray`` (chain, draw, unit) summed from the ``log_likelihood`` group
+        (a joint model: every measurement and the survival of one subject), named as it is
+        stored; None for the rows."""
+        return None
+
     def simulate(self, design: ModelDesign, posterior: Any, seed: int | None) -> Any:
         """Replicated responses (chain, draw, rows) at the fitted rows, drawn with NumPy from
         ``posterior``, or None to have PyMC draw them from the model.
@@ -145,6 +160,54 @@ class Kind:
 
         draws = predict_draws(posterior, design, None, kind="response", seed=seed)
         return np.asarray(draws.to_numpy())
+
+    # ------------------------------------------------------------------ SBC replicates
+    def replicate_spec(self, spec: ModelSpec) -> ModelSpec:
+        """The spec SBC fits to its replicates (``spec`` itself unless the kind needs a
+        setting for data simulated on a template's design)."""
+        return spec
+
+    def replicate_template(self, spec: ModelSpec, data: Any) -> Any:
+        """The template data as SBC keeps it: a DataFrame with row positions as labels."""
+        import pandas as pd
+
+        from mixedbayes.errors import DataError
+
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(
+                f"template_data must be a pandas DataFrame, not {type(data).__name__}.",
+                where="template_data",
+            )
+        return data.reset_index(drop=True)
+
+    def replicate_columns(
+        self,
+        design: ModelDesign,
+        template: Any,
+        draws: dict[str, np.ndarray],
+        observed: dict[str, np.ndarray],
+        rng: np.random.Generator,
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """The columns of one SBC replicate, by table (``""`` for a single DataFrame): the
+        template's response column with the prior-predictive draw of the observed variable
+        in the rows the model uses.
+
+        Parameters
+        ----------
+        design : ModelDesign
+            The design of ``template``.
+        template : DataFrame
+            From :meth:`replicate_template`.
+        draws : dict of str to ndarray
+            One prior draw of every free and deterministic variable.
+        observed : dict of str to ndarray
+            The prior-predictive draw of every observed variable, with ``draws``.
+        rng : numpy.random.Generator
+            For what the kind simulates itself.
+        """
+        (name,) = self.response_columns(design)
+        (y,) = observed.values()
+        return {"": {name: replicate_response(design, name, template, y)}}
 
     def parts(self, design: ModelDesign) -> tuple[str, ...]:
         """The named parts (submodels) of the model; ``()`` for a single plain part."""
@@ -232,6 +295,27 @@ class _KindRegistry(Registry[Kind]):
 
 #: The registered kinds by name.
 KINDS = _KindRegistry("model kind", "kind")
+
+
+def replicate_response(
+    design: ModelDesign, name: str, template: pd.DataFrame, y: np.ndarray
+) -> np.ndarray:
+    """The template's response column ``name`` with ``y`` in the rows ``design`` uses (as
+    integers for a discrete family); a ``SpecError`` when ``name`` is not a column (a
+    transformed response such as ``log(y)``)."""
+    if name not in template.columns:
+        raise SpecError(
+            f"SBC replaces the response column with simulated values, but the response "
+            f"{name!r} is not a column of the data.",
+            where="formula",
+            hint="compute the transformed response as a column first (df['log_y'] = ...) "
+            "and use that column in the formula.",
+        )
+    column = template[name].astype("float64").copy()
+    column.loc[list(design.obs_index)] = np.asarray(y)
+    if getattr(design.family, "discrete", False) and column.notna().all():
+        return column.round().astype("int64").to_numpy()
+    return column.to_numpy()
 
 
 def register_kind[K: type[Kind]](cls: K) -> K:

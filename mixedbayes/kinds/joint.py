@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from mixedbayes.kinds.base import Kind, register_kind
+import numpy as np
+
+from mixedbayes.kinds.base import Kind, register_kind, replicate_response
 from mixedbayes.naming import Names
 from mixedbayes.spec.joint import JointSpec
 
@@ -20,6 +22,20 @@ if TYPE_CHECKING:
     from mixedbayes.spec.model import ModelSpec
 
 __all__ = ["JointKind"]
+
+
+def _event_codes(op: str, value: float, event: np.ndarray) -> np.ndarray:
+    """Values of an event column given as ``column <op> value`` (``status == 2``) that code
+    ``event`` (1) and censoring (0): the value itself or the next integer past it."""
+    yes, no = {
+        "==": (value, 0.0 if value != 0 else 1.0),
+        "!=": (value + 1, value),
+        ">": (value + 1, value),
+        ">=": (value, value - 1),
+        "<": (value - 1, value),
+        "<=": (value, value + 1),
+    }[op]
+    return np.where(event == 1, yes, no)
 
 
 @register_kind
@@ -80,6 +96,84 @@ class JointKind(Kind):
                 out[p.name] = neutral[p.name]
         return out
 
+    def log_likelihood_extra(
+        self, design: ModelDesign, posterior: Any
+    ) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """``event``: each survival row's log-likelihood (``event·log h(stop) − ∫ h``)."""
+        from mixedbayes.design.joint import EVENT
+        from mixedbayes.results.joint_hazard import survival_log_likelihood
+
+        d = cast("JointDesign", design)
+        return {EVENT: ((Names(EVENT).obs_dim,), survival_log_likelihood(posterior, d))}
+
+    def loo_units(self, design: ModelDesign, log_likelihood: Any) -> Any:
+        """``subject``: per subject, the log-likelihood of all their measurements (every
+        outcome) and of their survival rows — LOO leaves one subject out."""
+        import xarray as xr
+
+        from mixedbayes.design.joint import EVENT
+
+        d = cast("JointDesign", design)
+        sub = d.structure(d.subject_factor)
+        parts = [(EVENT, d.survival.level)]
+        parts += [(name, d.rows[(name, sub.name)].index) for name in d.outcomes]
+        total = np.zeros((*log_likelihood[EVENT].shape[:2], len(sub.levels)))
+        for name, level in parts:
+            values = np.asarray(log_likelihood[name].to_numpy(), dtype=float)
+            total += values @ (level[:, None] == np.arange(len(sub.levels))).astype(float)
+        return xr.DataArray(
+            total,
+            dims=("chain", "draw", sub.name),
+            coords={sub.name: list(sub.levels)},
+            name="subject",
+        )
+
+    def replicate_spec(self, spec: ModelSpec) -> ModelSpec:
+        """Replicates keep the template's visits after a simulated event (the model is
+        conditional on the visit times, so the posterior stays the model's)."""
+        return spec.model_copy(update={"visits_after_event": "keep"})
+
+    def replicate_template(self, spec: ModelSpec, data: Any) -> Any:
+        """Both tables (one table is split), each with row positions as labels."""
+        from mixedbayes.design.joint_tables import split_tables
+
+        tables = split_tables(data, cast(JointSpec, spec))
+        return dict(zip(("longitudinal", "survival"), tables, strict=True))
+
+    def replicate_columns(
+        self,
+        design: ModelDesign,
+        template: Any,
+        draws: dict[str, np.ndarray],
+        observed: dict[str, np.ndarray],
+        rng: np.random.Generator,
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Each outcome's simulated responses, and event times drawn from the hazard of the
+        draw (censored at the template's stop times); see
+        :func:`mixedbayes.results.joint_hazard.simulate_event_times`."""
+        from mixedbayes.results.joint_hazard import simulate_event_times
+        from mixedbayes.spec.joint import event_test, parse_surv
+
+        d = cast("JointDesign", design)
+        long, surv = template["longitudinal"], template["survival"]
+        columns: dict[str, np.ndarray] = {}
+        for name, od in d.outcomes.items():
+            columns[od.response] = replicate_response(od, od.response, long, observed[name])
+        stop, event = simulate_event_times(d, draws, rng)
+        _, stop_col, event_arg, _ = parse_surv(d.spec.survival.formula)
+        event_col, op, value = event_test(event_arg)
+        times = surv[stop_col].astype("float64").copy()
+        times.loc[list(d.survival.index)] = stop
+        coded = np.asarray(event, dtype=float)
+        if op is not None and value is not None:
+            coded = _event_codes(op, value, event)
+        status = surv[event_col].astype("float64").copy()
+        status.loc[list(d.survival.index)] = coded
+        return {
+            "longitudinal": columns,
+            "survival": {stop_col: times.to_numpy(), event_col: status.to_numpy()},
+        }
+
     def parts(self, design: ModelDesign) -> tuple[str, ...]:
         d = cast("JointDesign", design)
         return (*d.outcomes, "event") if d.survival.terms else tuple(d.outcomes)
@@ -104,4 +198,9 @@ class JointKind(Kind):
     def report_items(self, spec: ModelSpec) -> list[tuple[str, str]]:
         s = cast(JointSpec, spec)
         assoc = ", ".join(f"{o}:{k}" for o, k in s.associations())
-        return [("association", assoc), ("baseline hazard", s.survival.baseline)]
+        items = [("association", assoc), ("baseline hazard", s.survival.baseline)]
+        if s.lag:
+            items.append(("association lag", f"{s.lag:g} (the hazard at t reads t − lag)"))
+        if s.visits_after_event == "keep":
+            items.append(("visits after the event", "kept"))
+        return items

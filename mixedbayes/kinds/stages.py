@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mixedbayes.kinds.base import kind_of
 from mixedbayes.priors.table import PriorTable, apply_overrides
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from mixedbayes.design.base import ModelDesign
     from mixedbayes.spec.model import ModelSpec, PriorSpec
 
-__all__ = ["build_prior_table", "compile_model", "make_design"]
+__all__ = ["add_log_likelihood", "build_prior_table", "compile_model", "make_design"]
 
 
 def make_design(spec: ModelSpec, data: pd.DataFrame) -> ModelDesign:
@@ -77,3 +77,15 @@ def compile_model(
     """
     table = priors if priors is not None else build_prior_table(design, design.spec.priors)
     return kind_of(design.spec).compile(design, table, marginalize)
+
+
+def add_log_likelihood(idata: Any, model: Any, spec: ModelSpec, design: ModelDesign) -> Any:
+    """Add the pointwise ``log_likelihood`` group to ``idata``: the kind's NumPy values where
+    it has them (else the model's own), and the kind's extra terms."""
+    from mixedbayes.inference import log_likelihood
+
+    kind = kind_of(spec)
+    post = idata["posterior"].to_dataset()
+    return log_likelihood(
+        idata, model, kind.log_likelihood(design, post), kind.log_likelihood_extra(design, post)
+    )

@@ -181,7 +181,7 @@ def _check_override(
     if (cls == "cor") != (support == "correlation"):
         need = "an lkj(eta) prior" if cls == "cor" else "a prior other than lkj"
         return [Problem(f"class {cls!r} takes {need}, not {prior}.", where + ".prior")]
-    if support == "positive" and (cls not in positive or spec.nlpar):
+    if support == "positive" and cls not in positive:
         return [
             Problem(
                 f"{prior} has positive support but class {cls!r} can be negative.",

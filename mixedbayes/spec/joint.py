@@ -151,6 +151,14 @@ class JointSpec(ModelSpec):
     correlation : {"block", "diagonal", "parts"}
         The subject's random effects across outcomes: one correlated (LKJ) block, all
         independent, or each outcome's own blocks.
+    lag : float
+        The hazard at time t reads the outcomes at ``max(t − lag, 0)`` (``value``, ``slope``,
+        ``area``; ``shared`` has no time), as rstanarm's ``lag_assoc``. Default 0.
+    visits_after_event : {"error", "keep"}
+        Measurements after a subject's event or censoring time are an error (default: they
+        usually mean wrong survival times), or are kept, for a non-terminal event after which
+        measurement continues; the longitudinal likelihood then uses every visit. SBC keeps
+        the template's visit schedule this way.
 
     Data: ``mb.fit(spec, {"longitudinal": visits, "survival": subjects})``.
     """
@@ -163,6 +171,8 @@ class JointSpec(ModelSpec):
     association: dict[str, list[str]] = Field(default_factory=dict)
     quadrature: int = Field(default=15, ge=1, le=100)
     correlation: Literal["block", "diagonal", "parts"] = "block"
+    lag: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    visits_after_event: Literal["error", "keep"] = "error"
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
 

@@ -51,10 +51,7 @@ class _Job:
     """Everything a worker needs to refit one replicate (pickled to the workers)."""
 
     spec: ModelSpec
-    template: pd.DataFrame
-    response: str
-    obs_index: tuple[Any, ...]
-    integer_response: bool
+    template: pd.DataFrame | dict[str, pd.DataFrame]
     priors: PriorTable
     quantities: tuple[_Quantity, ...]
     draws: int
@@ -67,16 +64,16 @@ class _Job:
     fit_fn: Callable[..., Any] | None
     fit_kwargs: dict[str, Any]
 
-    def data(self, y: np.ndarray) -> pd.DataFrame:
-        """The template with the simulated response in the rows the model uses."""
-        frame = self.template.copy()
-        column = frame[self.response].astype("float64")
-        column.loc[list(self.obs_index)] = y
-        if self.integer_response and column.notna().all():
-            frame[self.response] = column.round().astype("int64")
-        else:
-            frame[self.response] = column
-        return frame
+    def data(
+        self, columns: dict[str, dict[str, np.ndarray]]
+    ) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """The template with one replicate's simulated columns (by table; ``""`` for a
+        single DataFrame), as the kind's ``replicate_columns`` gave them."""
+        if isinstance(self.template, pd.DataFrame):
+            return self.template.assign(**columns.get("", {}))
+        return {
+            name: frame.assign(**columns.get(name, {})) for name, frame in self.template.items()
+        }
 
 
 def _seed(*parts: int) -> int:
@@ -93,7 +90,7 @@ def _quiet_fit(fit_fn: Callable[..., Any], job: _Job, item: dict[str, Any], seed
         warnings.simplefilter("ignore")
         return fit_fn(
             job.spec,
-            job.data(np.asarray(item["y"])),
+            job.data(item["columns"]),
             draws=job.draws,
             tune=job.tune,
             chains=job.chains,

@@ -29,7 +29,7 @@ import pandas as pd
 
 from mixedbayes import api
 from mixedbayes.batch import check_backend, run_batch
-from mixedbayes.errors import DataError, SpecError, require_known
+from mixedbayes.errors import SpecError, require_known
 from mixedbayes.spec import load_spec
 from mixedbayes.workflows.sbc.replicate import (
     SAMPLE_DIMS,
@@ -49,21 +49,6 @@ __all__ = ["SBCResult", "current_replicate", "sbc"]
 
 
 # --------------------------------------------------------------------------- prior draws
-
-
-def _response_column(spec: ModelSpec, design: Any, data: pd.DataFrame) -> str:
-    from mixedbayes.kinds import kind_of
-
-    (name,) = kind_of(spec).response_columns(design)
-    if name not in data.columns:
-        raise SpecError(
-            f"SBC replaces the response column with simulated values, but the response "
-            f"{name!r} is not a column of the data.",
-            where="formula",
-            hint="compute the transformed response as a column first (df['log_y'] = ...) and "
-            "use that column in the formula.",
-        )
-    return str(name)
 
 
 def _quantities(model: Any, design: Any, var_names: Sequence[str] | None) -> list[_Quantity]:
@@ -128,15 +113,17 @@ def _prior_sampler(model: Any, names: list[str]) -> Callable[[int], list[np.ndar
 # --------------------------------------------------------------------------- the driver
 
 
-def _frame_digest(df: pd.DataFrame) -> str:
-    content = pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes()
-    meta = json.dumps([list(map(str, df.columns)), list(map(str, df.dtypes))]).encode()
+def _frame_digest(data: Any) -> str:
+    if isinstance(data, dict):
+        return _frame_digest(pd.DataFrame({k: [_frame_digest(v)] for k, v in data.items()}))
+    content = pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes()
+    meta = json.dumps([list(map(str, data.columns)), list(map(str, data.dtypes))]).encode()
     return hashlib.sha256(content + meta).hexdigest()[:16]
 
 
 def sbc(
     spec: ModelSpec | dict[str, Any] | str | os.PathLike[str],
-    template_data: pd.DataFrame,
+    template_data: pd.DataFrame | dict[str, pd.DataFrame],
     n: int = 100,
     *,
     var_names: Sequence[str] | None = None,
@@ -162,10 +149,13 @@ def sbc(
     Parameters
     ----------
     spec : ModelSpec, dict, YAML path or text
-        Any kind (``lmm``, ``glmm``, ``nonlinear``).
-    template_data : DataFrame
-        The design (covariates, groups, doses); its response column is replaced by simulated
-        values in each replicate. Not modified.
+        Any kind (``lmm``, ``glmm``, ``nonlinear``, ``joint``).
+    template_data : DataFrame, or dict of DataFrames for a joint model
+        The design (covariates, groups, doses, visit times); its response column is replaced
+        by simulated values in each replicate. Not modified. A joint model's replicates also
+        draw each subject's event time from the hazard of the prior draw, censored at the
+        template's survival time, and keep the template's visits (``visits_after_event:
+        keep``: the model conditions on the visit times, so its posterior is unchanged).
     n : int
         Replicates.
     var_names : list of str, optional
@@ -209,14 +199,9 @@ def sbc(
     >>> res = mb.sbc(mb.LMM("y ~ time + (1 | id)"), df, n=200, backend="dask")  # doctest: +SKIP
     >>> res.test()  # doctest: +SKIP
     """
-    from mixedbayes.kinds import build_prior_table, compile_model
+    from mixedbayes.kinds import build_prior_table, compile_model, kind_of
 
     t0 = time.perf_counter()
-    if not isinstance(template_data, pd.DataFrame):
-        raise DataError(
-            f"template_data must be a pandas DataFrame, not {type(template_data).__name__}.",
-            where="template_data",
-        )
     if n < 1:
         raise SpecError(f"n must be >= 1, not {n}.", where="n")
     check_backend(backend, SpecError)
@@ -226,27 +211,24 @@ def sbc(
             where="max_rank",
             hint="lower max_rank or draw more.",
         )
-    model_spec = load_spec(spec)
-    # positions as row labels: the simulated response goes to the rows the design used
-    template = template_data.reset_index(drop=True)
+    kind = kind_of(load_spec(spec))
+    model_spec = kind.replicate_spec(load_spec(spec))
+    # positions as row labels: the simulated responses go to the rows the design used
+    template = kind.replicate_template(model_spec, template_data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         design = api.design(model_spec, template)
     table = priors if priors is not None else build_prior_table(design, model_spec.priors)
-    response = _response_column(model_spec, design, template)
     # the plain model (every parameter and the response) is the one to draw from
     compiled = compile_model(design, table, marginalize=False)
     model = compiled.model
     quantities = _quantities(model, design, var_names)
-    var_list = sorted({q.var for q in quantities})
-    draw = _prior_sampler(model, [*var_list, compiled.observed])
-    integer = bool(getattr(design.family, "discrete", False))
+    observed = [rv.name for rv in model.observed_RVs]
+    parameters = [v.name for v in (*model.free_RVs, *model.deterministics)]
+    draw = _prior_sampler(model, [*parameters, *observed])
     job = _Job(
         spec=model_spec,
         template=template,
-        response=response,
-        obs_index=tuple(design.obs_index),
-        integer_response=integer,
         priors=table,
         quantities=tuple(quantities),
         draws=draws,
@@ -263,10 +245,13 @@ def sbc(
     truths: dict[int, dict[str, float]] = {}
     for i in range(n):
         values = draw(_seed(seed, i, 0))
-        by_var = dict(zip(var_list, values[:-1], strict=True))
+        by_var = dict(zip(parameters, values[: len(parameters)], strict=True))
+        simulated = dict(zip(observed, values[len(parameters) :], strict=True))
         truth = {q.label: float(np.asarray(by_var[q.var])[q.index]) for q in quantities}
         truths[i] = truth
-        tasks[f"rep-{i:05d}"] = {"replicate": i, "y": values[-1], "true": truth}
+        rng = np.random.default_rng(_seed(seed, i, 3))
+        columns = kind.replicate_columns(design, template, by_var, simulated, rng)
+        tasks[f"rep-{i:05d}"] = {"replicate": i, "columns": columns, "true": truth}
     settings = {
         "spec": model_spec.to_yaml(),
         "template": _frame_digest(template_data),
