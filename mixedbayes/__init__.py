@@ -10,7 +10,17 @@ from mixedbayes.design import DataWarning, Design
 from mixedbayes.diagnostics import ConvergenceWarning, compare
 from mixedbayes.errors import DataError, MixedBayesError, SpecError
 from mixedbayes.results import Fit
-from mixedbayes.spec import GLMM, LMM, GLMMSpec, LMMSpec, ModelSpec, load_spec, save_spec
+from mixedbayes.spec import (
+    GLMM,
+    LMM,
+    Compositional,
+    GLMMSpec,
+    Joint,
+    LMMSpec,
+    ModelSpec,
+    load_spec,
+    save_spec,
+)
 from mixedbayes.workflows import kfold as _kfold  # noqa: F401  (registers fit.kfold)
 from mixedbayes.workflows import update as _update  # noqa: F401  (registers fit.update)
 from mixedbayes.workflows.naive import compare_naive
@@ -19,12 +29,14 @@ from mixedbayes.workflows.sbc import SBCResult, sbc
 __all__ = [
     "GLMM",
     "LMM",
+    "Compositional",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
     "Design",
     "Fit",
     "GLMMSpec",
+    "Joint",
     "LMMSpec",
     "MixedBayesError",
     "ModelSpec",

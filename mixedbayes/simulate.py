@@ -33,9 +33,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.simulate_compositional import SimulatedCompositional, compositional
 from mixedbayes.simulate_joint import SimulatedJoint, joint
 
-__all__ = ["DEFAULT_BETA", "SimulatedData", "SimulatedJoint", "crossed", "joint", "lmm"]
+__all__ = [
+    "DEFAULT_BETA",
+    "SimulatedCompositional",
+    "SimulatedData",
+    "SimulatedJoint",
+    "compositional",
+    "crossed",
+    "joint",
+    "lmm",
+]
 
 #: Default fixed effects of :func:`lmm`, by term name (formulae / lme4 naming).
 DEFAULT_BETA: Mapping[str, float] = MappingProxyType(

@@ -90,3 +90,19 @@ def test_prior_predictive_is_one_call(sleepstudy: pd.DataFrame) -> None:
     assert 10 < np.median(sigma) < 200
     again = mb.prior_predictive(mb.LMM(FORMULA), sleepstudy, draws=200, seed=3)
     np.testing.assert_array_equal(sim, again["prior_predictive"]["Reaction"].to_numpy())
+
+
+def test_positive_priors_on_a_parts_positive_parameters() -> None:
+    """A part's positive parameters (a joint model's ``sigma`` of an outcome, the Weibull
+    ``shape`` of the hazard) take positive-support priors with their ``nlpar``; a real-valued
+    class with that ``nlpar`` still refuses them."""
+    sim = mb.simulate.joint(12, seed=1)
+    ok = [
+        {"class": "sigma", "nlpar": "y", "prior": "exponential(1)"},
+        {"class": "shape", "nlpar": "event", "prior": "gamma(20, 20)"},
+    ]
+    table = mb.get_priors({**sim.spec, "priors": ok}, sim.data)
+    assert "gamma(20, 20)" in str(table) and "exponential(1)" in str(table)
+    bad = [{"class": "b", "nlpar": "y", "prior": "exponential(1)"}]
+    with pytest.raises(mb.SpecError, match="positive support"):
+        mb.get_priors({**sim.spec, "priors": bad}, sim.data)

@@ -145,8 +145,9 @@ def log_likelihood(
         out = [np.asarray(pointwise)]
     else:
         out = _evaluated(model, post)
+    # a multivariate observation (a sample's counts of every taxon) has one value per row
     data_vars = {
-        name: (("chain", "draw", *dims.get(name, ())), arr)
+        name: (("chain", "draw", *tuple(dims.get(name, ()))[: np.ndim(arr) - 2]), arr)
         for name, arr in zip(observed_names, out, strict=True)
     }
     for name, (extra_dims, arr) in (extra or {}).items():
@@ -162,8 +163,10 @@ def _evaluated(model: pm.Model, post: xr.Dataset) -> list[np.ndarray]:
     import importlib.util
 
     from pymc.model.transform.conditioning import remove_value_transforms
+    from pymc.model.transform.optimization import freeze_dims_and_data
 
-    umodel = remove_value_transforms(model)
+    # dims frozen: JAX needs the static shapes of arrays reshaped by a dim's length
+    umodel = freeze_dims_and_data(remove_value_transforms(model), data=[])
     observed = list(umodel.observed_RVs)
     mode = None
     if importlib.util.find_spec("jax") is not None:

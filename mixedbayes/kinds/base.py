@@ -47,6 +47,7 @@ CAPABILITIES = {
     "naive": "mb.compare_naive(): the mixed model against naive regressions",
     "pk": "typical values, individual parameters, fitted (concentration) curves, regimens",
     "survival": "fit.predict_survival(newdata, times, landmark): dynamic survival predictions",
+    "taxa": "fit.taxa_effects(): each taxon's effects with local false sign rates",
 }
 
 

@@ -403,6 +403,31 @@ class Fit:
             self, landmark=landmark, horizon=horizon, n_draws=n_draws, seed=seed
         )
 
+    def taxa_effects(
+        self,
+        coefficients: Any = None,
+        *,
+        prob: float = 0.9,
+        level: float = 0.05,
+        scale: str = "clr",
+    ) -> pd.DataFrame:
+        """Compositional fits: one row per taxon and coefficient — mean, interval,
+        probability of direction, local false sign rate and the differential-abundance call
+        at ``level`` — sorted by lfsr
+        (:func:`mixedbayes.results.compositional.taxa_effects`)."""
+        from mixedbayes.results.compositional import taxa_effects
+
+        self.kind.require("taxa", "taxa_effects")
+        return taxa_effects(self, coefficients, prob=prob, level=level, scale=scale)
+
+    def expected_proportions(self) -> pd.DataFrame:
+        """Compositional fits: each sample's expected composition (posterior mean of the
+        softmax of its log-abundances), samples × taxa."""
+        from mixedbayes.results.compositional import expected_proportions
+
+        self.kind.require("taxa", "expected_proportions")
+        return expected_proportions(self)
+
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group: one replicated response per
         draw at the fitted rows, simulated with NumPy from the family (as

@@ -1,7 +1,16 @@
 """Model specs: pure descriptions of models, loadable from YAML, dicts or Python."""
 
+from mixedbayes.spec.compositional import CompositionalSpec, TaxaFilter
 from mixedbayes.spec.contrasts import ContrastSpec
-from mixedbayes.spec.io import GLMM, LMM, load_spec, save_spec, spec_from_dict
+from mixedbayes.spec.io import (
+    GLMM,
+    LMM,
+    Compositional,
+    Joint,
+    load_spec,
+    save_spec,
+    spec_from_dict,
+)
 from mixedbayes.spec.joint import JointSpec, OutcomeSpec, SurvivalSpec
 from mixedbayes.spec.model import (
     SPEC_KINDS,
@@ -20,11 +29,14 @@ __all__ = [
     "GLMM",
     "LMM",
     "SPEC_KINDS",
+    "Compositional",
+    "CompositionalSpec",
     "ContrastSpec",
     "DosingSpec",
     "FamilySpec",
     "GLMMSpec",
     "GroupOptions",
+    "Joint",
     "JointSpec",
     "LMMSpec",
     "ModelSpec",
@@ -34,6 +46,7 @@ __all__ = [
     "PriorSpec",
     "SamplerSpec",
     "SurvivalSpec",
+    "TaxaFilter",
     "load_spec",
     "register_kind",
     "save_spec",

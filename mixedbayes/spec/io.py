@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mixedbayes.errors import Problem, SpecError
+from mixedbayes.spec.compositional import CompositionalSpec
+from mixedbayes.spec.joint import JointSpec
 from mixedbayes.spec.model import SPEC_KINDS, GLMMSpec, LMMSpec, ModelSpec
 
 __all__ = ["GLMM", "LMM", "load_spec", "save_spec", "spec_from_dict"]
@@ -138,6 +140,53 @@ def GLMM(formula: str, family: str | dict[str, Any], **options: Any) -> GLMMSpec
         Any other :class:`~mixedbayes.spec.GLMMSpec` field (``zi``, ``priors``, ...).
     """
     return GLMMSpec(formula=formula, family=family, **options)  # type: ignore[arg-type]
+
+
+def Joint(
+    subject: str,
+    time: str,
+    longitudinal: dict[str, Any],
+    survival: str | dict[str, Any],
+    **options: Any,
+) -> JointSpec:
+    """Build a joint longitudinal–survival model spec in Python.
+
+    Parameters
+    ----------
+    subject, time : str
+        The subject column of both tables and the visit-time column.
+    longitudinal : dict
+        By outcome name, its formula (a Gaussian outcome) or ``{"formula": ..., "family":
+        ...}``: ``{"log_bili": "log(serBilir) ~ year + (year | id)"}``.
+    survival : str or dict
+        ``"Surv(years, event) ~ sex"`` (B-spline baseline) or ``{"formula": ...,
+        "baseline": "weibull"}``.
+    **options
+        Any other :class:`~mixedbayes.spec.JointSpec` field (``association``, ``lag``,
+        ``quadrature``, ``priors``, ...).
+    """
+    surv = {"formula": survival} if isinstance(survival, str) else survival
+    return JointSpec(
+        subject=subject,
+        time=time,
+        longitudinal=longitudinal,  # type: ignore[arg-type]
+        survival=surv,  # type: ignore[arg-type]
+        **options,
+    )
+
+
+def Compositional(formula: str, **options: Any) -> CompositionalSpec:
+    """Build a compositional (microbiome) model spec in Python.
+
+    Parameters
+    ----------
+    formula : str
+        The right-hand side over the sample metadata: ``"~ group * time + (1 | subject)"``.
+    **options
+        Any other :class:`~mixedbayes.spec.CompositionalSpec` field (``likelihood``,
+        ``transform``, ``taxa``, ``zeros``, ``pooling``, ``priors``, ...).
+    """
+    return CompositionalSpec(formula=formula, **options)
 
 
 def problems_of(source: Any) -> list[Problem]:

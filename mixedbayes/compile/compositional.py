@@ -1,0 +1,128 @@
+"""pm.Model builder of the ``compositional`` kind.
+
+Each sample's log-abundances ``λ`` (samples × taxa, CLR scale) are
+
+``λ = centre + b0 + X·b + Σ_g Σ_k Z_gk · r_g[level, k, :]``
+
+with every taxon vector sum-to-zero: a zero-sum normal is drawn as ``sd · (z @ H')``, ``z``
+standard normal with one coordinate fewer than taxa and ``H`` the orthonormal pivot basis of
+the zero-sum subspace (``mixedbayes.compositional.pivot_basis``), so the softmax's one
+unidentified direction per vector never reaches the sampler. Pooled across taxa: each
+coefficient's taxon effects share ``sd_b[coefficient]``, each group term's effects share
+``sd_<g>[term]``.
+
+Likelihoods (``spec.likelihood``): ``DirichletMultinomial(n, phi·softmax(λ))``;
+``Multinomial(n, softmax(λ + sigma·ε))`` with a standard-normal ``ε`` per sample and taxon
+(logistic-normal, as fido); ``Normal(λ @ M, sigma)`` of the transformed compositions.
+
+Variables: ``b`` (``term`` × ``taxon``, CLR effects, ``b[Intercept]`` at the covariates'
+zero), ``sd_b`` (``slope``), ``sd_<g>``, ``r_<g>`` (``<g>`` × ``<g>_term`` × ``taxon``),
+``phi`` or ``sigma``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mixedbayes.compile.priors import scalar_prior, vector_prior
+from mixedbayes.design.compositional import SAMPLE_DIM, TAXON_DIM
+from mixedbayes.errors import SpecError
+from mixedbayes.naming import Names
+
+if TYPE_CHECKING:
+    from mixedbayes.compile.context import BuildContext
+    from mixedbayes.design.compositional import CompositionalDesign
+    from mixedbayes.priors.table import PriorRow, PriorTable
+
+__all__ = ["BASIS_DIM", "add_compositional"]
+
+#: The zero-sum basis dimension of the standardised effects (taxa − 1).
+BASIS_DIM = "taxon_basis"
+
+
+def _normal_scale(row: PriorRow) -> float:
+    if row.prior.name != "normal":
+        raise SpecError(
+            f"the {row.class_} {row.coef or ''} prior of a compositional model must be a normal "
+            f"(its effects are drawn zero-sum across taxa), not {row.prior}.",
+            where="priors",
+            hint="use normal(0, s).",
+        )
+    return float(row.prior.args[1])
+
+
+def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+    """Add a compositional model to ``ctx.model``; return its observed variable."""
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pytensor.tensor.special import softmax
+
+    from mixedbayes.compositional import pivot_basis
+
+    names = Names()
+    J = len(design.taxa)
+    H = pt.as_tensor(pivot_basis(J))
+    ctx.add_coords({**design.coords(), BASIS_DIM: list(range(J - 1))})
+    terms = list(design.samples.fixed_terms)
+    slopes = design.slopes
+    with ctx.active():
+        s0 = _normal_scale(priors.get("Intercept"))
+        z0 = pm.Normal(Names.z("Intercept"), 0.0, 1.0, dims=BASIS_DIM)
+        b0 = pt.as_tensor(design.centre) + s0 * pt.dot(H, z0)
+        lam: Any = pt.zeros((design.n, J)) + b0[None, :]
+        b_rows = []
+        if slopes:
+            cols = [terms.index(t) for t in slopes]
+            x_means = design.samples.X[:, cols].mean(axis=0)
+            X = ctx.data(names.data("X"), design.samples.X[:, cols] - x_means)
+            if design.spec.pooling == "taxa":
+                rows = [priors.get("sd_b", t) for t in slopes]
+                sd_b = vector_prior(ctx, "sd_b", rows, names.slope_dim, positive=True)
+            else:
+                sd_b = pt.as_tensor([_normal_scale(priors.get("b", t)) for t in slopes])
+            z_b = pm.Normal(Names.z("b"), 0.0, 1.0, dims=(names.slope_dim, BASIS_DIM))
+            b_slope = pt.as_tensor(sd_b)[:, None] * pt.dot(z_b, H.T)
+            lam = lam + pt.dot(X, b_slope)
+            b0 = b0 - pt.dot(pt.as_tensor(x_means), b_slope)
+            b_rows = [b_slope]
+        # terms: the intercept first, then the slopes (the design requires the intercept)
+        b_all = pt.concatenate([b0[None, :], *b_rows], axis=0)
+        ctx.deterministic(names.b, b_all, dims=(names.term_dim, TAXON_DIM))
+        for g in design.groups:
+            rows = [priors.get("sd", t, g.name) for t in g.terms]
+            sd = vector_prior(ctx, Names.sd(g.name), rows, g.term_dim, positive=True)
+            z = pm.Normal(Names.z(g.name), 0.0, 1.0, dims=(g.dim, g.term_dim, BASIS_DIM))
+            r = pt.as_tensor(sd)[None, :, None] * pt.dot(z, H.T)
+            r = ctx.deterministic(Names.r(g.name), r, dims=(g.dim, g.term_dim, TAXON_DIM))
+            index = ctx.data(names.data("index", g.name), g.index)
+            Z = ctx.data(names.data("Z", g.name), g.Z)
+            lam = lam + pt.sum(Z[:, :, None] * r[index], axis=1)
+        return _likelihood(design, priors, ctx, lam, softmax)
+
+
+def _likelihood(
+    design: CompositionalDesign, priors: PriorTable, ctx: BuildContext, lam: Any, softmax: Any
+) -> Any:
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    how = design.spec.likelihood
+    dims = (SAMPLE_DIM, TAXON_DIM)
+    if how == "logratio_normal":
+        rows = [priors.get("sigma", c) for c in design.transform.coordinates()]
+        sigma = vector_prior(ctx, "sigma", rows, "coordinate", positive=True)
+        mu = pt.dot(lam, pt.as_tensor(design.transform.matrix()))
+        assert design.outcome is not None
+        y = ctx.data(Names().data("y_obs"), design.outcome)
+        return pm.Normal("logratio", mu, sigma, observed=y, dims=(SAMPLE_DIM, "coordinate"))
+    n = ctx.data(Names().data("trials"), design.totals.astype("int64"))
+    counts = ctx.data(Names().data("y_obs"), design.counts.astype("int64"))
+    if how == "dirichlet_multinomial":
+        phi = scalar_prior(ctx, "phi", priors.get("phi"), positive=True)
+        alpha = phi * softmax(lam, axis=1)
+        return pm.DirichletMultinomial("counts", n=n, a=alpha, observed=counts, dims=dims)
+    rows = [priors.get("sigma", t) for t in design.taxa]
+    sigma = vector_prior(ctx, "sigma", rows, TAXON_DIM, positive=True)
+    eps = pm.Normal(Names.z("residual"), 0.0, 1.0, dims=dims)
+    p = softmax(lam + pt.as_tensor(sigma)[None, :] * eps, axis=1)
+    return pm.Multinomial("counts", n=n, p=p, observed=counts, dims=dims)

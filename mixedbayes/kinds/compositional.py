@@ -1,0 +1,78 @@
+"""The ``compositional`` kind: many taxa's counts per sample on the log-ratio scale, effects
+pooled across taxa, subject random effects per taxon."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from mixedbayes.kinds.base import Kind, register_kind
+from mixedbayes.spec.compositional import CompositionalSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mixedbayes.compile.context import BuildContext
+    from mixedbayes.design.base import ModelDesign
+    from mixedbayes.design.compositional import CompositionalDesign
+    from mixedbayes.priors.table import PriorTable
+    from mixedbayes.spec.model import ModelSpec
+
+__all__ = ["CompositionalKind"]
+
+
+@register_kind
+class CompositionalKind(Kind):
+    """``compositional``: ``b`` (term × taxon, CLR), ``sd_b`` (the taxon effects' SD per
+    coefficient), ``sd_<g>`` / ``r_<g>`` per group term and taxon, ``phi`` or ``sigma``."""
+
+    name = "compositional"
+    spec_type = CompositionalSpec
+    capabilities: ClassVar[frozenset[str]] = frozenset({"taxa"})
+
+    def design(self, spec: ModelSpec, data: pd.DataFrame) -> CompositionalDesign:
+        from mixedbayes.design.compositional import make_compositional_design
+
+        return make_compositional_design(cast(CompositionalSpec, spec), data)
+
+    def default_priors(self, design: ModelDesign) -> PriorTable:
+        from mixedbayes.priors.compositional import default_compositional_priors
+
+        return default_compositional_priors(cast("CompositionalDesign", design))
+
+    def positive_classes(self, design: ModelDesign) -> tuple[str, ...]:
+        from mixedbayes.priors.compositional import COMPOSITIONAL_POSITIVE
+
+        return COMPOSITIONAL_POSITIVE
+
+    def coords(self, design: ModelDesign) -> dict[str, list[Any]]:
+        return cast("CompositionalDesign", design).coords()
+
+    def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+        from mixedbayes.compile.compositional import add_compositional
+
+        return add_compositional(cast("CompositionalDesign", design), priors, ctx)
+
+    def family_variables(self, design: ModelDesign) -> list[str]:
+        d = cast("CompositionalDesign", design)
+        pooled = ["sd_b"] if d.slopes and d.spec.pooling == "taxa" else []
+        extra = {"dirichlet_multinomial": "phi"}.get(d.spec.likelihood, "sigma")
+        return [*pooled, extra]
+
+    def response_columns(self, design: ModelDesign) -> list[str]:
+        return list(cast("CompositionalDesign", design).taxa)
+
+    def describe(self, spec: ModelSpec) -> str:
+        s = cast(CompositionalSpec, spec)
+        return f"taxa {s.formula} ({s.likelihood}, {s.transform})"
+
+    def report_items(self, spec: ModelSpec) -> list[tuple[str, str]]:
+        s = cast(CompositionalSpec, spec)
+        return [
+            ("likelihood", s.likelihood),
+            ("log-ratio scale", s.transform),
+            ("zeros", s.zeros),
+            (
+                "pooling",
+                "taxon effects share an SD per coefficient" if s.pooling == "taxa" else "none",
+            ),
+        ]

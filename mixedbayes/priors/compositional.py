@@ -1,0 +1,125 @@
+"""Default priors of compositional (microbiome) models.
+
+Effects live on the CLR scale (log-ratios against the geometric mean of the taxa), so their
+scale is set by the covariates alone, not by the counts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mixedbayes.families import round_sig, sd_scale
+from mixedbayes.priors.distributions import PriorDist
+from mixedbayes.priors.table import PriorRow, PriorTable
+
+if TYPE_CHECKING:
+    from mixedbayes.design.compositional import CompositionalDesign
+
+__all__ = ["COMPOSITIONAL_POSITIVE", "default_compositional_priors"]
+
+#: The kind's positive parameter classes besides ``sd``.
+COMPOSITIONAL_POSITIVE = ("sd_b", "phi", "sigma")
+
+
+def _normal(scale: float) -> PriorDist:
+    return PriorDist("normal", (0.0, round_sig(scale)))
+
+
+def default_compositional_priors(design: CompositionalDesign) -> PriorTable:
+    """The defaults:
+
+    - ``Intercept``: Normal(0, 2.5) deviations of each taxon's CLR intercept from the CLR of
+      the pooled composition (zero-sum across taxa);
+    - per coefficient x, ``pooling: taxa``: ``sd_b`` (the SD of its taxon effects)
+      half-Normal(0, 1/sd(x)), a one-SD change of x moving a taxon's log-ratio by about 1;
+      ``pooling: none``: ``b`` Normal(0, 1/sd(x)) with that SD fixed;
+    - group effects: ``sd`` per factor and term, half-Normal(0, 1/sd(z)) (pooled across
+      taxa);
+    - ``phi`` (Dirichlet-multinomial concentration): LogNormal(4, 2) (median 55);
+    - ``sigma``: half-Normal(0, 1) per taxon (the logistic-normal residual), or
+      half-Normal(0, sd) per coordinate of ``logratio_normal``'s outcome.
+    """
+    spec = design.spec
+    X = design.samples.X
+    terms = list(design.samples.fixed_terms)
+    rows = [
+        PriorRow(
+            "Intercept",
+            "",
+            "",
+            "",
+            _normal(2.5),
+            "default",
+            "zero-sum Normal(0, 2.5) around the CLR of the pooled composition",
+        )
+    ]
+    for term in design.slopes:
+        sx = sd_scale(X[:, terms.index(term)])
+        cls = "sd_b" if spec.pooling == "taxa" else "b"
+        what = "SD of its taxon effects" if cls == "sd_b" else "taxon effects, fixed SD"
+        rows.append(
+            PriorRow(
+                cls,
+                term,
+                "",
+                "",
+                _normal(1.0 / sx),
+                "default",
+                f"{what}: Normal(0, 1/sd(x)) on the CLR scale; sd({term})={sx:.4g}",
+            )
+        )
+    for g in design.groups:
+        for k, term in enumerate(g.terms):
+            sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
+            rows.append(
+                PriorRow(
+                    "sd",
+                    term,
+                    g.name,
+                    "",
+                    _normal(1.0 / sz),
+                    "default",
+                    f"half-Normal(0, 1/sd(z)) pooled across taxa; sd(z)={sz:.4g}",
+                )
+            )
+    if spec.likelihood == "dirichlet_multinomial":
+        rows.append(
+            PriorRow(
+                "phi",
+                "",
+                "",
+                "",
+                PriorDist("lognormal", (4.0, 2.0)),
+                "default",
+                "Dirichlet-multinomial concentration, LogNormal(4, 2) (median 55)",
+            )
+        )
+    elif spec.likelihood == "multinomial":
+        for taxon in design.taxa:
+            rows.append(
+                PriorRow(
+                    "sigma",
+                    taxon,
+                    "",
+                    "",
+                    _normal(1.0),
+                    "default",
+                    "logistic-normal residual SD of the taxon, half-Normal(0, 1)",
+                )
+            )
+    else:
+        assert design.outcome is not None
+        for j, coord in enumerate(design.transform.coordinates()):
+            s = sd_scale(design.outcome[:, j])
+            rows.append(
+                PriorRow(
+                    "sigma",
+                    coord,
+                    "",
+                    "",
+                    _normal(s),
+                    "default",
+                    f"half-Normal(0, sd(y)) of the coordinate; sd(y)={s:.4g}",
+                )
+            )
+    return PriorTable(tuple(rows))

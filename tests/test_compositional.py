@@ -1,0 +1,306 @@
+"""The ``compositional`` kind: log-ratio transforms (property-based), zero handling, spec
+and data errors, the graph (zero-sum effects, the Dirichlet-multinomial against SciPy), and
+one small fit: recovery of taxon effects, lfsr calls, expected proportions."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import frame_hash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import mixedbayes as mb
+from mixedbayes.compositional import get_transform, pivot_basis, replace_zeros
+from mixedbayes.design.data import DataWarning
+from mixedbayes.errors import DataError, SpecError
+
+# -- transforms -------------------------------------------------------------------------------
+
+compositions = st.integers(min_value=2, max_value=9).flatmap(
+    lambda j: arrays(
+        float, (3, j), elements=st.floats(min_value=1e-3, max_value=1e3, allow_nan=False)
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(compositions)
+def test_clr_rows_sum_to_zero_and_round_trip(x: np.ndarray) -> None:
+    taxa = [f"t{j}" for j in range(x.shape[1])]
+    clr = get_transform("clr").setup(taxa)
+    z = clr.forward(x)
+    np.testing.assert_allclose(z.sum(axis=1), 0.0, atol=1e-9)
+    np.testing.assert_allclose(clr.inverse(z), x / x.sum(axis=1, keepdims=True), rtol=1e-8)
+    # scale invariance: a composition's total does not matter
+    np.testing.assert_allclose(clr.forward(7.0 * x), z, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(compositions)
+def test_ilr_basis_is_orthonormal_and_round_trips(x: np.ndarray) -> None:
+    J = x.shape[1]
+    ilr = get_transform("ilr").setup([f"t{j}" for j in range(J)])
+    V = ilr.matrix()
+    np.testing.assert_allclose(V.T @ V, np.eye(J - 1), atol=1e-12)
+    np.testing.assert_allclose(V.sum(axis=0), 0.0, atol=1e-12)
+    z = ilr.forward(x)
+    assert z.shape == (3, J - 1) and len(ilr.coordinates()) == J - 1
+    np.testing.assert_allclose(ilr.inverse(z), x / x.sum(axis=1, keepdims=True), rtol=1e-8)
+    # an isometry: ILR distances are CLR (Aitchison) distances
+    clr = get_transform("clr").setup([f"t{j}" for j in range(J)]).forward(x)
+    np.testing.assert_allclose(
+        np.linalg.norm(z[0] - z[1]), np.linalg.norm(clr[0] - clr[1]), rtol=1e-8, atol=1e-12
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(compositions, st.data())
+def test_alr_drops_the_reference_and_round_trips(x: np.ndarray, data: st.DataObject) -> None:
+    J = x.shape[1]
+    taxa = [f"t{j}" for j in range(J)]
+    ref = data.draw(st.sampled_from(taxa))
+    alr = get_transform("alr", reference=ref).setup(taxa)
+    assert ref not in alr.coordinates() and len(alr.coordinates()) == J - 1
+    z = alr.forward(x)
+    j = taxa.index(ref)
+    others = [k for k in range(J) if k != j]
+    np.testing.assert_allclose(z, np.log(x[:, others] / x[:, [j]]), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(alr.inverse(z), x / x.sum(axis=1, keepdims=True), rtol=1e-8)
+
+
+def test_alr_default_reference_is_the_most_prevalent_taxon() -> None:
+    counts = np.array([[0, 5, 1], [3, 9, 0], [0, 1, 4]])
+    alr = get_transform("alr").setup(["a", "b", "c"], counts)
+    assert alr.reference == "b"  # type: ignore[attr-defined]
+    with pytest.raises(SpecError, match="not one of the taxa") as err:
+        get_transform("alr", reference="z").setup(["a", "b", "c"], counts)
+    assert err.value.where == ["reference"]
+    with pytest.raises(SpecError, match="orthonormal"):
+        get_transform("ilr", basis=((1.0, 0.0), (0.0, 1.0), (0.0, 0.0))).setup(["a", "b", "c"])
+    assert pivot_basis(2).shape == (2, 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(float, (4, 5), elements=st.integers(0, 50).map(float)))
+def test_zero_replacement_gives_positive_closed_compositions(counts: np.ndarray) -> None:
+    counts = counts.copy()
+    counts[:, 0] += 1  # every sample has reads
+    for how, value in (("pseudocount", 0.5), ("multiplicative", 0.65)):
+        p = replace_zeros(counts, how, value)
+        assert (p > 0).all()
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # multiplicative replacement keeps the ratios of the non-zero parts
+    p = replace_zeros(counts, "multiplicative", 0.65)
+    for i, row in enumerate(counts):
+        nz = np.flatnonzero(row)
+        np.testing.assert_allclose(p[i, nz] / p[i, nz[0]], row[nz] / row[nz[0]], rtol=1e-9)
+
+
+# -- spec and data ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim() -> Any:
+    return mb.simulate.compositional(
+        n_subjects=16, n_times=3, n_taxa=12, share_changed=0.34, effect=1.0, seed=4
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"formula": "y ~ group"}, "right-hand side"),
+        ({"family": "poisson"}, "likelihood"),
+        ({"likelihood": "logratio_normal", "zeros": "model"}, "need zeros replaced"),
+        ({"reference": "taxon001"}, "transform: alr"),
+        ({"transform": "plr"}, "unknown transform"),
+        ({"taxa": {"min_prevalence": 2}}, "less than or equal"),
+    ],
+)
+def test_bad_specs_are_named(options: dict[str, Any], match: str) -> None:
+    spec = {"kind": "compositional", "formula": "~ group", **options}
+    with pytest.raises(SpecError, match=match):
+        mb.load_spec(spec)
+
+
+def test_spec_round_trips_and_builds_in_python() -> None:
+    spec = mb.Compositional("~ group * time + (1 | subject)", transform="alr", reference="t1")
+    assert mb.load_spec(spec.to_yaml()) == spec
+    assert spec.zeros == "model" and spec.likelihood == "multinomial"
+    assert (
+        mb.load_spec(
+            {"kind": "compositional", "formula": "~ 1", "likelihood": "logratio_normal"}
+        ).zeros
+        == "pseudocount"
+    )
+
+
+def _data(
+    sim: Any, counts: pd.DataFrame | None = None, samples: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    return {
+        "counts": sim.data["counts"] if counts is None else counts,
+        "samples": sim.data["samples"] if samples is None else samples,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "match"),
+    [
+        ("extra_count_row", "data.samples", "in the counts but not in the metadata"),
+        ("missing_count_row", "data.counts", "in the metadata but not in the counts"),
+        ("negative", "data.counts", "negative counts"),
+        ("fraction", "data.counts", "integer counts"),
+        ("unknown_taxa", "taxa", "not columns of the counts"),
+        ("proportions", "data.counts", "sum to 1"),
+        ("one_table", "data", "two tables"),
+    ],
+)
+def test_bad_data_is_named_and_not_mutated(sim: Any, change: str, where: str, match: str) -> None:
+    counts = sim.data["counts"].copy()
+    samples = sim.data["samples"].copy()
+    spec: dict[str, Any] = dict(sim.spec)
+    data: Any
+    if change == "extra_count_row":
+        counts.loc["S9999"] = counts.iloc[0]
+    elif change == "missing_count_row":
+        counts = counts.iloc[1:]
+    elif change == "negative":
+        counts.iloc[2, 3] = -1
+    elif change == "fraction":
+        counts = counts.astype(float)
+        counts.iloc[1, 1] = 2.5
+    elif change == "unknown_taxa":
+        spec["taxa"] = ["taxon001", "nope"]
+    elif change == "proportions":
+        counts = counts.div(counts.sum(axis=1), axis=0) * 0.9
+        spec["likelihood"] = "logratio_normal"
+    before = frame_hash(counts), frame_hash(samples)
+    data = counts if change == "one_table" else _data(sim, counts, samples)
+    with pytest.raises(DataError, match=match) as err:
+        mb.design(spec, data)
+    assert any(where in w for w in err.value.where), err.value.where
+    assert (frame_hash(counts), frame_hash(samples)) == before
+
+
+def test_all_zero_taxa_are_dropped_with_a_warning_and_listed(sim: Any) -> None:
+    counts = sim.data["counts"].assign(ghost=0, rare=0)
+    counts.iloc[0, -1] = 3
+    spec = {**sim.spec, "taxa": {"min_prevalence": 0.05}}
+    with pytest.warns(DataWarning, match="2 of 14 taxa dropped"):
+        d = mb.design(spec, _data(sim, counts))
+    assert d.dropped_taxa["ghost"] == "no reads in any sample"
+    assert d.dropped_taxa["rare"].startswith("prevalence")
+    assert "ghost" not in d.taxa and d.counts.shape == (48, 12)
+    with pytest.raises(SpecError, match="intercept"):
+        mb.design({**sim.spec, "formula": "~ 0 + group"}, sim.data)
+
+
+# -- the graph ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("likelihood", ["dirichlet_multinomial", "multinomial", "logratio_normal"])
+def test_graph_names_zero_sum_effects_and_likelihood(sim: Any, likelihood: str) -> None:
+    from scipy import stats
+
+    spec = {**sim.spec, "likelihood": likelihood}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cm = mb.compile(spec, sim.data)
+    model, design = cm.model, cm.design
+    dims = model.named_vars_to_dims
+    assert dims["b"] == ("term", "taxon") and dims["r_subject"] == (
+        "subject",
+        "subject_term",
+        "taxon",
+    )
+    assert list(model.coords["term"]) == ["Intercept", "group[diet]", "time", "group[diet]:time"]
+    assert np.isfinite(cm.initial_logp())
+    rng = np.random.default_rng(1)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+    names = ["b", "r_subject"] + (["phi"] if likelihood == "dirichlet_multinomial" else [])
+    obs = model.observed_RVs[0]
+    outs = model.replace_rvs_by_values([model[n] for n in names])  # values, not draws
+    fn = model.compile_fn(
+        [model.logp(vars=[obs], sum=True), *outs],
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+    )
+    loglik, b, r, *rest = fn(point)
+    np.testing.assert_allclose(b.sum(axis=1), 0.0, atol=1e-9)  # CLR effects: zero-sum
+    np.testing.assert_allclose(r.sum(axis=2), 0.0, atol=1e-9)
+    if likelihood == "dirichlet_multinomial":
+        from mixedbayes.compositional import softmax
+
+        lam = design.samples.X @ b + r[design.groups[0].index, 0, :]
+        alpha = rest[0] * softmax(lam)
+        expected = sum(
+            stats.dirichlet_multinomial.logpmf(design.counts[i], alpha[i], design.totals[i])
+            for i in range(design.n)
+        )
+        np.testing.assert_allclose(loglik, expected, rtol=1e-8)
+
+
+# -- a fit ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fit(sim: Any) -> mb.Fit:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mb.fit(
+            sim.spec,
+            sim.data,
+            draws=400,
+            tune=400,
+            chains=2,
+            seed=3,
+        )
+
+
+@pytest.mark.slow
+def test_taxa_effects_recover_the_simulated_changes(fit: mb.Fit, sim: Any) -> None:
+    table = fit.taxa_effects(prob=0.9)
+    assert list(table.columns) == [
+        "taxon",
+        "coefficient",
+        "mean",
+        "sd",
+        "lower",
+        "upper",
+        "p_direction",
+        "lfsr",
+        "call",
+        "scale",
+    ]
+    assert table["lfsr"].is_monotonic_increasing
+    inter = table[table["coefficient"] == "group[diet]:time"].set_index("taxon")
+    truth = sim.effects["group[diet]:time"]
+    covered = (inter["lower"] <= truth[inter.index]) & (truth[inter.index] <= inter["upper"])
+    assert covered.mean() >= 0.75, covered.mean()
+    called = inter[inter["call"] != ""]
+    true_sign = np.sign(truth[called.index])
+    wrong = (np.sign(called["mean"]) != true_sign).sum()
+    assert wrong == 0, called
+    changed = truth[truth.abs() > 0.5].index
+    assert set(changed) <= set(called.index), (sorted(changed), sorted(called.index))
+    alr = fit.taxa_effects(["group[diet]:time"], scale="alr")
+    assert len(alr) == 11 and alr["scale"].eq("alr").all()
+    p = fit.expected_proportions()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    observed = sim.data["counts"].div(sim.data["counts"].sum(axis=1), axis=0)
+    assert (
+        np.corrcoef(
+            np.log(p.to_numpy().ravel()),
+            np.log(observed.loc[p.index, p.columns].to_numpy().ravel() + 1e-4),
+        )[0, 1]
+        > 0.9
+    )
+    with pytest.raises(SpecError, match="coefficients"):
+        fit.taxa_effects(["nope"])
