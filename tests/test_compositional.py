@@ -304,3 +304,15 @@ def test_taxa_effects_recover_the_simulated_changes(fit: mb.Fit, sim: Any) -> No
     )
     with pytest.raises(SpecError, match="coefficients"):
         fit.taxa_effects(["nope"])
+
+
+@pytest.mark.slow
+def test_report_save_and_load(fit: mb.Fit, tmp_path: Any) -> None:
+    html = fit.report(tmp_path / "report.html").read_text()
+    for title in ("Differential abundance", "Communities: expected and observed"):
+        assert title in html, title
+    assert html.count("data:image/png") >= 5  # volcano, forest, composition, scatter, ...
+    fit.save(tmp_path / "fit")
+    again = mb.load(tmp_path / "fit")
+    assert set(again.design.source_tables) == {"counts", "samples"}
+    pd.testing.assert_frame_equal(again.taxa_effects(), fit.taxa_effects())

@@ -435,3 +435,26 @@ def test_fit_wiring_and_convergence_warning(sleep_fit: mb.Fit, sleepstudy: pd.Da
         )
     text = str(rec[0].message)
     assert "ess_bulk" in text and "draws" in text
+
+
+def test_rhat_all_samples_the_cells_of_a_huge_variable() -> None:
+    """A variable with more values per draw than RHAT_MAX_CELLS (a compositional residual:
+    samples × taxa) is checked on a fixed random sample of its cells, labelled by their
+    coordinates; smaller variables are untouched."""
+    from mixedbayes.diagnostics.gates import RHAT_MAX_CELLS, _cell_sample
+
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(2, 5, 300, 100))
+    ds = xr.Dataset(
+        {
+            "z": (("chain", "draw", "sample", "taxon"), big),
+            "b": (("chain", "draw", "term"), rng.normal(size=(2, 5, 3))),
+        },
+        coords={"sample": [f"s{i}" for i in range(300)], "taxon": [f"t{j}" for j in range(100)]},
+    )
+    out, notes = _cell_sample(ds)
+    assert out["z"].shape == (2, 5, RHAT_MAX_CELLS) and out["b"].equals(ds["b"])
+    assert notes == [f"{RHAT_MAX_CELLS:,} of 30,000 values of z"]
+    label = str(out["z"]["z_cell"].values[7])
+    i, j = label.split(",")
+    np.testing.assert_array_equal(out["z"].values[:, :, 7], ds["z"].sel(sample=i, taxon=j).values)

@@ -104,6 +104,21 @@ def test_bad_specs_are_named(changes: dict[str, Any], where: str) -> None:
     assert any(w.startswith(where) for w in info.value.where), info.value.where
 
 
+def test_python_builder_equals_the_dict_spec() -> None:
+    built = mb.Joint(
+        "id",
+        "time",
+        {"y": "y ~ time + trt + (time | id)"},
+        {"formula": "Surv(stop, event) ~ trt", "baseline": "weibull"},
+        lag=0.5,
+    )
+    assert built == mb.load_spec({**SPEC, "lag": 0.5})
+    assert (
+        mb.Joint("id", "time", {"y": "y ~ time + (1 | id)"}, "Surv(t, d) ~ 1").survival.baseline
+        == "bspline"
+    )
+
+
 def test_spec_round_trips_through_yaml() -> None:
     spec = mb.load_spec(_spec(association={"y": ["value", "slope"]}))
     assert mb.load_spec(spec.to_yaml()) == spec

@@ -376,6 +376,40 @@ def test_sbc_joint_needs_one_survival_row_per_subject() -> None:
         )
 
 
+def test_sbc_compositional_replaces_the_counts_of_the_taxa_kept() -> None:
+    sim = mb.simulate.compositional(n_subjects=6, n_times=2, n_taxa=5, seed=3)
+    counts = sim.data["counts"].assign(ghost=0)  # dropped (no reads): kept as it is
+    template = {"counts": counts, "samples": sim.data["samples"]}
+    before = {k: frame_hash(v) for k, v in template.items()}
+    seen: list[dict[str, pd.DataFrame]] = []
+
+    def fit_fn(spec: Any, data: dict[str, pd.DataFrame], **kw: Any) -> FakeFit:
+        seen.append(data)
+        return prior_as_posterior(spec, data, **kw)
+
+    spec = {**sim.spec, "formula": "~ group + (1 | subject)"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = mb.sbc(spec, template, n=40, draws=19, chains=1, max_rank=19, seed=4, fit_fn=fit_fn)
+    assert {k: frame_hash(v) for k, v in template.items()} == before
+    assert not res.failures and "b[group[diet],taxon001]" in res.parameters
+    assert (res.test()["p_min_bonferroni"] > 0.01).all()
+    first = seen[0]["counts"]
+    assert first.shape == counts.shape and (first["ghost"] == 0).all()
+    assert not first.drop(columns="ghost").equals(counts.drop(columns="ghost"))
+    assert first.index.equals(counts.index) and (first.to_numpy() >= 0).all()
+    with pytest.raises(SpecError, match="logratio_normal"):
+        mb.sbc(
+            {**spec, "likelihood": "logratio_normal"},
+            template,
+            n=2,
+            draws=19,
+            chains=1,
+            max_rank=19,
+            fit_fn=prior_as_posterior,
+        )
+
+
 def test_sbc_plots() -> None:
     import matplotlib.pyplot as plt
 

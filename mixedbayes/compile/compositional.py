@@ -2,7 +2,7 @@
 
 Each sample's log-abundances ``λ`` (samples × taxa, CLR scale) are
 
-``λ = centre + b0 + X·b + Σ_g Σ_k Z_gk · r_g[level, k, :]``
+``λ = b0 + X·b + Σ_g Σ_k Z_gk · r_g[level, k, :]``
 
 with every taxon vector sum-to-zero: a zero-sum normal is drawn as ``sd · (z @ H')``, ``z``
 standard normal with one coordinate fewer than taxa and ``H`` the orthonormal pivot basis of
@@ -15,7 +15,8 @@ Likelihoods (``spec.likelihood``): ``DirichletMultinomial(n, phi·softmax(λ))``
 ``Multinomial(n, softmax(λ + sigma·ε))`` with a standard-normal ``ε`` per sample and taxon
 (logistic-normal, as fido); ``Normal(λ @ M, sigma)`` of the transformed compositions.
 
-Variables: ``b`` (``term`` × ``taxon``, CLR effects, ``b[Intercept]`` at the covariates'
+The intercepts' prior centres (the CLR of the pooled composition by default) are in the prior
+table. Variables: ``b`` (``term`` × ``taxon``, CLR effects, ``b[Intercept]`` at the covariates'
 zero), ``sd_b`` (``slope``), ``sd_<g>``, ``r_<g>`` (``<g>`` × ``<g>_term`` × ``taxon``),
 ``phi`` or ``sigma``.
 """
@@ -23,6 +24,8 @@ zero), ``sd_b`` (``slope``), ``sd_<g>``, ``r_<g>`` (``<g>`` × ``<g>_term`` × `
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from mixedbayes.compile.priors import scalar_prior, vector_prior
 from mixedbayes.design.compositional import SAMPLE_DIM, TAXON_DIM
@@ -66,9 +69,12 @@ def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: Buil
     terms = list(design.samples.fixed_terms)
     slopes = design.slopes
     with ctx.active():
-        s0 = _normal_scale(priors.get("Intercept"))
+        rows = [priors.get("Intercept", t) for t in design.taxa]
+        s0 = np.array([_normal_scale(r) for r in rows])
+        mu0 = np.array([float(r.prior.args[0]) for r in rows])
         z0 = pm.Normal(Names.z("Intercept"), 0.0, 1.0, dims=BASIS_DIM)
-        b0 = pt.as_tensor(design.centre) + s0 * pt.dot(H, z0)
+        b0 = mu0 - mu0.mean() + s0 * pt.dot(H, z0)
+        b0 = b0 - pt.mean(b0)  # zero-sum (already, when the taxa share one scale)
         lam: Any = pt.zeros((design.n, J)) + b0[None, :]
         b_rows = []
         if slopes:

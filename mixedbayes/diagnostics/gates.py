@@ -424,9 +424,43 @@ def _level_sample(posterior: xr.Dataset, design: Design | None) -> tuple[xr.Data
             keep = np.sort(np.random.default_rng(0).choice(size, RHAT_MAX_LEVELS, replace=False))
             posterior = posterior.isel({g.dim: keep})
             sampled.append(f"{RHAT_MAX_LEVELS} of {size} levels of {g.name}")
+    posterior, cells = _cell_sample(posterior)
+    sampled += cells
     if sampled:
         scope += " (" + "; ".join(sampled) + ")"
     return posterior, scope
+
+
+#: The ``rhat_all`` gate checks at most this many values of any one variable (a fixed random
+#: sample: a compositional model's residual has samples × taxa values per draw).
+RHAT_MAX_CELLS = 20_000
+
+
+def _cell_sample(posterior: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
+    import xarray as xr
+
+    out, notes = {}, []
+    for name, da in posterior.data_vars.items():
+        da = da.transpose("chain", "draw", ...)
+        shape = da.shape[2:]
+        size = int(np.prod(shape)) if shape else 1
+        if size <= RHAT_MAX_CELLS:
+            out[name] = da
+            continue
+        keep = np.sort(np.random.default_rng(0).choice(size, RHAT_MAX_CELLS, replace=False))
+        flat = da.to_numpy().reshape(da.shape[0], da.shape[1], size)[:, :, keep]
+        where = np.unravel_index(keep, shape)
+        labels = [
+            ",".join(
+                str(da[d].values[i]) if d in da.coords else str(i)
+                for d, i in zip(da.dims[2:], idx, strict=True)
+            )
+            for idx in zip(*where, strict=True)
+        ]
+        cell = f"{name}_cell"
+        out[name] = xr.DataArray(flat, dims=("chain", "draw", cell), coords={cell: labels})
+        notes.append(f"{RHAT_MAX_CELLS:,} of {size:,} values of {name}")
+    return xr.Dataset(out), notes
 
 
 def diagnose(

@@ -61,6 +61,46 @@ class CompositionalKind(Kind):
     def response_columns(self, design: ModelDesign) -> list[str]:
         return list(cast("CompositionalDesign", design).taxa)
 
+    def replicate_template(self, spec: ModelSpec, data: Any) -> Any:
+        """Both tables as given (the counts' index holds the sample ids)."""
+        from mixedbayes.design.compositional import _tables
+
+        counts, samples = _tables(data)
+        return {"counts": counts.copy(), "samples": samples.copy()}
+
+    def replicate_columns(
+        self,
+        design: ModelDesign,
+        template: Any,
+        draws: dict[str, Any],
+        observed: dict[str, Any],
+        rng: Any,
+    ) -> dict[str, dict[str, Any]]:
+        """The simulated counts of the taxa kept, in the samples the model uses (dropped
+        taxa and samples keep the template's values)."""
+        import numpy as np
+
+        from mixedbayes.errors import SpecError
+
+        d = cast("CompositionalDesign", design)
+        if d.spec.likelihood == "logratio_normal":
+            raise SpecError(
+                "SBC simulates counts; logratio_normal models log-ratios of zero-replaced "
+                "compositions, which have no counts to simulate.",
+                where="likelihood",
+                hint="calibrate the count likelihood (multinomial or dirichlet_multinomial).",
+            )
+        counts = template["counts"]
+        rows = counts.index.astype(str).get_indexer([str(i) for i in d.obs_index])
+        simulated = np.asarray(observed["counts"], dtype=np.int64)
+        out = {}
+        columns = [str(c) for c in counts.columns]
+        for j, taxon in enumerate(d.taxa):
+            column = counts.iloc[:, columns.index(taxon)].to_numpy().astype(np.int64).copy()
+            column[rows] = simulated[:, j]
+            out[taxon] = column
+        return {"counts": out}
+
     def describe(self, spec: ModelSpec) -> str:
         s = cast(CompositionalSpec, spec)
         return f"taxa {s.formula} ({s.likelihood}, {s.transform})"

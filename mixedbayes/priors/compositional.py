@@ -28,8 +28,9 @@ def _normal(scale: float) -> PriorDist:
 def default_compositional_priors(design: CompositionalDesign) -> PriorTable:
     """The defaults:
 
-    - ``Intercept``: Normal(0, 2.5) deviations of each taxon's CLR intercept from the CLR of
-      the pooled composition (zero-sum across taxa);
+    - ``Intercept`` of each taxon: Normal(c, 2.5), ``c`` its CLR in the pooled composition
+      (the data's overall abundance; part of the table, so SBC keeps it fixed), made
+      zero-sum across taxa;
     - per coefficient x, ``pooling: taxa``: ``sd_b`` (the SD of its taxon effects)
       half-Normal(0, 1/sd(x)), a one-SD change of x moving a taxon's log-ratio by about 1;
       ``pooling: none``: ``b`` Normal(0, 1/sd(x)) with that SD fixed;
@@ -45,13 +46,14 @@ def default_compositional_priors(design: CompositionalDesign) -> PriorTable:
     rows = [
         PriorRow(
             "Intercept",
+            taxon,
             "",
             "",
-            "",
-            _normal(2.5),
+            PriorDist("normal", (round_sig(float(centre)), 2.5)),
             "default",
-            "zero-sum Normal(0, 2.5) around the CLR of the pooled composition",
+            "Normal(clr, 2.5), made zero-sum across taxa; clr of the pooled composition",
         )
+        for taxon, centre in zip(design.taxa, design.centre, strict=True)
     ]
     for term in design.slopes:
         sx = sd_scale(X[:, terms.index(term)])
