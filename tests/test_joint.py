@@ -295,9 +295,8 @@ def test_hazard_log_likelihood_equals_a_numpy_assembly(tables: dict[str, pd.Data
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
     names = ["event_loglik", "b_y", "r_id", "b_event", "alpha", "log_h0", "shape"]
-    fn = model.compile_fn(
-        [model[n] for n in names], inputs=model.value_vars, on_unused_input="ignore"
-    )
+    outs = model.replace_rvs_by_values([model[n] for n in names])  # at the point, not draws
+    fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
     got, b, r, gamma, alpha, log_h0, shape = (np.asarray(x) for x in fn(point))
     surv = design.survival
     lin = surv.X @ gamma

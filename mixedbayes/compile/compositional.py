@@ -68,6 +68,7 @@ def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: Buil
     ctx.add_coords({**design.coords(), BASIS_DIM: list(range(J - 1))})
     terms = list(design.samples.fixed_terms)
     slopes = design.slopes
+    centred = design.spec.parametrization == "centered"
     with ctx.active():
         rows = [priors.get("Intercept", t) for t in design.taxa]
         s0 = np.array([_normal_scale(r) for r in rows])
@@ -86,8 +87,7 @@ def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: Buil
                 sd_b = vector_prior(ctx, "sd_b", rows, names.slope_dim, positive=True)
             else:
                 sd_b = pt.as_tensor([_normal_scale(priors.get("b", t)) for t in slopes])
-            z_b = pm.Normal(Names.z("b"), 0.0, 1.0, dims=(names.slope_dim, BASIS_DIM))
-            b_slope = pt.as_tensor(sd_b)[:, None] * pt.dot(z_b, H.T)
+            b_slope = _zero_sum(names.b_slope, sd_b, (names.slope_dim,), H, centred)
             lam = lam + pt.dot(X, b_slope)
             b0 = b0 - pt.dot(pt.as_tensor(x_means), b_slope)
             b_rows = [b_slope]
@@ -97,13 +97,27 @@ def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: Buil
         for g in design.groups:
             rows = [priors.get("sd", t, g.name) for t in g.terms]
             sd = vector_prior(ctx, Names.sd(g.name), rows, g.term_dim, positive=True)
-            z = pm.Normal(Names.z(g.name), 0.0, 1.0, dims=(g.dim, g.term_dim, BASIS_DIM))
-            r = pt.as_tensor(sd)[None, :, None] * pt.dot(z, H.T)
-            r = ctx.deterministic(Names.r(g.name), r, dims=(g.dim, g.term_dim, TAXON_DIM))
+            r = _zero_sum(Names.r(g.name), sd[None, :], (g.dim, g.term_dim), H, centred)
+            if not centred:
+                r = ctx.deterministic(Names.r(g.name), r, dims=(g.dim, g.term_dim, TAXON_DIM))
             index = ctx.data(names.data("index", g.name), g.index)
             Z = ctx.data(names.data("Z", g.name), g.Z)
             lam = lam + pt.sum(Z[:, :, None] * r[index], axis=1)
         return _likelihood(design, priors, ctx, lam, softmax)
+
+
+def _zero_sum(name: str, scale: Any, batch: tuple[str, ...], H: Any, centred: bool) -> Any:
+    """Taxon vectors (``batch`` × taxa) summing to zero, each Normal(0, ``scale``) on the
+    zero-sum subspace: centred (``pm.ZeroSumNormal`` named ``name``) or non-centred
+    (``scale · (z @ H')``, ``z`` standard normal named ``z_<name>``)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    scale = pt.as_tensor(scale)
+    if centred:
+        return pm.ZeroSumNormal(name, sigma=scale[..., None], dims=(*batch, TAXON_DIM))
+    z = pm.Normal(Names.z(name.removeprefix("r_")), 0.0, 1.0, dims=(*batch, BASIS_DIM))
+    return scale[..., None] * pt.dot(z, H.T)
 
 
 def _likelihood(
