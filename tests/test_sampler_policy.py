@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,25 @@ def test_auto_policy_prefers_jax_unless_many_rows_are_read_row_by_row(
     assert auto_order(plain.model)[0] == "nutpie"
     marginal = mb.compile(mb.LMM("y ~ x + (1 | g)"), big)
     assert auto_order(marginal.sampling_model)[0] == "numpyro"
+
+
+def test_auto_prefers_nutpie_for_many_values_per_draw() -> None:
+    """A model sampling more than AUTO_JAX_MAX_TRACED values per draw (a compositional
+    residual per sample and taxon) runs on nutpie; the packed counts are counted too."""
+    import pymc as pm
+
+    from mixedbayes.inference.samplers import AUTO_JAX_MAX_TRACED, traced_values
+
+    with pm.Model() as wide:
+        pm.Normal("x", shape=AUTO_JAX_MAX_TRACED + 1)
+    assert traced_values(wide) == AUTO_JAX_MAX_TRACED + 1
+    assert auto_order(wide)[0] == "nutpie"
+    sim = mb.simulate.compositional(n_subjects=4, n_times=2, n_taxa=5, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small = mb.compile(sim.spec, sim.data)
+    assert observed_values(small.sampling_model) == 8 * 5  # samples × taxa, packed
+    assert auto_order(small.sampling_model)[0] == "numpyro"
 
 
 def test_structure_key_is_the_same_in_another_process(sleepstudy: pd.DataFrame) -> None:

@@ -10,7 +10,6 @@ for any regression; the counts follow the samples the metadata keeps.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -158,21 +157,16 @@ class CompositionalDesign:
 
 
 def _tables(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not isinstance(data, Mapping) or set(data) != set(TABLES):
-        got = sorted(data) if isinstance(data, Mapping) else type(data).__name__
-        raise DataError(
-            f"a compositional model takes two tables, not {got}.",
-            where="data",
-            hint='pass {"counts": samples × taxa (sample ids as index), "samples": metadata}.',
-        )
-    for key in TABLES:
-        if not isinstance(data[key], pd.DataFrame) or data[key].empty:
-            raise DataError(
-                f"the {key} table must be a non-empty pandas DataFrame.",
-                where=f"data.{key}",
-                hint="load it with pd.read_csv(..., index_col=0).",
-            )
-    return data["counts"], data["samples"]
+    from mixedbayes.design.data import named_tables
+
+    counts, samples = named_tables(
+        data,
+        TABLES,
+        "compositional",
+        'pass {"counts": samples × taxa (sample ids as index), "samples": metadata}.',
+        load="pd.read_csv(..., index_col=0)",
+    )
+    return counts, samples
 
 
 def _sample_ids(samples: pd.DataFrame, spec: CompositionalSpec) -> pd.Index:

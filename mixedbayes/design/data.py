@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ __all__ = [
     "Dropped",
     "clean_data",
     "keep_category_order",
+    "named_tables",
     "single_level_problems",
 ]
 
@@ -273,3 +275,29 @@ def keep_category_order(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataF
         if isinstance(frame[col].dtype, pd.CategoricalDtype)
     }
     return frame.assign(**changed) if changed else frame
+
+
+_NUMBERS = {2: "two", 3: "three", 4: "four"}
+
+
+def named_tables(
+    data: Any, names: Sequence[str], kind: str, hint: str, load: str = "pd.read_csv"
+) -> tuple[pd.DataFrame, ...]:
+    """The tables ``names`` of a model fitted to several tables (``{"counts": ...,
+    "samples": ...}``), each a non-empty DataFrame; a ``DataError`` naming what is wrong
+    otherwise (``kind``: the model, ``hint``: how to pass them, ``load``: how to read one)."""
+    if not isinstance(data, Mapping) or set(data) != set(names):
+        got = sorted(data) if isinstance(data, Mapping) else type(data).__name__
+        raise DataError(
+            f"a {kind} model takes {_NUMBERS.get(len(names), len(names))} tables, not {got}.",
+            where="data",
+            hint=hint,
+        )
+    for key in names:
+        if not isinstance(data[key], pd.DataFrame) or data[key].empty:
+            raise DataError(
+                f"the {key} table must be a non-empty pandas DataFrame.",
+                where=f"data.{key}",
+                hint=f"load it with {load}.",
+            )
+    return tuple(data[key] for key in names)

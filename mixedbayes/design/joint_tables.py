@@ -9,7 +9,6 @@ modified.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -67,22 +66,16 @@ def split_tables(data: Any, spec: JointSpec) -> tuple[pd.DataFrame, pd.DataFrame
     "survival": ...}``, or one table carrying each subject's survival columns."""
     if isinstance(data, pd.DataFrame) and not data.empty and spec.subject in data.columns:
         return data, _one_row_per_subject(spec, data)
-    if not isinstance(data, Mapping) or set(data) != set(TABLES):
-        got = sorted(data) if isinstance(data, Mapping) else type(data).__name__
-        raise DataError(
-            f"a joint model takes two tables, not {got}.",
-            where="data",
-            hint='pass {"longitudinal": visits, "survival": subjects} (pandas DataFrames), or '
-            "one table with each subject's survival columns on every row.",
-        )
-    for key in TABLES:
-        if not isinstance(data[key], pd.DataFrame) or data[key].empty:
-            raise DataError(
-                f"the {key} table must be a non-empty pandas DataFrame.",
-                where=f"data.{key}",
-                hint="load it with pd.read_csv.",
-            )
-    return data["longitudinal"], data["survival"]
+    from mixedbayes.design.data import named_tables
+
+    long, surv = named_tables(
+        data,
+        TABLES,
+        "joint",
+        'pass {"longitudinal": visits, "survival": subjects} (pandas DataFrames), or one '
+        "table with each subject's survival columns on every row.",
+    )
+    return long, surv
 
 
 def column_problems(frame: pd.DataFrame, table: str, columns: list[str]) -> list[Problem]:
