@@ -46,16 +46,21 @@ SpecLike = ModelSpec | dict[str, Any] | str | os.PathLike[str]
 
 
 def load_data(
-    source: str | os.PathLike[str], base: str | os.PathLike[str] | None = None
-) -> pd.DataFrame:
-    """Read the data a spec points at: ``"dataset:NAME"`` (bundled) or a CSV path.
+    source: str | os.PathLike[str] | Mapping[str, str],
+    base: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Read the data a spec points at: ``"dataset:NAME"`` (bundled) or a CSV path; a mapping
+    of table names to such sources gives a dict of DataFrames (kinds fitted to several
+    tables).
 
     Parameters
     ----------
-    source : str or path
+    source : str, path or mapping of str to str
     base : str or path, optional
         Directory that relative paths are relative to (the spec file's); else the CWD.
     """
+    if isinstance(source, Mapping):
+        return {name: load_data(value, base) for name, value in source.items()}
     text = os.fspath(source)
     if text.startswith("dataset:"):
         from mixedbayes import datasets

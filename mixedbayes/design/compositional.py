@@ -38,7 +38,7 @@ __all__ = [
 #: The two tables a compositional model is fitted to.
 TABLES = ("counts", "samples")
 #: The dimensions of samples and taxa.
-SAMPLE_DIM, TAXON_DIM = "sample", "taxon"
+SAMPLE_DIM, TAXON_DIM = "sample_id", "taxon"  # ArviZ stacks (chain, draw) as "sample"
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,6 +325,8 @@ def make_compositional_design(spec: CompositionalSpec, data: Any) -> Composition
     from mixedbayes.spec.model import LMMSpec
 
     counts, samples = _tables(data)
+    if spec.sample is not None and spec.sample in counts.columns:
+        counts = counts.set_index(spec.sample)  # a CSV read without index_col
     ids = _sample_ids(samples, spec)
     problems, integer = _count_problems(counts, ids, spec)
     DataError.collect(problems)

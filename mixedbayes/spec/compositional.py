@@ -40,7 +40,7 @@ class CompositionalSpec(ModelSpec):
         on the log-ratio (CLR) scale; each group-effect term one effect per level and taxon.
     sample : str, optional
         The samples table's column of sample ids (default: its index); the counts table's
-        index holds the same ids.
+        index holds the same ids (or a column of that name: a CSV read without an index).
     taxa : "all", list of str, or TaxaFilter
         The taxa modelled (columns of the counts table). Taxa with no reads at all are
         dropped with a warning whatever this says.

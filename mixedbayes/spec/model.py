@@ -177,9 +177,10 @@ class ModelSpec(_Strict):
         Coding of categorical predictors, keyed by column: reference level, level order,
         ``treatment`` or ``sum`` coding (``{"Sex": {"reference": "Male"}}``,
         ``{"Trt": "sum"}``); see :class:`~mixedbayes.spec.contrasts.ContrastSpec`.
-    data : str, optional
+    data : str or dict of str, optional
         Where the data live: ``"dataset:sleepstudy"`` for a bundled set, or a CSV path
-        (relative paths are relative to the spec file).
+        (relative paths are relative to the spec file); for a kind fitted to several tables,
+        one such source per table (``{counts: counts.csv, samples: samples.csv}``).
     """
 
     kind: str
@@ -191,7 +192,7 @@ class ModelSpec(_Strict):
     group_effects: dict[str, GroupOptions] = Field(default_factory=dict)
     sampler: SamplerSpec = SamplerSpec()
     contrasts: dict[str, ContrastSpec] = Field(default_factory=dict)
-    data: str | None = None
+    data: str | dict[str, str] | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
 
