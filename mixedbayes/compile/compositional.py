@@ -58,7 +58,6 @@ def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: Buil
     """Add a compositional model to ``ctx.model``; return its observed variable."""
     import pymc as pm
     import pytensor.tensor as pt
-    from pytensor.tensor.special import softmax
 
     from mixedbayes.compositional import pivot_basis
 
@@ -103,7 +102,7 @@ def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: Buil
             index = ctx.data(names.data("index", g.name), g.index)
             Z = ctx.data(names.data("Z", g.name), g.Z)
             lam = lam + pt.sum(Z[:, :, None] * r[index], axis=1)
-        return _likelihood(design, priors, ctx, lam, softmax)
+        return _likelihood(design, priors, ctx, lam)
 
 
 def _zero_sum(name: str, scale: Any, batch: tuple[str, ...], H: Any, centred: bool) -> Any:
@@ -121,10 +120,11 @@ def _zero_sum(name: str, scale: Any, batch: tuple[str, ...], H: Any, centred: bo
 
 
 def _likelihood(
-    design: CompositionalDesign, priors: PriorTable, ctx: BuildContext, lam: Any, softmax: Any
+    design: CompositionalDesign, priors: PriorTable, ctx: BuildContext, lam: Any
 ) -> Any:
     import pymc as pm
     import pytensor.tensor as pt
+    from pytensor.tensor.special import softmax
 
     how = design.spec.likelihood
     dims = (SAMPLE_DIM, TAXON_DIM)

@@ -12,7 +12,13 @@ from mixedbayes.design.contrasts import SUM_FUNCTION, contr_sum, display_label
 from mixedbayes.errors import Problem
 from mixedbayes.spec.formula import FormulaParts
 
-__all__ = ["FORMULA_FUNCTIONS", "common_names", "formula_variables", "function_problems"]
+__all__ = [
+    "FORMULA_FUNCTIONS",
+    "common_names",
+    "formula_predictors",
+    "formula_variables",
+    "function_problems",
+]
 
 #: Functions a formula may call (``log(x)``, ``center(x)`` and formulae's own ``C``, ``scale``);
 #: ``contr_sum`` is the sum-to-zero coding a spec's ``contrasts`` asks for.
@@ -54,6 +60,15 @@ def formula_variables(parts: FormulaParts) -> tuple[set[str], set[str], set[str]
         covariates |= term.expr.var_names
     covariates = {v for v in covariates if v} - response - groups
     return {v for v in response if v}, covariates, {v for v in groups if v}
+
+
+def formula_predictors(formula: str) -> set[str]:
+    """The columns a formula uses as predictors (fixed or varying), not its response or
+    grouping factors."""
+    from mixedbayes.spec.formula import split_formula
+
+    _, covariates, groups = formula_variables(split_formula(formula))
+    return covariates - groups
 
 
 def known_functions() -> list[str]:

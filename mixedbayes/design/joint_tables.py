@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.formulae import formula_predictors
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = [
     "TABLES",
     "column_problems",
-    "formula_predictors",
     "merged_parametrization",
     "outcome_specs",
     "split_tables",
@@ -86,14 +86,6 @@ def column_problems(frame: pd.DataFrame, table: str, columns: list[str]) -> list
         Problem(p.message, f"data.{table} {p.where}".strip(), p.hint)
         for p in missing_column_problems(set(columns), frame)
     ]
-
-
-def formula_predictors(formula: str) -> set[str]:
-    from mixedbayes.design.formulae import formula_variables
-    from mixedbayes.spec.formula import split_formula
-
-    _, covariates, groups = formula_variables(split_formula(formula))
-    return covariates - groups
 
 
 def _contrasts_for(spec: JointSpec, formula: str) -> dict[str, Any]:

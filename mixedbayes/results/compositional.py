@@ -39,8 +39,11 @@ def _effect_draws(fit: FitLike, scale: str) -> tuple[np.ndarray, list[str], list
     terms = [str(t) for t in b["term"].to_numpy()]
     taxa = [str(t) for t in b["taxon"].to_numpy()]
     if scale == "alr":
-        reference = design.spec.reference if design.spec.transform == "alr" else None
-        alr = get_transform("alr", reference=reference).setup(design.taxa, design.counts)
+        alr = (  # the fit's own ALR (its reference), else one set up on the fit's counts
+            design.transform
+            if design.spec.transform == "alr"
+            else get_transform("alr").setup(design.taxa, design.counts)
+        )
         ref = taxa.index(str(alr.reference))  # type: ignore[attr-defined]
         keep = [j for j in range(len(taxa)) if j != ref]
         draws = draws[:, :, keep] - draws[:, :, [ref]]

@@ -77,7 +77,7 @@ class CompositionalSpec(ModelSpec):
     likelihood: Literal["multinomial", "dirichlet_multinomial", "logratio_normal"] = "multinomial"
     transform: str = "clr"
     reference: str | None = None
-    zeros: str = ""
+    zeros: str = "model"
     zero_value: float | None = Field(default=None, gt=0)
     pooling: Literal["taxa", "none"] = "taxa"
 
@@ -123,6 +123,16 @@ class CompositionalSpec(ModelSpec):
             raise ValueError(f"unknown transform {value!r}; use one of {list(TRANSFORMS.names())}")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_zeros(cls, value: Any) -> Any:
+        """``zeros`` defaults by likelihood: ``model`` for counts, ``pseudocount`` for
+        ``logratio_normal`` (whose log-ratios need zeros replaced)."""
+        if isinstance(value, dict) and not value.get("zeros"):
+            log_ratio = value.get("likelihood") == "logratio_normal"
+            value = {**value, "zeros": "pseudocount" if log_ratio else "model"}
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         from mixedbayes.compositional import ZEROS
@@ -132,7 +142,7 @@ class CompositionalSpec(ModelSpec):
                 "a compositional model chooses its likelihood with 'likelihood' "
                 f"({list(LIKELIHOODS)}), not with 'family'"
             )
-        zeros = self.zeros or ("pseudocount" if self.likelihood == "logratio_normal" else "model")
+        zeros = self.zeros
         if zeros not in ZEROS.names():
             raise ValueError(f"unknown zeros {zeros!r}; use one of {list(ZEROS.names())}")
         if zeros == "model" and self.likelihood == "logratio_normal":
@@ -142,7 +152,6 @@ class CompositionalSpec(ModelSpec):
             )
         if self.reference is not None and self.transform != "alr":
             raise ValueError("reference is the ALR reference taxon: set transform: alr")
-        object.__setattr__(self, "zeros", zeros)
         return self
 
     def transform_options(self) -> dict[str, Any]:

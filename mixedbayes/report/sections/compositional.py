@@ -112,7 +112,7 @@ class TaxaEffectsSection(Section):
 
 def _patterns(design: Any) -> tuple[pd.Series, list[str]]:
     """Each sample's covariate pattern (the fixed-effect variables' values) as a label."""
-    from mixedbayes.design.joint_tables import formula_predictors
+    from mixedbayes.design.formulae import formula_predictors
     from mixedbayes.spec.compositional import RESPONSE
 
     data = design.samples.data
