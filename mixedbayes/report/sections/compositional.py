@@ -44,7 +44,8 @@ class TaxaEffectsSection(Section):
         from mixedbayes.results.compositional import taxa_effects
 
         table = taxa_effects(ctx.fit, prob=ctx.prob)
-        coefficients = list(dict.fromkeys(table["coefficient"]))
+        terms = map(str, ctx.fit.idata["posterior"]["term"].to_numpy())  # the formula's order
+        coefficients = [t for t in terms if t in set(table["coefficient"])]
         if not coefficients:
             return [Paragraph("The formula has no coefficient besides the intercept.")]
         calls = table[table["call"] != ""].groupby("coefficient").size()
