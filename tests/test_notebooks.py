@@ -8,13 +8,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-EXPECTED = ["glmm.ipynb", "joint.ipynb", "longitudinal-lmm.ipynb", "pk.ipynb"]
+EXPECTED = [
+    "glmm.ipynb",
+    "joint.ipynb",
+    "longitudinal-lmm.ipynb",
+    "microbiome.ipynb",
+    "pk.ipynb",
+]
 # what each notebook must leave in its output folder
 REPORTS = {
     "longitudinal-lmm.ipynb": ["sleepstudy-report.html"],
     "glmm.ipynb": ["epilepsy-report.md", "epilepsy-report_files"],
     "pk.ipynb": ["theophylline-report.html"],
     "joint.ipynb": ["joint-report.html"],
+    "microbiome.ipynb": ["microbiome-report.html"],
 }
 
 
