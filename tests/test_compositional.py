@@ -307,6 +307,26 @@ def test_taxa_effects_recover_the_simulated_changes(fit: mb.Fit, sim: Any) -> No
 
 
 @pytest.mark.slow
+def test_expected_proportions_for_new_samples(fit: mb.Fit, sim: Any) -> None:
+    """``expected_proportions(newdata)``: the fitted metadata gives the fitted compositions;
+    an unseen subject is an error naming it, or (``new_groups="population"``) gets the
+    population composition, which does not depend on the subject."""
+    meta = sim.data["samples"]
+    pd.testing.assert_frame_equal(fit.expected_proportions(meta), fit.expected_proportions())
+    new = pd.DataFrame(
+        {"subject": ["P999", "P001"], "group": ["diet", "diet"], "time": [2.0, 2.0]},
+        index=["new", "known"],
+    )
+    with pytest.raises(DataError, match="P999"):
+        fit.expected_proportions(new)
+    p = fit.expected_proportions(new, new_groups="population")
+    pop = fit.expected_proportions(new, level="population")
+    np.testing.assert_allclose(p.loc["new"], pop.loc["known"], rtol=1e-12)
+    assert not np.allclose(p.loc["known"], pop.loc["known"])
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+@pytest.mark.slow
 def test_report_save_and_load(fit: mb.Fit, tmp_path: Any) -> None:
     html = fit.report(tmp_path / "report.html").read_text()
     for title in ("Differential abundance", "Communities: expected and observed"):
@@ -320,12 +340,12 @@ def test_report_save_and_load(fit: mb.Fit, tmp_path: Any) -> None:
 
 
 def test_centred_parametrization_draws_zero_sum_effects_directly(sim: Any) -> None:
-    """``parametrization: centered`` samples the taxon effects as zero-sum normals (the
-    default, non-centred, samples standard normals on the zero-sum basis)."""
+    """``parametrization: centered`` samples the taxon effects as zero-sum normals
+    (``noncentered`` samples standard normals on the zero-sum basis)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         centred = mb.compile({**sim.spec, "parametrization": "centered"}, sim.data)
-        plain = mb.compile(sim.spec, sim.data)
+        plain = mb.compile({**sim.spec, "parametrization": "noncentered"}, sim.data)
     free = {v.name for v in centred.model.free_RVs}
     assert {"b_slope", "r_subject"} <= free and "z_subject" not in free
     assert {"z_b_slope", "z_subject"} <= {v.name for v in plain.model.free_RVs}
@@ -354,3 +374,87 @@ def test_a_spec_names_one_source_per_table() -> None:
         d = mb.design(path)
     assert d.counts.shape == (48, 15) and list(d.obs_index[:2]) == ["S0001", "S0002"]
     assert mb.load_data({"a": "dataset:sleepstudy"})["a"].shape == (180, 3)
+
+
+def test_auto_parametrization_centres_subjects_seen_in_several_samples(sim: Any) -> None:
+    """``auto`` applies the regression core's rule to every taxon's CLR at once: subjects
+    with three samples each and a subject SD above the residual's get centred effects; a
+    factor with one sample per level cannot be estimated and stays non-centred."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = mb.design(sim.spec, sim.data)
+        samples = sim.data["samples"].assign(obs=lambda d: np.arange(len(d)).astype(str))
+        spec = {**sim.spec, "formula": sim.spec["formula"] + " + (1 | obs)"}
+        both = mb.design(spec, {**sim.data, "samples": samples})
+    [block] = design.group("subject").blocks
+    assert block.parametrization == "centered" and "over 12 responses" in block.reason
+    assert both.group("obs").blocks[0].parametrization == "noncentered"
+
+
+def test_multinomial_latent_is_sampled_data_centred_and_exactly() -> None:
+    """The latent log-abundances ``eta ~ Normal(mu, sigma)`` are sampled as
+    ``eta = m + v·z``: the map is invertible, its log-Jacobian is the transform's, a cell
+    without reads is non-centred (``m = mu``, ``v = sigma``) and a rich cell is centred on its
+    data (``v ≈ 1/√y``)."""
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.gradient import jacobian
+
+    from mixedbayes.compile.latent import DataCentred, data_centred_normal
+
+    rng = np.random.default_rng(5)
+    mu = rng.normal(size=(3, 4))
+    sigma = rng.uniform(0.5, 2.0, size=(1, 4))
+    counts = np.array([[0, 5, 4000, 30], [2, 0, 900, 1], [7, 7, 0, 100]])
+    with pm.Model(coords={"r": range(3), "c": range(4)}):
+        eta = data_centred_normal("eta", mu, sigma, counts, counts.sum(1), ("r", "c"))
+    inputs = eta.owner.inputs  # the transform reads the variable's inputs
+    z = pt.vector("z")
+    back = DataCentred().backward(z.reshape((3, 4)), *inputs)
+    jac = jacobian(back.ravel(), z)
+    log_jac = DataCentred().log_jac_det(z.reshape((3, 4)), *inputs)
+    f = pytensor.function([z], [back, jac, log_jac])
+    z0 = rng.normal(size=12)
+    value, J, lj = f(z0)
+    np.testing.assert_allclose(np.diag(J), np.exp(lj).ravel(), rtol=1e-10)
+    np.testing.assert_allclose(J - np.diag(np.diag(J)), 0.0, atol=1e-12)
+    forward = pytensor.function([], DataCentred().forward(pt.as_tensor(value), *inputs))
+    np.testing.assert_allclose(forward().ravel(), z0, rtol=1e-9)
+    v = np.exp(lj)
+    assert v[0, 0] == pytest.approx(sigma[0, 0]) and v[1, 1] == pytest.approx(sigma[0, 1])
+    loc = value - v * z0.reshape(3, 4)
+    assert loc[0, 0] == pytest.approx(mu[0, 0]) and loc[2, 2] == pytest.approx(mu[2, 2])
+    rich = 4000 * (1 - 4000 / counts[0].sum())
+    assert v[0, 2] == pytest.approx(1 / np.sqrt(1 / sigma[0, 2] ** 2 + rich))
+
+
+@pytest.mark.parametrize("parametrization", ["centered", "noncentered"])
+def test_correlated_group_terms_share_one_correlation_across_taxa(
+    sim: Any, parametrization: str
+) -> None:
+    """``(time | subject)``: each taxon's (intercept, slope) pair of a subject has covariance
+    ``diag(sd) Ω diag(sd)`` (one LKJ ``Ω`` for all taxa), shrunk by the zero-sum constraint
+    to ``(1 − 1/J)`` of it; every taxon vector sums to zero."""
+    import pymc as pm
+
+    spec = {
+        **sim.spec,
+        "formula": "~ group * time + (time | subject)",
+        "parametrization": parametrization,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cm = mb.compile(spec, sim.data)
+    model = cm.model
+    assert model.named_vars_to_dims["cor_subject"] == ("subject_term", "subject_term2")
+    rho, sd = -0.6, np.array([0.8, 0.3])
+    chol = np.array([[1.0, 0.0], [rho, np.sqrt(1 - rho**2)]])
+    fixed = pm.do(model, {"sd_subject": sd, "cor_chol_subject": chol})
+    r = np.asarray(pm.draw(fixed["r_subject"], draws=3000, random_seed=2))
+    np.testing.assert_allclose(r.sum(axis=-1), 0.0, atol=1e-9)
+    pairs = r.transpose(0, 1, 3, 2).reshape(-1, 2)  # every (draw, subject, taxon)
+    J = r.shape[-1]
+    expected = np.outer(sd, sd) * np.array([[1.0, rho], [rho, 1.0]]) * (1 - 1 / J)
+    np.testing.assert_allclose(np.cov(pairs.T), expected, rtol=0.06, atol=0.004)
+    assert np.isfinite(cm.initial_logp())

@@ -372,6 +372,7 @@ def make_compositional_design(spec: CompositionalSpec, data: Any) -> Composition
     outcome = None
     if spec.likelihood == "logratio_normal":
         outcome = transform.forward(replace_zeros(values, spec.zeros, spec.zero_parameter()))
+    samples_design = _parametrize_groups(samples_design, values, outcome, spec)
     pooled = values.sum(axis=0) + 0.5
     log_p = np.log(pooled / pooled.sum())
     return CompositionalDesign(
@@ -387,3 +388,24 @@ def make_compositional_design(spec: CompositionalSpec, data: Any) -> Composition
         dropped_taxa=dropped,
         source_tables={"counts": counts.copy(), "samples": samples.copy()},
     )
+
+
+def _parametrize_groups(
+    design: Design, values: np.ndarray, outcome: np.ndarray | None, spec: CompositionalSpec
+) -> Design:
+    """Each factor's blocks parametrized by the regression core's ``auto`` rule, applied to
+    every taxon's log-ratios at once (CLR of the counts plus ½, or the transformed outcome):
+    centred when the median data weight over taxa exceeds 1, so subjects seen in several
+    samples get centred effects (their latent log-abundances pin them down)."""
+    import dataclasses
+
+    from mixedbayes.design.parametrization import choose_parametrization, one_centred_intercept
+
+    y = outcome if outcome is not None else np.log(values + 0.5)
+    y = y - y.mean(axis=1, keepdims=True)
+    groups = tuple(
+        choose_parametrization(f, y, design.X, spec.group_options(f.name).parametrization)
+        for f in design.groups
+    )
+    auto = {f.name for f in groups if spec.group_options(f.name).parametrization == "auto"}
+    return dataclasses.replace(design, groups=one_centred_intercept(groups, auto))

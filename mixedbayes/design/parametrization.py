@@ -59,10 +59,27 @@ def no_pooling(
     return est, inv_diag, s2
 
 
+def _data_weight(factor: GroupFactor, columns: tuple[int, ...], resid: np.ndarray) -> float:
+    """Steps 2–4 of the rule: the median over levels of the block's smallest data weight."""
+    est, inv_diag, s2 = no_pooling(resid, factor, columns)
+    ok = ~np.isnan(est).any(axis=1)
+    if ok.sum() < 2 or s2 <= 0:
+        return 0.0
+    tau2 = np.var(est[ok], axis=0, ddof=1) - s2 * inv_diag[ok].mean(axis=0)
+    tau2 = np.maximum(tau2, 1e-8 * max(s2, 1e-300))
+    w = np.zeros(factor.n_levels)
+    w[ok] = np.min(tau2 / (s2 * inv_diag[ok]), axis=1)
+    return float(np.median(w))
+
+
 def choose_parametrization(
     factor: GroupFactor, y: np.ndarray, X: np.ndarray, requested: str
 ) -> GroupFactor:
-    """The factor with each block's parametrization set (``requested`` unless ``"auto"``)."""
+    """The factor with each block's parametrization set (``requested`` unless ``"auto"``).
+
+    ``y`` may hold several responses (columns) sharing the factor's effects' parametrization
+    (the taxa of a compositional model): the weight is then the median over responses.
+    """
     if requested != "auto":
         fixed = tuple(
             GroupBlock(b.columns, b.correlated, requested, f"{requested} (set in the spec)")  # type: ignore[arg-type]
@@ -70,21 +87,15 @@ def choose_parametrization(
         )
         return factor.with_blocks(fixed)
     beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ beta
+    resid = np.asarray(y - X @ beta)
+    responses = resid.reshape(len(resid), -1).T
     blocks: list[GroupBlock] = []
     for b in factor.blocks:
-        est, inv_diag, s2 = no_pooling(resid, factor, b.columns)
-        ok = ~np.isnan(est).any(axis=1)
-        if ok.sum() >= 2 and s2 > 0:
-            tau2 = np.var(est[ok], axis=0, ddof=1) - s2 * inv_diag[ok].mean(axis=0)
-            tau2 = np.maximum(tau2, 1e-8 * max(s2, 1e-300))
-            w = np.zeros(factor.n_levels)
-            w[ok] = np.min(tau2 / (s2 * inv_diag[ok]), axis=1)
-            weight = float(np.median(w))
-        else:
-            weight = 0.0
+        weight = float(np.median([_data_weight(factor, b.columns, r) for r in responses]))
         choice = "centered" if weight > 1.0 else "noncentered"
         reason = f"auto: median data weight {weight:.3g} {'>' if weight > 1 else '<='} 1"
+        if len(responses) > 1:
+            reason += f" (median over {len(responses)} responses)"
         blocks.append(GroupBlock(b.columns, b.correlated, choice, reason))  # type: ignore[arg-type]
     return factor.with_blocks(tuple(blocks))
 

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 from mixedbayes.families import round_sig, sd_scale
 from mixedbayes.priors.distributions import PriorDist
-from mixedbayes.priors.table import PriorRow, PriorTable
+from mixedbayes.priors.table import PriorRow, PriorTable, group_prior_rows
 
 if TYPE_CHECKING:
     from mixedbayes.design.compositional import CompositionalDesign
+    from mixedbayes.design.groups import GroupFactor
 
 __all__ = ["COMPOSITIONAL_POSITIVE", "default_compositional_priors"]
 
@@ -70,20 +71,14 @@ def default_compositional_priors(design: CompositionalDesign) -> PriorTable:
                 f"{what}: Normal(0, 1/sd(x)) on the CLR scale; sd({term})={sx:.4g}",
             )
         )
-    for g in design.groups:
-        for k, term in enumerate(g.terms):
-            sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
-            rows.append(
-                PriorRow(
-                    "sd",
-                    term,
-                    g.name,
-                    "",
-                    _normal(1.0 / sz),
-                    "default",
-                    f"half-Normal(0, 1/sd(z)) pooled across taxa; sd(z)={sz:.4g}",
-                )
-            )
+
+    def sd_prior(g: GroupFactor, k: int) -> tuple[PriorDist, str]:
+        sz = 1.0 if g.terms[k] == "Intercept" else sd_scale(g.Z[:, k])
+        return _normal(1.0 / sz), f"half-Normal(0, 1/sd(z)) pooled across taxa; sd(z)={sz:.4g}"
+
+    rows += group_prior_rows(
+        design.groups, sd_prior, 1.0, "LKJ(1) over the terms, shared by every taxon"
+    )
     if spec.likelihood == "dirichlet_multinomial":
         rows.append(
             PriorRow(

@@ -17,6 +17,7 @@ import pandas as pd
 from mixedbayes.compositional import get_transform, softmax
 from mixedbayes.errors import SpecError, require_known
 from mixedbayes.naming import Names
+from mixedbayes.results.group_draws import Level, NewGroups, check_new_groups, included_groups
 
 if TYPE_CHECKING:
     from mixedbayes.design.compositional import CompositionalDesign
@@ -125,24 +126,64 @@ def taxa_effects(
     return out.sort_values(["lfsr", "coefficient", "taxon"], kind="stable").reset_index(drop=True)
 
 
-def expected_proportions(fit: FitLike) -> pd.DataFrame:
+def expected_proportions(
+    fit: FitLike,
+    newdata: pd.DataFrame | None = None,
+    *,
+    level: Level = None,
+    new_groups: NewGroups = "error",
+) -> pd.DataFrame:
     """The posterior mean of each sample's expected composition (samples × taxa), the
-    softmax of its log-abundances (fixed and group effects; no residual)."""
+    softmax of its log-abundances (fixed and group effects; no residual).
+
+    Parameters
+    ----------
+    fit : Fit
+    newdata : DataFrame, optional
+        Sample metadata to predict for (the fitted samples when None), one row per sample
+        with the formula's columns; its index names the rows.
+    level : None, "population", str or list of str
+        Grouping factors whose effects are included (None: all).
+    new_groups : {"error", "population"}
+        Levels the model has not seen: a ``DataError`` naming them, or no effect.
+    """
+    from mixedbayes.spec.compositional import RESPONSE
+
     design: CompositionalDesign = fit.design  # type: ignore[assignment]
+    check_new_groups(new_groups)
+    if new_groups == "sample":
+        raise SpecError(
+            "new_groups='sample' is not available for compositional fits.",
+            where="new_groups",
+            hint="use 'error' or 'population' (unseen levels get no effect).",
+        )
+    groups = included_groups(design.samples, level)
+    if newdata is None:
+        X, index = design.samples.X, pd.Index(design.obs_index, name="sample")
+        rows = {g.name: (g.index, g.Z) for g in groups}
+    else:
+        nd = design.samples.new_data(newdata.assign(**{RESPONSE: 0.0}))
+        check_new_groups(new_groups, groups, nd.new_levels)
+        X, index = nd.X, pd.Index(newdata.index, name="sample")
+        rows = {g.name: (nd.group_index[g.name], nd.group_Z[g.name]) for g in groups}
     post = fit.idata["posterior"]
     b = np.asarray(post["b"].transpose("chain", "draw", "term", "taxon").to_numpy(), float)
     b = b.reshape(-1, *b.shape[2:])
-    effects = {
-        g.name: np.asarray(post[Names.r(g.name)].to_numpy(), dtype=float) for g in design.groups
-    }
-    effects = {k: v.reshape(-1, *v.shape[2:]) for k, v in effects.items()}  # draws first
-    total = np.zeros((design.n, len(design.taxa)))
-    step = max(1, CHUNK_VALUES // max(design.n * len(design.taxa), 1))
+    effects = {}
+    for g in groups:
+        r = np.asarray(post[Names.r(g.name)].to_numpy(), dtype=float)
+        effects[g.name] = r.reshape(-1, *r.shape[2:])  # draws first
+    n, J = X.shape[0], len(design.taxa)
+    total = np.zeros((n, J))
+    step = max(1, CHUNK_VALUES // max(n * J, 1))
     for start in range(0, b.shape[0], step):
         part = slice(start, start + step)
-        lam = np.einsum("np,spj->snj", design.samples.X, b[part])
-        for g in design.groups:
-            lam = lam + np.einsum("nk,snkj->snj", g.Z, effects[g.name][part][:, g.index])
+        lam = np.einsum("np,spj->snj", X, b[part])
+        for g in groups:
+            idx, Z = rows[g.name]
+            known = idx >= 0  # unseen levels (new_groups="population"): no effect
+            r = np.zeros((lam.shape[0], n, Z.shape[1], J))
+            r[:, known] = effects[g.name][part][:, idx[known]]
+            lam = lam + np.einsum("nk,snkj->snj", Z, r)
         total += softmax(lam, axis=-1).sum(axis=0)
-    p = total / b.shape[0]
-    return pd.DataFrame(p, index=pd.Index(design.obs_index, name="sample"), columns=design.taxa)
+    return pd.DataFrame(total / b.shape[0], index=index, columns=design.taxa)

@@ -420,13 +420,21 @@ class Fit:
         self.kind.require("taxa", "taxa_effects")
         return taxa_effects(self, coefficients, prob=prob, level=level, scale=scale)
 
-    def expected_proportions(self) -> pd.DataFrame:
+    def expected_proportions(
+        self,
+        newdata: pd.DataFrame | None = None,
+        *,
+        level: Level = None,
+        new_groups: NewGroups = "error",
+    ) -> pd.DataFrame:
         """Compositional fits: each sample's expected composition (posterior mean of the
-        softmax of its log-abundances), samples × taxa."""
+        softmax of its log-abundances), samples × taxa; for ``newdata`` (sample metadata)
+        too. ``level`` and ``new_groups`` as in :meth:`predict` (``new_groups``: "error" or
+        "population")."""
         from mixedbayes.results.compositional import expected_proportions
 
         self.kind.require("taxa", "expected_proportions")
-        return expected_proportions(self)
+        return expected_proportions(self, newdata, level=level, new_groups=new_groups)
 
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group: one replicated response per
