@@ -20,7 +20,13 @@ a family parameter        ``sigma``           ``sigma_log_bili``
 
 Group-level names are **not** prefixed: one covariance per grouping factor spans every part
 that reads it, so ``sd_<g>``, ``cor_<g>``, ``r_<g>`` (dims ``<g>``, ``<g>_term``) are the same
-whichever part asks. :func:`parse` reads a name back (summary, gates, shrinkage, report).
+whichever part asks. The exception is a part whose effects have a covariance *of their own*:
+the group effects of a family parameter's distributional formula (``zi: "~ x + (1 | Subject)"``,
+independent of the response's ``(1 | Subject)``, as brms and glmmTMB fit them). Their names are
+built on the *group key* ``<g>_<part>`` (:meth:`Names.group_key`): ``sd_Subject_zi`` (dim
+``Subject_zi_term``), ``cor_Subject_zi``, ``r_Subject_zi`` (dims ``Subject``, ``Subject_zi_term``:
+the levels are the factor's, shared with the response's effects), ``z_Subject_zi``.
+:func:`parse` reads a name back (summary, gates, shrinkage, report).
 """
 
 from __future__ import annotations
@@ -115,6 +121,19 @@ class Names:
 
     # ---------------------------------------------------------------- group level
     @staticmethod
+    def group_key(group: str, part: str = "") -> str:
+        """What a factor's group-level names are built on: the factor's name, or
+        ``<g>_<part>`` for the effects of a part with a covariance of its own (the
+        distributional formula of a family parameter: ``Subject_zi``, so ``sd_Subject_zi``).
+
+        Examples
+        --------
+        >>> Names.group_key("Subject"), Names.group_key("Subject", "zi")
+        ('Subject', 'Subject_zi')
+        """
+        return f"{group}_{part}" if part else group
+
+    @staticmethod
     def sd(group: str) -> str:
         """SDs of a factor's terms: ``sd_<g>`` (dim ``<g>_term``)."""
         return f"sd_{group}"
@@ -204,7 +223,9 @@ def parse(name: str, parts: tuple[str, ...] | list[str] = ()) -> ParsedName:
         ``sd_Subject``, ``r_Subject``, ``b``, ``b_log_CL``, ``sigma``, ``sigma_log_bili``.
     parts : sequence of str
         The model's named parts; a name ``<class>_<part>`` is only split at a known part
-        (``sigma_prop`` of a nonlinear error model is a class of its own).
+        (``sigma_prop`` of a nonlinear error model is a class of its own), and so is a
+        group key ``<g>_<part>`` (``sd_Subject_zi`` → class ``sd``, group ``Subject``, part
+        ``zi``).
 
     Returns
     -------
@@ -212,7 +233,11 @@ def parse(name: str, parts: tuple[str, ...] | list[str] = ()) -> ParsedName:
     """
     for cls in GROUP_NAME_PREFIXES:
         if name.startswith(cls + "_"):
-            return ParsedName(cls, group=name[len(cls) + 1 :])
+            group = name[len(cls) + 1 :]
+            for part in sorted(parts, key=len, reverse=True):
+                if part and group.endswith("_" + part) and len(group) > len(part) + 1:
+                    return ParsedName(cls, group=group[: -len(part) - 1], part=part)
+            return ParsedName(cls, group=group)
     for part in sorted(parts, key=len, reverse=True):
         if part and name.endswith("_" + part) and len(name) > len(part) + 1:
             return ParsedName(name[: -len(part) - 1], part=part)

@@ -272,6 +272,42 @@ DATA_CASES: list[Case] = [
         ("prop", "11"),
         data=with_(D, prop=(11, 1.0)),
     ),
+    Case(
+        "zero-inflated-beta-response-one",
+        "design",
+        {
+            "kind": "glmm",
+            "formula": "prop ~ x + (1 | Subject)",
+            "family": "zero_inflated_beta",
+            "zi": "~ x + (1 | Subject)",
+        },
+        DataError,
+        ("prop", "rows 7 ", "[0, 1)"),
+        where="column 'prop'",
+        data=with_(D, prop=(7, 1.0)),
+    ),
+    Case(
+        "zero-inflated-beta-response-negative",
+        "design",
+        {"kind": "glmm", "formula": "prop ~ x + (1 | Subject)", "family": "zero_inflated_beta"},
+        DataError,
+        ("prop", "rows 3 ", "-0.2"),
+        where="column 'prop'",
+        data=with_(D, prop=(3, -0.2)),
+    ),
+    Case(
+        "zi-formula-column-missing",
+        "design",
+        {
+            "kind": "glmm",
+            "formula": "prop ~ x + (1 | Subject)",
+            "family": "zero_inflated_beta",
+            "zi": "~ dose + (1 | Subject)",
+        },
+        DataError,
+        ("dose",),
+        data=D,
+    ),
     # ---------------------------------------------------------------- nonlinear data
     Case(
         "pk-missing-dose-column",

@@ -196,8 +196,16 @@ SPEC_CASES: list[Case] = [
         "spec",
         {"kind": "glmm", "formula": "count ~ x + (1 | Subject)", "family": "poisson", "zi": "~ 1"},
         SpecError,
-        ("zi", "poisson"),
-        where="spec",
+        ("zi", "poisson", "zero_inflated_beta", "zero_inflated_poisson"),
+        where="zi",
+    ),
+    Case(
+        "zi-on-beta",
+        "spec",
+        {"kind": "glmm", "formula": "p ~ x + (1 | Subject)", "family": "beta", "zi": "~ x"},
+        SpecError,
+        ("'beta'", "zero_inflated_beta"),
+        where="zi",
     ),
     Case(
         "zi-without-tilde",
@@ -213,16 +221,16 @@ SPEC_CASES: list[Case] = [
         where="zi",
     ),
     Case(
-        "zi-with-group-term",
+        "zi-with-malformed-group-term",
         "spec",
         {
             "kind": "glmm",
             "formula": "count ~ x + (1 | Subject)",
             "family": "zero_inflated_poisson",
-            "zi": "~ x + (1 | Subject)",
+            "zi": "~ x + (1 | )",
         },
         SpecError,
-        ("zi",),
+        ("zi", "(1 | )"),
         where="zi",
     ),
     # ---------------------------------------------------------------- nonlinear specs

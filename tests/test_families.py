@@ -224,6 +224,8 @@ BAD_CASES: list[tuple[str, list[float], list[int] | None, str, str]] = [
     ("beta", [0.2, 0.5, 1.0, 0.3, 0.9], None, "103", "1"),
     ("beta", [0.0, 0.5, 0.4, 0.3, 0.9], None, "101", "0"),
     ("beta", [0.2, 0.5, 0.4, 1.7, 0.9], None, "104", "1.7"),
+    ("zero_inflated_beta", [0.0, 0.5, 1.0, 0.3, 0.0], None, "103", "1"),
+    ("zero_inflated_beta", [0.0, 0.5, 0.4, -0.3, 0.9], None, "104", "-0.3"),
     ("gamma", [1.2, 0.0, 3.0, 0.3, 0.9], None, "102", "0"),
     ("gamma", [1.2, 2.0, 3.0, -0.3, 0.9], None, "104", "-0.3"),
     ("lognormal", [1.2, 2.0, 0.0, 0.3, 0.9], None, "103", "0"),
@@ -323,11 +325,23 @@ def test_scaled_references() -> None:
     assert loc == pytest.approx(100.0) and s == pytest.approx(np.std(y, ddof=1), rel=1e-3)
 
 
+def test_zero_inflated_beta_zeros_and_mean_rows() -> None:
+    """Exact zeros are in the support (the zero inflation), ``log(zi)`` their density; the
+    zeros say nothing about ``mu`` (``mean_rows``)."""
+    fam = FAMILIES["zero_inflated_beta"]
+    y = np.asarray([0.0, 0.3])
+    logp = fam.logp_reference(y, np.asarray([0.4, 0.4]), {"zi": np.asarray(0.2), "phi": 5.0})
+    assert logp[0] == pytest.approx(np.log(0.2))
+    assert fam.response_problems(pd.Series(y), "y") == []
+    np.testing.assert_array_equal(fam.mean_rows(y), [False, True])
+    assert FAMILIES["beta"].mean_rows(y).all()
+
+
 def test_zi_prior_statement_is_right() -> None:
     """The zi default's provenance states its median and 95 % interval correctly."""
     from scipy.special import expit
 
-    for family in ("zero_inflated_poisson", "zero_inflated_negbinomial"):
+    for family in ("zero_inflated_poisson", "zero_inflated_negbinomial", "zero_inflated_beta"):
         (zi,) = [p for p in FAMILIES[family].params if p.name == "zi"]
         assert zi.predictor and not zi.positive
         prior, text = zi.default_prior(np.zeros(3))

@@ -109,10 +109,11 @@ def test_zero_inflation_formula_and_priors() -> None:
     assert cm.priors.get("Intercept", "", "", "zi").source == "default"
     assert np.isfinite(cm.initial_logp())
     assert mb.load_spec(spec.to_yaml()) == spec
-    with pytest.raises(mb.SpecError, match="zero-inflated"):
+    with pytest.raises(mb.SpecError, match="families whose 'zi' does"):
         mb.GLMM("y ~ x", "poisson", zi="~ 1")
-    with pytest.raises(mb.SpecError, match="fixed effects only"):
-        mb.GLMM("y ~ x", "zero_inflated_poisson", zi="~ (1 | g)")
+    # group effects in the zi formula: their own sd_<g>_zi, r_<g>_zi
+    grouped = mb.compile(mb.GLMM("y ~ x", "zero_inflated_poisson", zi="~ (1 | g)"), df)
+    assert grouped.model.named_vars_to_dims["r_g_zi"] == ("g", "g_zi_term")
     with pytest.raises(mb.SpecError, match="nlpar"):
         mb.get_priors(
             mb.GLMM(

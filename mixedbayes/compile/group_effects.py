@@ -42,8 +42,8 @@ __all__ = [
 
 
 def cor_dim(factor: GroupStructure | GroupFactor) -> str:
-    """Second dimension name of ``cor_<group>``."""
-    return Names.cor_dim(factor.name)
+    """Second dimension name of ``cor_<key>``."""
+    return Names.cor_dim(factor.key)
 
 
 def _block_effects(
@@ -59,7 +59,7 @@ def _block_effects(
     import pymc as pm
     import pytensor.tensor as pt
 
-    g = factor.name
+    g = factor.key
     cols = list(block.columns)
     k = len(cols)
     sd_b = sd[cols]
@@ -97,16 +97,19 @@ def _block_effects(
 def group_scales(
     factor: GroupStructure, priors: PriorTable, ctx: BuildContext, nlpar: str = ""
 ) -> tuple[Any, list[Any]]:
-    """Add the factor's ``sd_<group>``, the LKJ Cholesky factor of each correlated block
-    (``cor_chol_<group>[_<block>]``) and ``cor_<group>``; return ``sd`` and the Cholesky
-    factors (None for an uncorrelated block)."""
+    """Add the factor's ``sd_<key>``, the LKJ Cholesky factor of each correlated block
+    (``cor_chol_<key>[_<block>]``) and ``cor_<key>``; return ``sd`` and the Cholesky
+    factors (None for an uncorrelated block). The prior rows are the factor's (``group`` its
+    name, ``nlpar`` as given); the names are built on its key (``sd_Subject_zi``)."""
     import pymc as pm
     import pytensor.tensor as pt
 
-    g = factor.name
-    sd_rows = [priors.get("sd", t, g, nlpar) for t in factor.terms]
+    g = factor.key
+    sd_rows = [priors.get("sd", t, factor.name, nlpar) for t in factor.terms]
     sd = pt.as_tensor(vector_prior(ctx, Names.sd(g), sd_rows, factor.term_dim, positive=True))
-    eta = float(priors.get("cor", "", g, nlpar).prior.args[0]) if factor.correlated else 1.0
+    eta = (
+        float(priors.get("cor", "", factor.name, nlpar).prior.args[0]) if factor.correlated else 1.0
+    )
     single = len(factor.blocks) == 1
     chols: list[Any] = []
     for b, block in enumerate(factor.blocks):
@@ -159,8 +162,9 @@ def group_effects(
         Must hold the ``sd`` rows of every term (and ``cor`` for correlated factors), with
         ``nlpar`` as given.
     nlpar : str
-        The nonlinear parameter the prior rows belong to (empty for regression models and
-        for nonlinear factors whose terms span several parameters).
+        The nonlinear parameter (or the family parameter of a distributional formula, ``zi``)
+        the prior rows belong to (empty for the plain part of regression models and for
+        nonlinear factors whose terms span several parameters).
     level_mean : dict, optional
         By term, what the level coefficients are centred on (``"Intercept"``: per level,
         the population intercept plus the between-level covariate effects; a varying slope:
@@ -171,7 +175,7 @@ def group_effects(
     """
     import pytensor.tensor as pt
 
-    g = factor.name
+    g = factor.key
     sd, chols = group_scales(factor, priors, ctx, nlpar)
     # One block per block of the factor; a block covering every term in order is named
     # r_<group> (or z_<group>) directly.

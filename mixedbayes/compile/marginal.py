@@ -91,8 +91,8 @@ def marginal_applies(design: Design) -> str:
     """Empty when the random effects of ``design`` can be integrated out; else why not."""
     if design.family.name != "gaussian" or design.link.name != "identity":
         return f"the {design.family.name} family with {design.link.name} link is not Gaussian"
-    if design.zi_terms or design.trials is not None:
-        return "the model has a zero-inflation or trials part"
+    if design.dpars or design.trials is not None:
+        return "the model has a distributional formula (zi, sigma, ...) or trials part"
     if not design.groups:
         return "the model has no group effects"
     if _nesting(design) is None:

@@ -9,7 +9,9 @@ names users see):
 - ``Intercept``: the intercept with the predictors centred at their means (sampled, as in
   brms), and ``b_slope`` (dim ``slope``): the non-intercept fixed effects (sampled);
 - the group-effect core's ``sd_<group>``, ``cor_<group>``, ``r_<group>``;
-- the family's parameters (``sigma``); the observed response under its column name.
+- the family's parameters (``sigma``), or, for a parameter with a distributional formula
+  (``zi``), ``b_zi`` (dim ``zi_term``) and its own group effects (``sd_<g>_zi``,
+  ``r_<g>_zi``); the observed response under its column name.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from mixedbayes.compile.group_effects import add_group_effects, cor_dim
 from mixedbayes.compile.priors import scalar_prior, vector_prior
 from mixedbayes.design.base import ModelDesign
 from mixedbayes.design.design import Design
+from mixedbayes.design.dpars import DparDesign
 from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
 __all__ = [
     "add_regression",
     "build_regression",
+    "dpar_predictor",
     "fixed_effects",
     "linear_predictor",
     "regression_coords",
@@ -245,21 +249,33 @@ def _interactions(
     return cols, (np.stack(values, axis=1) if values else np.zeros((n_levels, 0)))
 
 
-def zi_predictor(design: Design, priors: PriorTable, ctx: BuildContext) -> Any:
-    """``b_zi`` (dim ``zi_term``) and the zero-inflation probability per row (logit link)."""
+def dpar_predictor(dpar: DparDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+    """The family parameter ``dpar.name`` per row from its distributional formula.
+
+    Adds ``b_<param>`` (dim ``<param>_term``; priors ``nlpar`` = the parameter) on the
+    uncentred columns ``X_<param>``, and the group effects of its own factors through the
+    shared core (:func:`~mixedbayes.compile.group_effects.add_group_effects`:
+    ``sd_<g>_<param>``, ``r_<g>_<param>``, read by ``index_<param>_<g>``, ``Z_<param>_<g>``);
+    returns the inverse link of the linear predictor (``sigmoid`` for ``zi``).
+    """
     import pytensor.tensor as pt
 
-    assert design.zi_X is not None
-    names = ctx.names.scoped("zi")
+    obs = ctx.names.obs_dim
+    names = ctx.names.scoped(dpar.name)
     rows = [
-        priors.get(
-            "Intercept" if t == "Intercept" else "b", "" if t == "Intercept" else t, "", "zi"
-        )
-        for t in design.zi_terms
+        priors.get("Intercept", "", "", dpar.name)
+        if t == "Intercept"
+        else priors.get("b", t, "", dpar.name)
+        for t in dpar.terms
     ]
-    b_zi = pt.as_tensor(vector_prior(ctx, names.b, rows, names.term_dim, positive=False))
-    X_zi = ctx.data(names.data("X"), design.zi_X, dims=(ctx.names.obs_dim, names.term_dim))
-    return pt.sigmoid(pt.dot(X_zi, b_zi))
+    b = pt.as_tensor(vector_prior(ctx, names.b, rows, names.term_dim, positive=False))
+    X = ctx.data(names.data("X"), dpar.X, dims=(obs, names.term_dim))
+    eta = pt.dot(X, b)
+    for g in dpar.groups:
+        index = ctx.data(names.data("index", g.name), g.index, dims=obs)
+        Z = ctx.data(names.data("Z", g.name), g.Z, dims=(obs, g.term_dim))
+        eta = eta + add_group_effects(g, priors, ctx, index=index, Z=Z, nlpar=dpar.name)
+    return dpar.link.inverse(eta)
 
 
 def regression_coords(design: Design, names: Names | None = None) -> dict[str, Any]:
@@ -270,9 +286,9 @@ def regression_coords(design: Design, names: Names | None = None) -> dict[str, A
         names.term_dim: list(design.fixed_terms),
         names.slope_dim: [t for t in design.fixed_terms if t != "Intercept"],
     }
-    if design.zi_terms:
-        coords[names.scoped("zi").term_dim] = list(design.zi_terms)
-    for g in design.groups:
+    for dpar in design.dpars:
+        coords[names.scoped(dpar.name).term_dim] = list(dpar.terms)
+    for g in (*design.groups, *(g for d in design.dpars for g in d.groups)):
         coords.update(g.coords())
         if g.correlated:
             coords[cor_dim(g)] = list(g.terms)
@@ -294,9 +310,10 @@ def add_regression(
         eta = eta + ctx.data(names.data("offset"), design.offset, dims=names.obs_dim)
     mu = design.link.inverse(eta)
     params: dict[str, Any] = {}
+    dpars = {d.name: d for d in design.dpars}
     for p in design.family.params:
-        if p.predictor:
-            params[p.name] = zi_predictor(design, priors, ctx)
+        if p.name in dpars:
+            params[p.name] = dpar_predictor(dpars[p.name], priors, ctx)
         else:
             row = priors.get(p.name)
             params[p.name] = scalar_prior(ctx, names.param(p.name), row, positive=p.positive)

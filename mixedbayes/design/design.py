@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,52 +19,39 @@ from mixedbayes.design.data import (
     numeric_problems,
     single_level_problems,
 )
+from mixedbayes.design.dpars import (
+    DparDesign,
+    dpar_formulas,
+    dpar_function_problems,
+    dpar_name_problems,
+    dpar_variables,
+    make_dpar,
+)
 from mixedbayes.design.formulae import (
     FORMULA_FUNCTIONS,
-    common_names,
     formula_variables,
     function_problems,
 )
-from mixedbayes.design.glm import (
-    auxiliary_variables,
-    split_offsets,
-    trials_array,
-    working_response,
-    zi_design,
+from mixedbayes.design.glm import auxiliary_variables, trials_array, working_response
+from mixedbayes.design.groups import GroupFactor, factor_problems, frozen
+from mixedbayes.design.matrices import (
+    DENSE_GROUP_CELLS,
+    NewData,
+    factors_of,
+    formula_matrices,
+    group_rows,
+    level_rows,
 )
-from mixedbayes.design.groups import (
-    GroupFactor,
-    evaluate_factor,
-    factor_problems,
-    frozen,
-    group_factors,
-)
+from mixedbayes.design.matrices import common_vars as _common_vars
+from mixedbayes.design.matrices import fixed_part as _fixed_part
 from mixedbayes.design.parametrization import choose_parametrization, one_centred_intercept
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 from mixedbayes.families import Family, Link, get_family, get_link
-from mixedbayes.naming import OBS_DIM
-from mixedbayes.spec.formula import FormulaParts, fixed_formula, split_formula
+from mixedbayes.naming import OBS_DIM, Names
+from mixedbayes.spec.formula import FormulaParts, split_formula
 from mixedbayes.spec.model import ModelSpec
 
-__all__ = ["Design", "NewData", "make_regression_design"]
-
-
-@dataclass(frozen=True)
-class NewData:
-    """Design arrays for new rows (predictions): fixed part and, per group, levels and Z.
-
-    ``group_index[g]`` is -1 for a level the model has not seen.
-    """
-
-    X: np.ndarray
-    group_index: dict[str, np.ndarray]
-    group_Z: dict[str, np.ndarray]
-    new_levels: dict[str, tuple[str, ...]]
-    index: pd.Index
-    group_labels: dict[str, list[str]]
-    offset: np.ndarray | None = None
-    trials: np.ndarray | None = None
-    zi_X: np.ndarray | None = None
+__all__ = ["DENSE_GROUP_CELLS", "Design", "NewData", "make_regression_design"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,8 +85,10 @@ class Design:
         Sum of the formula's ``offset(...)`` terms (zeros when there are none).
     trials : ndarray, optional
         Trials per row (binomial).
-    zi_X, zi_terms
-        Zero-inflation design and its term names (zero-inflated families).
+    dpars : tuple of DparDesign
+        The linear predictors of the family's parameters that have one (distributional
+        formulas, in the family's parameter order): the ``zi`` of a zero-inflated family
+        (``~ 1`` by default), any other parameter given a formula in the spec.
     coding : FactorCoding
         What the spec's ``contrasts`` did to the formula and the factor columns.
     """
@@ -119,9 +109,7 @@ class Design:
     _matrices: Any
     offset: np.ndarray | None = None
     trials: np.ndarray | None = None
-    zi_X: np.ndarray | None = None
-    zi_terms: tuple[str, ...] = ()
-    _zi_matrices: Any = None
+    dpars: tuple[DparDesign, ...] = ()
     coding: FactorCoding = field(default_factory=FactorCoding)
 
     @property
@@ -133,6 +121,22 @@ class Design:
     def has_intercept(self) -> bool:
         """Whether the fixed part has an intercept."""
         return "Intercept" in self.fixed_terms
+
+    def dpar(self, name: str) -> DparDesign | None:
+        """The design of the family parameter ``name``'s formula (None when it has none)."""
+        return next((d for d in self.dpars if d.name == name), None)
+
+    @property
+    def zi_X(self) -> np.ndarray | None:
+        """The zero-inflation design matrix (zero-inflated families), else None."""
+        zi = self.dpar("zi")
+        return None if zi is None else zi.X
+
+    @property
+    def zi_terms(self) -> tuple[str, ...]:
+        """The zero-inflation formula's term names (zero-inflated families), else ``()``."""
+        zi = self.dpar("zi")
+        return () if zi is None else zi.terms
 
     @property
     def obs_index(self) -> pd.Index:
@@ -149,10 +153,15 @@ class Design:
         return z - self.offset if self.offset is not None else z
 
     def group(self, name: str) -> GroupFactor:
-        """The grouping factor called ``name``."""
+        """The grouping factor called ``name``; a distributional formula's factor by its key
+        (``Subject_zi``)."""
         for g in self.groups:
             if g.name == name:
                 return g
+        for d in self.dpars:
+            for g in d.groups:
+                if g.key == name:
+                    return g
         raise KeyError(f"no grouping factor {name!r}; factors: {[g.name for g in self.groups]}")
 
     def coords(self) -> dict[str, list[Any]]:
@@ -163,6 +172,10 @@ class Design:
         }
         for g in self.groups:
             coords.update(g.coords())
+        for d in self.dpars:
+            coords[d.names.term_dim] = list(d.terms)
+            for g in d.groups:
+                coords.update(g.coords())
         return coords
 
     def response_values(self, data: pd.DataFrame) -> np.ndarray:
@@ -183,12 +196,15 @@ class Design:
         Raises
         ------
         DataError
-            If a column the fixed part or a grouping factor needs is missing.
+            If a column the fixed part, a grouping factor or a distributional formula needs
+            is missing.
         """
         needed = {v for v in _common_vars(self._matrices) if v}
         for g in self.groups:
             for t in g.formulae_terms:
                 needed |= {v for v in self._matrices.group.terms[t].var_names if v}
+        for d in self.dpars:
+            needed |= d.needed_columns()
         DataError.collect(missing_column_problems(needed - set(FORMULA_FUNCTIONS), data))
         frame = self.coding.new_data(data.copy())
         common = self._matrices.common
@@ -198,29 +214,9 @@ class Design:
         trials = None
         if self.trials is not None:
             trials = _new_trials(self, frame)
-        zi_X = None
-        if self._zi_matrices is not None:
-            zi_X = np.asarray(
-                self._zi_matrices.common.evaluate_new_data(frame).design_matrix, dtype=float
-            )
-        idx: dict[str, np.ndarray] = {}
-        Zs: dict[str, np.ndarray] = {}
-        new: dict[str, tuple[str, ...]] = {}
-        all_labels: dict[str, list[str]] = {}
-        for g in self.groups:
-            cols = []
-            for t in g.formulae_terms:
-                term = self._matrices.group.terms[t]
-                x = np.asarray(term.expr.eval_new_data(frame), dtype=float)
-                cols.append(x[:, None] if x.ndim == 1 else x)
-            Zs[g.name] = np.column_stack(cols)
-            labels = _factor_labels(frame, g.name)
-            all_labels[g.name] = labels
-            lookup = {lv: i for i, lv in enumerate(g.levels)}
-            ix = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
-            idx[g.name] = ix
-            new[g.name] = tuple(sorted({labels[i] for i in np.flatnonzero(ix < 0)}))
-        return NewData(X, idx, Zs, new, frame.index, all_labels, offset, trials, zi_X)
+        idx, Zs, new, all_labels = group_rows(self._matrices, self.groups, frame)
+        dpars = {d.name: d.new_data(frame) for d in self.dpars}
+        return NewData(X, idx, Zs, new, frame.index, all_labels, offset, trials, dpars)
 
 
 #: Names the model itself uses (variables and dimensions); a grouping factor may not take them.
@@ -229,9 +225,18 @@ RESERVED_NAMES = frozenset(
 )
 
 
+def reserved_params(family: Family) -> set[str]:
+    """The family's parameters and their formulas' names (``zi``, ``b_zi``, ``zi_term``)."""
+    out = {p.name for p in family.params}
+    for p in family.formula_params():
+        names = Names(p.name)
+        out |= {names.b, names.term_dim}
+    return out
+
+
 def name_problems(factors: tuple[GroupFactor, ...], family: Family) -> list[Problem]:
     """Grouping factors whose names collide with the model's own variables or dimensions."""
-    reserved = RESERVED_NAMES | {p.name for p in family.params}
+    reserved = RESERVED_NAMES | reserved_params(family)
     return [
         Problem(
             f"the grouping factor {f.name!r} has a name the model uses for its own "
@@ -276,73 +281,12 @@ def _text_function_argument(formula: str, frame: pd.DataFrame) -> tuple[str, str
     return None
 
 
-def _fixed_part(common: Any, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Names, matrix and offset of formulae's common part (none for ``y ~ 0 + (1 | g)``)."""
-    if common is None:
-        return [], np.zeros((n, 0)), np.zeros(n)
-    X = np.asarray(common.design_matrix, dtype=float)
-    names, X, offset = split_offsets(common_names(common), X)
-    return list(names), X, offset
-
-
-def _common_vars(matrices: Any) -> set[str]:
-    out: set[str] = set()
-    if matrices.common is None:
-        return out
-    for term in matrices.common.terms.values():
-        out |= getattr(term, "var_names", set())
-    return out
-
-
-def _factor_labels(frame: pd.DataFrame, name: str) -> list[str]:
-    """Level label of each row for a (possibly nested ``a:b``) grouping factor."""
-    parts = name.split(":")
-    labels = frame[parts[0]].astype(str)
-    for part in parts[1:]:
-        labels = labels + ":" + frame[part].astype(str)
-    return labels.tolist()
-
-
-#: Above this many cells (rows × levels of every grouping factor) the group structure is
-#: learnt on one row per level rather than from formulae's dense rows × levels matrices.
-DENSE_GROUP_CELLS = 20_000_000
-
-
-@dataclass(frozen=True)
-class _SplitMatrices:
-    """formulae's matrices when the group part was learnt on a subset of rows."""
-
-    response: Any
-    common: Any
-    group: Any
-
-
-def _matrices(formula: str, frame: pd.DataFrame) -> Any:
-    import formulae as fm
-
-    return fm.design_matrices(formula, frame, na_action="error", extra_namespace=FORMULA_FUNCTIONS)
-
-
-def _level_rows(frame: pd.DataFrame, groups: set[str], covariates: set[str]) -> Any:
-    """Positions of a few rows (the first, and one per category of every non-numeric
-    covariate) to learn the group terms on, when formulae's dense rows × levels group
-    matrices would be too large; else None."""
-    if not groups:
-        return None
-    cols = sorted(groups)
-    n_levels = int(frame[cols].drop_duplicates().shape[0])
-    if len(frame) * n_levels * len(cols) <= DENSE_GROUP_CELLS:
-        return None
-    keep = np.zeros(len(frame), dtype=bool)
-    keep[0] = True
-    for col in sorted(covariates):
-        if col in frame and not pd.api.types.is_numeric_dtype(frame[col]):
-            keep |= ~frame.duplicated(subset=[col]).to_numpy()
-    return np.flatnonzero(keep)
-
-
 def make_regression_design(
-    spec: ModelSpec, data: pd.DataFrame, *, formula: str, zi: str | None = None
+    spec: ModelSpec,
+    data: pd.DataFrame,
+    *,
+    formula: str,
+    dpars: Mapping[str, str] | None = None,
 ) -> Design:
     """Apply a regression spec (``lmm``, ``glmm``) to ``data``: validate, then build arrays.
 
@@ -352,9 +296,10 @@ def make_regression_design(
     data : DataFrame
     formula : str
         The lme4 formula (the kind reads it from its spec).
-    zi : str, optional
-        The zero-inflation formula's right-hand side (``"~ 1 + x"``) of zero-inflated
-        families.
+    dpars : mapping of str to str, optional
+        Distributional formulas by family parameter, right-hand sides with fixed and group
+        effects (``{"zi": "~ trt + (1 | Subject)"}``); a parameter that always has a predictor
+        (``zi``) gets ``~ 1`` when none is given.
 
     Notes
     -----
@@ -382,16 +327,19 @@ def make_regression_design(
             "the data have no rows.", where="data", hint="pass a DataFrame with observations."
         )
     parts = split_formula(formula)
-    bad_calls = function_problems(formula, parts.formulae_formula)
-    if zi:
-        bad_calls += function_problems(zi, split_formula("zi " + zi).formulae_formula, "zi")
-    SpecError.collect(bad_calls)
     family = get_family(spec.family.name)
     link = get_link(spec.family.link_name)
+    rhs = dpar_formulas(family, dpars)
+    bad_calls = function_problems(formula, parts.formulae_formula)
+    for key, text in rhs.items():
+        bad_calls += dpar_function_problems(key, text)
+    SpecError.collect(bad_calls)
     response, covariates, groups = formula_variables(parts)
     response |= auxiliary_variables(parts)
-    if zi:
-        covariates |= formula_variables(split_formula("zi " + zi))[1]
+    for key, text in rhs.items():
+        more_covariates, more_groups = dpar_variables(key, text, parts.response)
+        covariates |= more_covariates
+        groups |= more_groups
     DataError.collect(missing_column_problems(response | covariates | groups, data))
     problems: list[Problem] = []
     for col in sorted(response):
@@ -404,20 +352,14 @@ def make_regression_design(
     )
     frame, coding = code_factors(spec.contrasts, frame, covariates=covariates, groups=groups)
     formula = coding.rewrite(formula)
-    zi = coding.rewrite(zi) if zi else zi
+    rhs = {key: coding.rewrite(text) for key, text in rhs.items()}
     parts = split_formula(formula)
-    DataError.collect(single_level_problems(frame, covariates, [formula, zi or ""]))
-    level_rows = _level_rows(frame, groups, covariates)
+    DataError.collect(single_level_problems(frame, covariates, [formula, *rhs.values()]))
+    # formulae's group matrices are dense (rows × levels): above DENSE_GROUP_CELLS the group
+    # terms are learnt on a few rows and evaluated on every row by us
+    rows = level_rows(frame, groups, covariates, DENSE_GROUP_CELLS)
     try:
-        if level_rows is None:
-            dm = _matrices(parts.formulae_formula, frame)
-        else:
-            # formulae's group matrices are dense (rows × levels): learn the group terms on a
-            # few rows, evaluate them and the levels on every row ourselves.
-            lhs = parts.formulae_formula.split("~", 1)[0]
-            full = _matrices(lhs + "~" + fixed_formula(formula).split("~", 1)[1], frame)
-            grouped = _matrices(parts.formulae_formula, frame.iloc[level_rows])
-            dm = _SplitMatrices(full.response, full.common, grouped.group)
+        dm = formula_matrices(parts, frame, rows)
     except Exception as exc:  # formulae raises ValueError/KeyError/TypeError
         text_arg = _text_function_argument(formula, frame)
         if text_arg is not None:
@@ -441,7 +383,11 @@ def make_regression_design(
     y = y[:, 0]
     names, X, offset = _fixed_part(dm.common, len(frame))
     trials = trials_array(parts, family, frame, y, FORMULA_FUNCTIONS)
-    zi_X, zi_terms, zi_matrices = zi_design(zi, family, parts, frame, FORMULA_FUNCTIONS)
+    options = {g: spec.group_options(g).parametrization for g in groups | set(spec.group_effects)}
+    dpar_designs = tuple(
+        make_dpar(key, text, family, parts.response, frame, rows, options)
+        for key, text in rhs.items()
+    )
     problems = family.response_problems(pd.Series(y, index=frame.index), parts.response, trials)
     for j, name in enumerate(names):
         bad = frame.index[~np.isfinite(X[:, j])]
@@ -463,26 +409,36 @@ def make_regression_design(
             )
         )
     DataError.collect(problems)
-    factors = group_factors(dm.group, parts.bars, len(frame))
-    if level_rows is not None:
-        factors = tuple(
-            evaluate_factor(f, dm.group, frame, _factor_labels(frame, f.name)) for f in factors
-        )
-    SpecError.collect(name_problems(factors, family))
-    DataError.collect(factor_problems(factors, len(frame)))
+    factors = factors_of(dm, parts, frame, rows)
+    SpecError.collect(
+        name_problems(factors, family)
+        + dpar_name_problems(factors, dpar_designs, set(RESERVED_NAMES) | reserved_params(family))
+    )
+    DataError.collect(
+        factor_problems(factors + tuple(f for d in dpar_designs for f in d.groups), len(frame))
+    )
     z = working_response(family, link, y, trials) - offset  # == Design.working_y()
+    # the auto rule fits the rows that inform mu (not the structural zeros of a ZI beta)
+    keep = family.mean_rows(y)
     factors = tuple(
-        choose_parametrization(f, z, X, spec.group_options(f.name).parametrization) for f in factors
+        f.with_blocks(
+            choose_parametrization(
+                f.take_rows(keep), z[keep], X[keep], spec.group_options(f.name).parametrization
+            ).blocks
+        )
+        for f in factors
     )
     factors = one_centred_intercept(
         factors, {f.name for f in factors if spec.group_options(f.name).parametrization == "auto"}
     )
-    unknown = set(spec.group_effects) - {f.name for f in factors}
+    known = [f.name for f in factors]
+    known += [f.name for d in dpar_designs for f in d.groups if f.name not in known]
+    unknown = set(spec.group_effects) - set(known)
     if unknown:
         raise SpecError(
             f"group_effects names grouping factors the formula does not have: {sorted(unknown)}.",
             where="group_effects",
-            hint=f"use the factors of the formula: {[f.name for f in factors]}.",
+            hint=f"use the factors of the formula: {known}.",
         )
     x_means = X.mean(axis=0)
     if "Intercept" in names:
@@ -506,8 +462,6 @@ def make_regression_design(
         _matrices=dm,
         offset=frozen(offset, float),
         trials=None if trials is None else frozen(trials, float),
-        zi_X=None if zi_X is None else frozen(zi_X, float),
-        zi_terms=zi_terms,
-        _zi_matrices=zi_matrices,
+        dpars=dpar_designs,
         coding=coding,
     )

@@ -1,4 +1,4 @@
-"""The parts of a design that generalised models add: trials, offsets, zero-inflation design."""
+"""The parts of a design that generalised models add: trials, offsets, the working response."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mixedbayes.design.formulae import common_names
-from mixedbayes.errors import DataError, SpecError
+from mixedbayes.errors import SpecError
 from mixedbayes.spec.formula import FormulaParts, auxiliary_formula
 
 if TYPE_CHECKING:
@@ -20,7 +19,6 @@ __all__ = [
     "split_offsets",
     "trials_array",
     "working_response",
-    "zi_design",
 ]
 
 OFFSET_PREFIX = "offset("
@@ -89,33 +87,6 @@ def split_offsets(names: list[str], X: np.ndarray) -> tuple[list[str], np.ndarra
     keep = [j for j, n in enumerate(names) if not n.startswith(OFFSET_PREFIX)]
     offset = X[:, [j for j in range(len(names)) if j not in keep]].sum(axis=1)
     return [names[j] for j in keep], X[:, keep], offset
-
-
-def zi_design(
-    zi: str | None,
-    family: Family,
-    parts: FormulaParts,
-    frame: pd.DataFrame,
-    namespace: dict[str, Any],
-) -> tuple[np.ndarray | None, tuple[str, ...], Any]:
-    """The zero-inflation design matrix (zero-inflated families), its term names, matrices."""
-    import formulae as fm
-
-    if not any(p.predictor for p in family.params):
-        return None, (), None
-    rhs = (zi or "~ 1").strip()
-    try:
-        dm = fm.design_matrices(
-            f"{parts.response} {rhs}", frame, na_action="error", extra_namespace=namespace
-        )
-    except Exception as exc:  # formulae raises ValueError/KeyError
-        raise DataError(
-            f"formulae could not build the zi design: {exc}.",
-            where="zi",
-            hint="check the zi formula's columns.",
-        ) from None
-    names = common_names(dm.common)
-    return np.asarray(dm.common.design_matrix, dtype=float), tuple(names), dm
 
 
 def working_response(

@@ -81,12 +81,24 @@ class GroupStructure:
     terms : tuple of str
         ``"Intercept"`` and the names of the varying slopes (prefixed by part after a merge).
     blocks : tuple of GroupBlock
+    part : str
+        ``""``, or the part whose effects these are when they have a covariance of their own
+        (``"zi"`` for the group terms of a ``zi`` formula): their variables and term
+        dimensions are then named after :attr:`key` (``sd_Subject_zi``), the levels keep
+        the factor's dimension.
     """
 
     name: str
     levels: tuple[str, ...]
     terms: tuple[str, ...]
     blocks: tuple[GroupBlock, ...]
+    part: str = ""
+
+    @property
+    def key(self) -> str:
+        """What the factor's variable names are built on: ``<g>`` or ``<g>_<part>``
+        (:meth:`~mixedbayes.naming.Names.group_key`)."""
+        return Names.group_key(self.name, self.part)
 
     @property
     def n_levels(self) -> int:
@@ -105,13 +117,13 @@ class GroupStructure:
 
     @property
     def term_dim(self) -> str:
-        """Dimension name of the terms: ``<group>_term``."""
-        return Names.group_term_dim(self.name)
+        """Dimension name of the terms: ``<key>_term`` (``<group>_term`` for the plain part)."""
+        return Names.group_term_dim(self.key)
 
     def block_term_dim(self, block: int) -> str:
         """Dimension name of one block's terms when the factor has several blocks:
-        ``<group>_term_<block>`` (the dims of ``r_<group>_<block>``)."""
-        return Names.block_term_dim(self.name, block)
+        ``<key>_term_<block>`` (the dims of ``r_<key>_<block>``)."""
+        return Names.block_term_dim(self.key, block)
 
     def coords(self) -> dict[str, list[Any]]:
         """Coordinates of the factor's dimensions: levels, terms and, with several blocks,
@@ -194,6 +206,8 @@ class GroupFactor:
         )
 
     name = property(lambda self: self.structure.name, doc="The factor's name.")
+    part = property(lambda self: self.structure.part, doc="The part with its own effects.")
+    key = property(lambda self: self.structure.key, doc="What its variables are named after.")
     levels = property(lambda self: self.structure.levels, doc="The observed levels.")
     terms = property(lambda self: self.structure.terms, doc="The terms.")
     blocks = property(lambda self: self.structure.blocks, doc="The blocks.")
@@ -220,6 +234,18 @@ class GroupFactor:
     def with_blocks(self, blocks: tuple[GroupBlock, ...]) -> GroupFactor:
         """A copy with other blocks (used to record the parametrization choice)."""
         structure = dataclasses.replace(self.structure, blocks=blocks)
+        return dataclasses.replace(self, structure=structure)
+
+    def take_rows(self, rows: np.ndarray) -> GroupFactor:
+        """The factor read by some of its rows only (``rows``: a mask or positions); the
+        structure (levels, terms, blocks) is unchanged."""
+        index, Z = self.index[rows], self.Z[rows]
+        return dataclasses.replace(self, rows=RowMap(frozen(index), frozen(Z), self.rows.columns))
+
+    def with_part(self, part: str) -> GroupFactor:
+        """A copy whose effects belong to ``part`` with a covariance of their own
+        (:attr:`GroupStructure.part`)."""
+        structure = dataclasses.replace(self.structure, part=part)
         return dataclasses.replace(self, structure=structure)
 
 

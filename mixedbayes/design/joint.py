@@ -405,7 +405,7 @@ def make_joint_design(spec: JointSpec, data: Any) -> JointDesign:
     position = {s.name: {lv: i for i, lv in enumerate(s.levels)} for s in structures}
     sub = next(s for s in structures if s.name == subject_factor)
     # a nested subject factor (``centre:id``) labels its levels with the outer factors too
-    from mixedbayes.design.design import _factor_labels
+    from mixedbayes.design.matrices import factor_labels as _factor_labels
 
     label_of = dict(
         zip(long[spec.subject].astype(str), _factor_labels(long, subject_factor), strict=True)

@@ -184,7 +184,8 @@ def survival_frame(spec: JointSpec, surv: pd.DataFrame) -> tuple[Any, ...]:
         )
     DataError.collect(problems)
     from mixedbayes.design.contrasts import code_factors
-    from mixedbayes.design.design import _fixed_part, _matrices
+    from mixedbayes.design.matrices import fixed_part as _fixed_part
+    from mixedbayes.design.matrices import matrices as _matrices
 
     SpecError.collect(_contrast_problems(spec, rhs))
     covariates = formula_predictors(f"y ~ {rhs}")

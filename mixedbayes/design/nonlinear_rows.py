@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.design.data import missing_column_problems
-from mixedbayes.design.design import _factor_labels
 from mixedbayes.design.formulae import formula_variables
 from mixedbayes.design.groups import group_factors
+from mixedbayes.design.matrices import factor_labels as _factor_labels
 from mixedbayes.errors import DataError
 from mixedbayes.spec.formula import split_formula
 

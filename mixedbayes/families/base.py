@@ -30,6 +30,7 @@ __all__ = [
     "Family",
     "FamilyParam",
     "Link",
+    "families_with_formula",
     "get_family",
     "get_link",
     "register_family",
@@ -80,24 +81,61 @@ def get_link(name: str) -> Link:
 class FamilyParam:
     """A family's own parameter (``sigma``, ``alpha``, ``phi``, ``nu``, ``zi``).
 
+    A parameter may take a **distributional formula** of its own (brms's ``zi ~ x``,
+    glmmTMB's ``ziformula``): a linear predictor, with fixed and group effects, on the scale
+    of its ``link``. The family declares which of its parameters do by giving them a link;
+    the spec's key of the same name (``zi: "~ trt + (1 | Subject)"``) sets the formula.
+
     Attributes
     ----------
     name : str
-        The parameter's name, also its prior class.
+        The parameter's name, also its prior class (and the ``nlpar`` of its formula's
+        priors, the part of its formula's names: ``b_zi``, ``sd_Subject_zi``).
     default_prior : callable
-        Maps the response (a NumPy array) to ``(prior, provenance)``.
+        Maps the response (a NumPy array) to ``(prior, provenance)``: the prior of the
+        parameter when it has no formula, or, for a ``predictor`` parameter, of its
+        formula's intercept.
     positive : bool
         Whether the parameter is constrained positive (half/truncated priors).
     predictor : bool
-        Whether the parameter has its own linear predictor (the zero-inflation probability
-        ``zi`` of a zero-inflated family, on the logit scale, from the spec's ``zi``
-        formula); its ``default_prior`` is then the prior of that predictor's intercept.
+        Whether the parameter always has its own linear predictor (the zero-inflation
+        probability ``zi``: ``~ 1`` when the spec gives no formula).
+    link : str, optional
+        The link of the parameter's formula (``"logit"`` for a probability, ``"log"`` for
+        a scale or shape); None when the parameter takes no formula.
+    intercept_prior : callable, optional
+        ``y -> (prior, provenance)`` of the formula's intercept on the link scale, for a
+        parameter that is not a ``predictor``; default Student-t(3, 0, 2.5) (brms's).
     """
 
     name: str
     default_prior: Callable[[np.ndarray], tuple[PriorDist, str]]
     positive: bool = True
     predictor: bool = False
+    link: str | None = None
+    intercept_prior: Callable[[np.ndarray], tuple[PriorDist, str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.predictor and self.link is None:
+            raise TypeError(f"family parameter {self.name!r}: a predictor needs a link")
+
+    @property
+    def takes_formula(self) -> bool:
+        """Whether the parameter may have a distributional formula (it has a link)."""
+        return self.link is not None
+
+    def formula_intercept_prior(self, y: np.ndarray) -> tuple[PriorDist, str]:
+        """The default prior of the formula's intercept, on the link scale, and its text."""
+        if self.predictor:
+            return self.default_prior(y)
+        if self.intercept_prior is not None:
+            return self.intercept_prior(y)
+        from mixedbayes.priors.distributions import PriorDist
+
+        return (
+            PriorDist("student_t", (3.0, 0.0, 2.5)),
+            f"Student-t(3, 0, 2.5) on {self.link}({self.name}), as brms's default",
+        )
 
 
 class Family:
@@ -118,6 +156,14 @@ class Family:
     #: Needs a number of trials per row (``cbind(k, n - k)`` or ``k | trials(n)``).
     needs_trials: ClassVar[bool] = False
 
+    def param(self, name: str) -> FamilyParam | None:
+        """The family's parameter called ``name`` (None when it has none)."""
+        return next((p for p in self.params if p.name == name), None)
+
+    def formula_params(self) -> tuple[FamilyParam, ...]:
+        """The parameters that may have a distributional formula (:attr:`FamilyParam.link`)."""
+        return tuple(p for p in self.params if p.takes_formula)
+
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
         """Location (on the link scale) and scale ``s`` of the response, for default priors.
 
@@ -135,6 +181,13 @@ class Family:
     ) -> list[Problem]:
         """Problems with the (non-missing) response values for this family's support."""
         return []
+
+    def mean_rows(self, y: np.ndarray) -> np.ndarray:
+        """The rows whose value informs ``mu`` (a boolean mask): every row, but the exact
+        zeros of a zero-inflated continuous family (structural zeros say nothing about the
+        mean of the non-zero part). The ``auto`` parametrization rule's per-level
+        least-squares fits use only these."""
+        return np.ones(np.shape(y), dtype=bool)
 
     def dist(self, mu: Any, params: dict[str, Any], trials: Any = None) -> Any:
         """The response distribution at ``mu`` as an unnamed PyMC ``.dist(...)`` variable.
@@ -199,6 +252,11 @@ def register_family(cls: type[Family]) -> type[Family]:
     """Class decorator adding a family to the registry under ``cls.name``."""
     FAMILIES[cls.name] = cls()
     return cls
+
+
+def families_with_formula(param: str) -> list[str]:
+    """The registered families whose parameter ``param`` takes a distributional formula."""
+    return sorted(name for name, f in FAMILIES.items() if (p := f.param(param)) and p.takes_formula)
 
 
 def get_family(name: str) -> Family:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -134,7 +134,7 @@ class Beta(Family):
     name = "beta"
     links = ("logit", "probit", "cloglog")
     default_link = "logit"
-    params = (
+    params: ClassVar[tuple[FamilyParam, ...]] = (
         FamilyParam(
             "phi",
             fixed_prior(

@@ -16,7 +16,12 @@ import pandas as pd
 
 from mixedbayes.errors import Problem
 from mixedbayes.families.base import Family, FamilyParam, Link, register_family
-from mixedbayes.families.support import count_problems, delta_reference, fixed_prior
+from mixedbayes.families.support import (
+    ZERO_INFLATION,
+    count_problems,
+    delta_reference,
+    fixed_prior,
+)
 
 __all__ = ["NegBinomial", "Poisson", "ZeroInflatedNegBinomial", "ZeroInflatedPoisson"]
 
@@ -28,17 +33,7 @@ _SHAPE = FamilyParam(
         "Gamma(0.01, 0.01), as brms's default prior on the negative-binomial shape",
     ),
 )
-_ZI = FamilyParam(
-    "zi",
-    fixed_prior(
-        "normal",
-        (-1.0, 1.5),
-        "Normal(-1, 1.5) on logit(zi): zero inflation 27 % a priori (median), "
-        "95 % within (2 %, 87 %)",
-    ),
-    positive=False,
-    predictor=True,
-)
+_ZI = ZERO_INFLATION
 
 
 class _Count(Family):

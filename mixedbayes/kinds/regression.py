@@ -1,5 +1,5 @@
 """The regression kinds: ``lmm`` (Gaussian, with the marginalised sampling variant) and
-``glmm`` (any family, offsets, trials, zero-inflation)."""
+``glmm`` (any family, offsets, trials, distributional formulas such as ``zi``)."""
 
 from __future__ import annotations
 
@@ -29,14 +29,15 @@ class RegressionKind(Kind):
         {"predict", "shrinkage", "trajectories", "slopes", "naive"}
     )
 
-    def _zi(self, spec: ModelSpec) -> str | None:
-        return None
+    def _dpars(self, spec: ModelSpec) -> dict[str, str]:
+        """The spec's distributional formulas, by family parameter."""
+        return {}
 
     def design(self, spec: ModelSpec, data: pd.DataFrame) -> Design:
         from mixedbayes.design.design import make_regression_design
 
         formula = cast(LMMSpec, spec).formula
-        return make_regression_design(spec, data, formula=formula, zi=self._zi(spec))
+        return make_regression_design(spec, data, formula=formula, dpars=self._dpars(spec))
 
     def default_priors(self, design: ModelDesign) -> PriorTable:
         from mixedbayes.priors.regression import default_regression_priors
@@ -59,10 +60,23 @@ class RegressionKind(Kind):
         return add_regression(cast("Design", design), priors, ctx)
 
     def family_variables(self, design: ModelDesign) -> list[str]:
+        """The family's scalar parameters (``phi``), then per distributional formula its
+        fixed effects (``b_zi``) and group-level SDs and correlations (``sd_Subject_zi``)."""
         d = cast("Design", design)
-        names = [Names().param(p.name) for p in d.family.params if not p.predictor]
-        if d.zi_terms:
-            names.append(Names("zi").b)
+        predicted = {dp.name for dp in d.dpars}
+        names = [Names().param(p.name) for p in d.family.params if p.name not in predicted]
+        for dp in d.dpars:
+            names.append(Names(dp.name).b)
+            for g in dp.groups:
+                names.append(Names.sd(g.key))
+                if g.correlated:
+                    names.append(Names.cor(g.key))
+        return names
+
+    def summary_variables(self, design: ModelDesign, include_group_levels: bool) -> list[str]:
+        names = super().summary_variables(design, include_group_levels)
+        if include_group_levels:
+            names += [Names.r(g.key) for dp in cast("Design", design).dpars for g in dp.groups]
         return names
 
     def response_columns(self, design: ModelDesign) -> list[str]:
@@ -74,7 +88,10 @@ class RegressionKind(Kind):
         return regression_log_likelihood(posterior, cast("Design", design))
 
     def describe(self, spec: ModelSpec) -> str:
-        return str(cast(LMMSpec, spec).formula)
+        text = str(cast(LMMSpec, spec).formula)
+        for key, rhs in self._dpars(spec).items():
+            text += f"; {key} {rhs.strip()}"
+        return text
 
 
 @register_kind
@@ -113,5 +130,5 @@ class GLMMKind(RegressionKind):
     name = "glmm"
     spec_type = GLMMSpec
 
-    def _zi(self, spec: ModelSpec) -> str | None:
-        return cast(GLMMSpec, spec).zi
+    def _dpars(self, spec: ModelSpec) -> dict[str, str]:
+        return cast(GLMMSpec, spec).dpar_formulas()

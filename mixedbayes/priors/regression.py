@@ -12,9 +12,10 @@ from mixedbayes.priors.table import PriorRow, PriorTable, group_prior_rows
 
 if TYPE_CHECKING:
     from mixedbayes.design import Design
+    from mixedbayes.design.dpars import DparDesign
     from mixedbayes.design.groups import GroupFactor
 
-__all__ = ["default_regression_priors", "regression_positive_classes"]
+__all__ = ["default_regression_priors", "dpar_prior_rows", "regression_positive_classes"]
 
 
 def default_regression_priors(design: Design) -> PriorTable:
@@ -29,7 +30,9 @@ def default_regression_priors(design: Design) -> PriorTable:
     - ``sd`` of group term ``z``: half-Student-t(3, 0, s / sd(z)) (``sd(z)`` = 1 for the
       intercept).
     - ``cor``: LKJ(1), uniform over correlation matrices.
-    - family parameters (``sigma``): the family's default, e.g. half-Student-t(3, 0, sd(y)).
+    - family parameters (``sigma``): the family's default, e.g. half-Student-t(3, 0, sd(y));
+      a parameter with a formula (``zi``) gets its formula's rows, ``nlpar`` the parameter
+      (:func:`dpar_prior_rows`).
     """
     y = design.y
     loc, s, ytext = response_scale(design.family, y, design.link)
@@ -76,30 +79,65 @@ def default_regression_priors(design: Design) -> PriorTable:
     rows += group_prior_rows(
         design.groups, sd_prior, 1.0, "LKJ(1): uniform over correlation matrices"
     )
+    dpars = {d.name: d for d in design.dpars}
     for param in design.family.params:
-        prior, text = param.default_prior(y)
-        if not param.predictor:
+        dpar = dpars.get(param.name)
+        if dpar is None:
+            prior, text = param.default_prior(y)
             rows.append(PriorRow(param.name, "", "", "", prior, "default", text))
-            continue
-        for j, term in enumerate(design.zi_terms):
-            if term == "Intercept":
-                rows.append(PriorRow("Intercept", "", "", param.name, prior, "default", text))
-                continue
-            sx = sd_scale(design.zi_X[:, j]) if design.zi_X is not None else 1.0
-            rows.append(
-                PriorRow(
-                    "b",
-                    term,
-                    "",
-                    param.name,
-                    PriorDist("normal", (0.0, round_sig(2.5 / sx))),
-                    "default",
-                    f"Normal(0, 2.5/sd(x)) on logit({param.name}); sd({term})={sx:.4g}",
-                )
-            )
+        else:
+            rows += dpar_prior_rows(dpar, param.formula_intercept_prior(y))
     return PriorTable(tuple(rows))
 
 
+def dpar_prior_rows(dpar: DparDesign, intercept: tuple[PriorDist, str]) -> list[PriorRow]:
+    """The prior rows of a family parameter's formula, ``nlpar`` the parameter (``zi``).
+
+    On its link scale (``logit(zi)``), as brms's defaults for distributional parameters:
+
+    - ``Intercept``: the parameter's own (``zi``: Normal(-1, 1.5)); else Student-t(3, 0, 2.5);
+    - ``b`` for predictor ``x``: Normal(0, 2.5 / sd(x));
+    - ``sd`` of group term ``z``: half-Student-t(3, 0, 2.5 / sd(z)) (brms's
+      ``student_t(3, 0, 2.5)``, wider than the response's half-Student-t(3, 0, s): a
+      parameter's levels may differ by several units on a logit scale, ZIBR's ibd data by an
+      SD of 3.3);
+    - ``cor``: LKJ(1).
+    """
+    scale = f"{dpar.link.name}({dpar.name})"
+    prior, text = intercept
+    rows: list[PriorRow] = []
+    for j, term in enumerate(dpar.terms):
+        if term == "Intercept":
+            rows.append(PriorRow("Intercept", "", "", dpar.name, prior, "default", text))
+            continue
+        sx = sd_scale(dpar.X[:, j])
+        rows.append(
+            PriorRow(
+                "b",
+                term,
+                "",
+                dpar.name,
+                PriorDist("normal", (0.0, round_sig(2.5 / sx))),
+                "default",
+                f"Normal(0, 2.5/sd(x)) on {scale}; sd({term})={sx:.4g}",
+            )
+        )
+
+    def sd_prior(g: GroupFactor, k: int) -> tuple[PriorDist, str]:
+        term = g.terms[k]
+        sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
+        text = f"half-Student-t(3, 0, 2.5/sd(z)) on {scale}, as brms's"
+        text += "" if term == "Intercept" else f"; sd({term})={sz:.4g}"
+        return PriorDist("student_t", (3.0, 0.0, round_sig(2.5 / sz))), text
+
+    rows += group_prior_rows(
+        dpar.groups, sd_prior, 1.0, "LKJ(1): uniform over correlation matrices", dpar.name
+    )
+    return rows
+
+
 def regression_positive_classes(design: Design) -> tuple[str, ...]:
-    """The family's positive parameters (``sigma``, ``alpha``, ``phi``): positive classes."""
-    return tuple(p.name for p in design.family.params if p.positive and not p.predictor)
+    """The family's positive parameters (``sigma``, ``alpha``, ``phi``) without a formula:
+    positive classes."""
+    predicted = {d.name for d in design.dpars}
+    return tuple(p.name for p in design.family.params if p.positive and p.name not in predicted)

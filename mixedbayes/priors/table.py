@@ -98,18 +98,20 @@ def group_prior_rows(
     sd_prior: Callable[[GroupFactor, int], tuple[PriorDist, str]],
     cor_eta: float,
     cor_text: str,
+    nlpar: str = "",
 ) -> list[PriorRow]:
     """The ``sd`` rows of every grouping factor's terms (``sd_prior(factor, k)`` gives the
     prior and provenance of term ``k``) and a ``cor`` row (LKJ(``cor_eta``)) per correlated
-    factor: the group-level defaults every kind makes."""
+    factor: the group-level defaults every kind makes (``nlpar``: of the part they belong
+    to, e.g. ``zi`` for the group terms of a ``zi`` formula)."""
     rows: list[PriorRow] = []
     for g in groups:
         for k, term in enumerate(g.terms):
             prior, text = sd_prior(g, k)
-            rows.append(PriorRow("sd", term, g.name, "", prior, "default", text))
+            rows.append(PriorRow("sd", term, g.name, nlpar, prior, "default", text))
         if g.correlated:
             lkj = PriorDist("lkj", (cor_eta,))
-            rows.append(PriorRow("cor", "", g.name, "", lkj, "default", cor_text))
+            rows.append(PriorRow("cor", "", g.name, nlpar, lkj, "default", cor_text))
     return rows
 
 

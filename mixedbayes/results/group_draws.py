@@ -46,6 +46,8 @@ def included_groups(design: ModelDesign, level: Level) -> list[GroupFactor]:
             return []
         level = [level]
     names = [g.name for g in design.groups]
+    for dpar in getattr(design, "dpars", ()):  # factors only a distributional formula has
+        names += [g.name for g in dpar.groups if g.name not in names]
     require_known(
         level,
         names,
@@ -84,9 +86,9 @@ def check_new_groups(
 
 def group_covariance(posterior: xr.Dataset, g: GroupFactor) -> np.ndarray:
     """Each draw's covariance of the factor's effects, (chain, draw, k, k)."""
-    sd = posterior[Names.sd(g.name)].transpose("chain", "draw", g.term_dim).to_numpy()
+    sd = posterior[Names.sd(g.key)].transpose("chain", "draw", g.term_dim).to_numpy()
     k = sd.shape[-1]
-    name = Names.cor(g.name)
+    name = Names.cor(g.key)
     if name in posterior:
         cor = posterior[name].transpose("chain", "draw", ...).to_numpy()
     else:
@@ -126,7 +128,7 @@ def effect_draws(
     its label in ``labels``) gets one joint draw per posterior draw and level from the
     fitted distribution when ``new_groups="sample"``, else no effect (zeros).
     """
-    r = posterior[Names.r(g.name)].transpose("chain", "draw", g.dim, g.term_dim).to_numpy()
+    r = posterior[Names.r(g.key)].transpose("chain", "draw", g.dim, g.term_dim).to_numpy()
     known = index >= 0
     out = np.zeros((*r.shape[:2], index.size, r.shape[-1]))
     out[:, :, known, :] = r[:, :, index[known], :]

@@ -108,13 +108,14 @@ def heldout_log_density(
     from scipy.special import logsumexp
 
     nd = rows_of(design, newdata)
-    params = family_params(posterior, design, nd)
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=max(1, group_draws))
     parts = []
     for s in seeds:
         eta, _ = linear_predictor_draws(
             posterior, design, newdata, new_groups="sample", seed=int(s)
         )
+        # a distributional formula's effects of unseen levels are drawn too (zi ~ (1 | g))
+        params = family_params(posterior, design, nd, new_groups="sample", seed=int(s) + 1)
         mu = design.link.inverse_numpy(eta)
         logp = design.family.logp_reference(np.asarray(y, dtype=float), mu, params, nd.trials)
         parts.append(np.asarray(logp).reshape(-1, len(newdata)))

@@ -32,13 +32,15 @@ from mixedbayes.results.group_draws import (
 if TYPE_CHECKING:
     import xarray as xr
 
-    from mixedbayes.design import NewData
+    from mixedbayes.design import GroupFactor, NewData
     from mixedbayes.design.base import ModelDesign
 
 __all__ = [
     "Level",
     "NewGroups",
+    "family_params",
     "group_covariance",
+    "included_dpar_groups",
     "included_groups",
     "linear_predictor_draws",
     "predict_draws",
@@ -60,27 +62,60 @@ def rows_of(design: Design, newdata: pd.DataFrame | None) -> NewData:
         group_labels={},
         offset=design.offset,
         trials=design.trials,
-        zi_X=design.zi_X,
+        dpars={d.name: d.rows() for d in design.dpars},
     )
 
 
-def family_params(posterior: xr.Dataset, design: Design, nd: NewData) -> dict[str, np.ndarray]:
-    """Draws of the family's parameters, broadcastable to (chain, draw, rows)."""
-    from scipy.special import expit
+def family_params(
+    posterior: xr.Dataset,
+    design: Design,
+    nd: NewData,
+    *,
+    level: Level = None,
+    new_groups: NewGroups = "error",
+    seed: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Draws of the family's parameters, broadcastable to (chain, draw, rows).
 
+    A parameter with a distributional formula (``zi``) is evaluated per row, its group
+    effects included as ``level`` and ``new_groups`` say (as :func:`linear_predictor_draws`
+    does for the response's); a scalar parameter has shape (chain, draw, 1).
+    """
     out: dict[str, np.ndarray] = {}
+    dpars = {d.name: d for d in design.dpars}
+    rng = np.random.default_rng(seed)
     for p in design.family.params:
-        if p.predictor:
-            b = (
-                posterior[Names(p.name).b]
-                .transpose("chain", "draw", Names(p.name).term_dim)
-                .to_numpy()
-            )
-            assert nd.zi_X is not None
-            out[p.name] = expit(np.einsum("cdp,np->cdn", b, nd.zi_X))
-        else:
+        dpar = dpars.get(p.name)
+        if dpar is None:
             out[p.name] = posterior[p.name].transpose("chain", "draw").to_numpy()[..., None]
+            continue
+        rows = nd.dpars[p.name]
+        names = dpar.names
+        b = posterior[names.b].transpose("chain", "draw", names.term_dim).to_numpy()
+        eta = np.einsum("cdp,np->cdn", b, rows.X)
+        groups = included_dpar_groups(dpar.groups, level)
+        check_new_groups(new_groups, groups, rows.new_levels)
+        for g in groups:
+            r = effect_draws(
+                posterior,
+                g,
+                rows.group_index[g.name],
+                rows.group_labels.get(g.name, []),
+                new_groups,
+                rng,
+            )
+            eta = eta + np.einsum("cdnk,nk->cdn", r, rows.group_Z[g.name])
+        out[p.name] = dpar.link.inverse_numpy(eta)
     return out
+
+
+def included_dpar_groups(groups: tuple[GroupFactor, ...], level: Level) -> list[GroupFactor]:
+    """The factors of a distributional formula a prediction includes: those ``level`` names
+    (all for None, none for ``"population"``), as for the response's factors."""
+    if level is None:
+        return list(groups)
+    wanted = [level] if isinstance(level, str) else list(level)
+    return [g for g in groups if g.name in wanted]
 
 
 def linear_predictor_draws(
@@ -166,7 +201,9 @@ def predict_draws(
     else:
         nd = rows_of(design, newdata)
         mu = design.link.inverse_numpy(eta)
-        params = family_params(posterior, design, nd)
+        params = family_params(
+            posterior, design, nd, level=level, new_groups=new_groups, seed=int(noise_seed) + 1
+        )
         values = design.family.mean_numpy(mu, params, nd.trials)
         if kind == "response":
             rng_noise = np.random.default_rng(noise_seed)

@@ -11,13 +11,22 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mixedbayes.errors import SpecError
 from mixedbayes.spec.contrasts import ContrastSpec
 from mixedbayes.spec.validation import validation_problems
 
 __all__ = [
+    "DPAR_KEYS",
     "SPEC_KINDS",
     "FamilySpec",
     "GroupOptions",
@@ -264,6 +273,42 @@ class LMMSpec(ModelSpec):
         return checked_formula(value)
 
 
+#: The family parameters a ``glmm`` spec may give a distributional formula, each a top-level
+#: key (``zi: "~ trt + (1 | Subject)"``, as brms's ``zi ~ ...`` and glmmTMB's ``ziformula``).
+#: Which families take which is the families' business (a parameter with a
+#: :attr:`~mixedbayes.families.FamilyParam.link`); a new key (``sigma``, ``phi``, ``hu``) is
+#: its name here and a field of :class:`GLMMSpec`, validated, designed, compiled, predicted
+#: and summarised by the same code.
+DPAR_KEYS: tuple[str, ...] = ("zi",)
+
+
+def checked_dpar_formula(key: str, value: str, family: FamilySpec | None) -> str:
+    """``value`` if it is a valid right-hand side for the family parameter ``key`` of
+    ``family``; else ``ValueError`` naming the key, the fix, and the families that take it."""
+    from mixedbayes.families import FAMILIES, families_with_formula
+    from mixedbayes.spec.formula import formula_problems
+
+    text = value.strip()
+    if not text.startswith("~"):
+        raise ValueError(
+            f"the {key} formula is a right-hand side that starts with '~', e.g. "
+            f"'~ 1 + x + (1 | g)', not {value!r}"
+        )
+    problems = formula_problems(f"{key} {text}", key)
+    if problems:
+        raise ValueError(problems[0].message + " Fix: " + problems[0].hint)
+    if family is not None:
+        param = FAMILIES[family.name].param(key)
+        if param is None or not param.takes_formula:
+            accepting = families_with_formula(key)
+            raise ValueError(
+                f"the family {family.name!r} has no parameter {key!r} that takes a formula; "
+                f"families whose {key!r} does: {accepting}. Fix: choose one of them as the "
+                f"family, or remove {key}"
+            )
+    return value
+
+
 @register_kind
 class GLMMSpec(LMMSpec):
     """A generalised linear mixed model: an lme4 formula, any registered family and link.
@@ -276,15 +321,21 @@ class GLMMSpec(LMMSpec):
     family : FamilySpec
         Required: a GLMM has no default family (nor has :func:`mixedbayes.GLMM`).
     zi : str, optional
-        Zero-inflation formula of the zero-inflated families, fixed effects on the logit
-        scale of the structural-zero probability, e.g. ``"~ 1"`` (the default) or
-        ``"~ Trt"``.
+        The distributional formula of the zero-inflation probability of a zero-inflated
+        family (``zero_inflated_poisson``, ``zero_inflated_negbinomial``,
+        ``zero_inflated_beta``): a right-hand side on the logit scale of the probability of a
+        structural zero, fixed and group effects as in the main formula, e.g. ``"~ 1"`` (the
+        default), ``"~ Trt"`` or ``"~ Trt + (1 | Subject)"``. Its group effects have a
+        covariance of their own (``sd_Subject_zi``, ``r_Subject_zi``).
 
     Examples
     --------
     >>> spec = GLMMSpec(formula="count ~ zAge + (1 | patient)", family="poisson")
     >>> spec.family.link_name
     'log'
+    >>> GLMMSpec(formula="y ~ t + (1 | s)", family="zero_inflated_beta",
+    ...          zi="~ t + (1 | s)").dpar_formulas()
+    {'zi': '~ t + (1 | s)'}
     """
 
     kind: Literal["glmm"] = "glmm"  # type: ignore[assignment]
@@ -296,32 +347,14 @@ class GLMMSpec(LMMSpec):
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
 
-    @field_validator("zi")
+    @field_validator(*DPAR_KEYS)
     @classmethod
-    def _zi_parses(cls, value: str | None) -> str | None:
+    def _dpar_formula(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
-        from mixedbayes.spec.formula import formula_problems, split_formula
+        assert info.field_name is not None
+        return checked_dpar_formula(info.field_name, value, info.data.get("family"))
 
-        text = value.strip()
-        if not text.startswith("~"):
-            raise ValueError(f"the zi formula must start with '~', e.g. '~ 1 + x', not {value!r}")
-        problems = formula_problems("zi " + text, "zi")
-        if problems:
-            raise ValueError(problems[0].message + " Fix: " + problems[0].hint)
-        if split_formula("zi " + text).bars:
-            raise ValueError("the zi formula takes fixed effects only (no '(... | group)' terms)")
-        return value
-
-    @model_validator(mode="after")
-    def _zi_family(self) -> Self:
-        from mixedbayes.families import FAMILIES
-
-        if self.zi is not None and not any(p.predictor for p in FAMILIES[self.family.name].params):
-            zi_families = sorted(
-                n for n, f in FAMILIES.items() if any(p.predictor for p in f.params)
-            )
-            raise ValueError(
-                f"zi is only for zero-inflated families ({zi_families}), not {self.family.name!r}"
-            )
-        return self
+    def dpar_formulas(self) -> dict[str, str]:
+        """The distributional formulas given, by family parameter (``{"zi": "~ Trt"}``)."""
+        return {k: v for k in DPAR_KEYS if (v := getattr(self, k)) is not None}
