@@ -98,6 +98,15 @@ def _joint_template() -> dict[str, pd.DataFrame]:
     return {"longitudinal": long, "survival": surv}
 
 
+def _compositional_template() -> dict[str, pd.DataFrame]:
+    import mixedbayes as mb
+
+    sim = mb.simulate.compositional(
+        n_subjects=12, n_times=2, n_taxa=5, min_reads=500, max_reads=3000, seed=2021
+    )
+    return sim.data  # the counts are replaced in every replicate
+
+
 CASES: dict[str, Case] = {
     "lmm": Case(
         "lmm",
@@ -198,6 +207,28 @@ CASES: dict[str, Case] = {
         _joint_template,
         "simulated: 40 subjects (half treated), visits at 0..5, follow-up to 6 (event times "
         "drawn from the hazard, censored at 6; visits after an event kept)",
+        draws=500,
+        tune=500,
+        target_accept=0.9,
+    ),
+    "compositional": Case(
+        "compositional",
+        "Compositional: multinomial logistic-normal counts of 5 taxa, a group effect pooled "
+        "across taxa, subject random intercepts per taxon",
+        {
+            "kind": "compositional",
+            "formula": "~ group + (1 | subject)",
+            "parametrization": "noncentered",
+            "priors": [
+                {"class": "Intercept", "prior": "normal(0, 1)"},
+                {"class": "sd_b", "prior": "normal(0, 0.7)"},
+                {"class": "sd", "group": "subject", "prior": "normal(0, 0.5)"},
+                {"class": "sigma", "prior": "normal(0, 0.5)"},
+            ],
+        },
+        _compositional_template,
+        "simulated (mb.simulate.compositional): 12 subjects (two arms) × 2 samples, 5 taxa, "
+        "library sizes 500–3,000",
         draws=500,
         tune=500,
         target_accept=0.9,
@@ -335,7 +366,9 @@ def write_report(results: dict[str, tuple[Any, float]], args: argparse.Namespace
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="replicates per case (default 200)")
-    parser.add_argument("--cases", default="lmm,glmm,pk", help="comma-separated: lmm,glmm,pk,joint")
+    parser.add_argument(
+        "--cases", default="lmm,glmm,pk", help="comma-separated: lmm,glmm,pk,joint,compositional"
+    )
     parser.add_argument("--backend", default="dask", choices=("serial", "processes", "dask"))
     parser.add_argument("--workers", type=int, default=max(1, min(2, _cpus())))
     parser.add_argument("--address", default=None, help="scheduler of a running Dask cluster")

@@ -458,3 +458,40 @@ def test_correlated_group_terms_share_one_correlation_across_taxa(
     expected = np.outer(sd, sd) * np.array([[1.0, rho], [rho, 1.0]]) * (1 - 1 / J)
     np.testing.assert_allclose(np.cov(pairs.T), expected, rtol=0.06, atol=0.004)
     assert np.isfinite(cm.initial_logp())
+
+
+def test_low_rank_residual_covariance_of_the_latent_log_abundances(sim: Any) -> None:
+    """``factors: 2``: a sample's latent log-abundances vary around their mean with
+    covariance ``Λ Λᵀ + diag(σ²)``, ``Λ`` lower-triangular with a positive diagonal; only
+    the multinomial model has latent log-abundances to correlate."""
+    import pymc as pm
+
+    spec = {**sim.spec, "formula": "~ group + (1 | subject)", "factors": 2}
+    spec["parametrization"] = "noncentered"  # every effect through a z_ fixed below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cm = mb.compile(spec, sim.data)
+    model = cm.model
+    J = len(cm.design.taxa)
+    assert model.named_vars_to_dims["loadings"] == ("taxon", "factor")
+    assert model.named_vars_to_dims["factor_scores"] == ("sample_id", "factor")
+    assert np.isfinite(cm.initial_logp())
+    rng = np.random.default_rng(3)
+    below = rng.normal(size=2 * J - 3)
+    sigma = rng.uniform(0.2, 0.6, size=J)
+    fixed: dict[str, Any] = {
+        v.name: np.zeros(model.initial_point()[v.name].shape)
+        for v in model.free_RVs
+        if v.name.startswith("z_")
+    }
+    fixed |= {"loadings_diag": np.array([1.2, 0.7]), "loadings_below": below, "sigma": sigma}
+    intervened = pm.do(model, fixed)
+    loadings, eta = pm.draw([intervened["loadings"], intervened["eta"]], draws=4000, random_seed=5)
+    L = loadings[0]
+    assert L[0, 1] == 0.0 and L[0, 0] == 1.2 and L[1, 1] == 0.7
+    expected = L @ L.T + np.diag(sigma**2)
+    d = np.diag(expected)
+    se = np.sqrt((np.outer(d, d) + expected**2) / len(eta))  # of a Gaussian sample covariance
+    assert np.all(np.abs(np.cov(eta[:, 0, :].T) - expected) < 4.5 * se)
+    with pytest.raises(SpecError, match="factors"):
+        mb.compile({**spec, "likelihood": "dirichlet_multinomial"}, sim.data)

@@ -152,6 +152,34 @@ def _zero_sum(name: str, scale: Any, batch: tuple[str, ...], H: Any, centred: bo
     return scale[..., None] * pt.dot(z, H.T)
 
 
+def _residual_factors(design: CompositionalDesign, ctx: BuildContext) -> Any:
+    """``F Λᵀ`` (samples × taxa): per-sample factor scores ``F ~ Normal(0, 1)``
+    (``factor_scores``, samples × factor) and loadings ``Λ`` (``loadings``, taxa × factor),
+    ``Normal(0, 1)`` below the diagonal, half-Normal(0, 1) on it and zero above it (the
+    lower-triangular constraint that fixes the factors' rotation and signs)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    K, J = design.spec.factors, len(design.taxa)
+    if K >= J:
+        raise SpecError(
+            f"factors: {K} needs fewer factors than taxa ({J}).",
+            where="factors",
+            hint="use a few factors (1–3).",
+        )
+    ctx.add_coords({"factor": list(range(K))})
+    rows, cols = np.tril_indices(J, k=-1, m=K)
+    with ctx.active():
+        diag = pm.HalfNormal("loadings_diag", 1.0, dims="factor")
+        below = pm.Normal("loadings_below", 0.0, 1.0, shape=len(rows))
+        scores = pm.Normal("factor_scores", 0.0, 1.0, dims=(SAMPLE_DIM, "factor"))
+    loadings = pt.zeros((J, K))
+    loadings = pt.set_subtensor(loadings[np.arange(K), np.arange(K)], diag)
+    loadings = pt.set_subtensor(loadings[rows, cols], below)
+    loadings = ctx.deterministic("loadings", loadings, dims=(TAXON_DIM, "factor"))
+    return pt.dot(scores, loadings.T)
+
+
 def _likelihood(
     design: CompositionalDesign, priors: PriorTable, ctx: BuildContext, lam: Any
 ) -> Any:
@@ -178,5 +206,7 @@ def _likelihood(
         return pm.DirichletMultinomial("counts", n=n, a=alpha, observed=counts, dims=dims)
     rows = [priors.get("sigma", t) for t in design.taxa]
     sigma = vector_prior(ctx, "sigma", rows, TAXON_DIM, positive=True)
+    if design.spec.factors:
+        lam = lam + _residual_factors(design, ctx)
     latent = data_centred_normal(LATENT, lam, pt.as_tensor(sigma)[None, :], counts, n, dims)
     return pm.Multinomial("counts", n=n, p=softmax(latent, axis=1), observed=counts, dims=dims)

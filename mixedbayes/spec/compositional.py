@@ -56,6 +56,11 @@ class CompositionalSpec(ModelSpec):
         (``mixedbayes.compositional.TRANSFORMS``); the model's own effects are CLR.
     reference : str, optional
         The ALR reference taxon (default: the most prevalent).
+    factors : int
+        ``multinomial`` only: a low-rank residual covariance across taxa, ``Λ Λᵀ + diag(σ²)``
+        with ``factors`` columns of loadings ``Λ`` (taxa × factors; lower-triangular with a
+        positive diagonal, so the factors are identified) and per-sample factor scores
+        (default 0: a diagonal residual).
     zeros : {"model", "pseudocount", "multiplicative"}
         ``model`` (default for counts) leaves zeros to the count likelihood; the others
         replace them (needed by ``logratio_normal``).
@@ -80,6 +85,7 @@ class CompositionalSpec(ModelSpec):
     zeros: str = "model"
     zero_value: float | None = Field(default=None, gt=0)
     pooling: Literal["taxa", "none"] = "taxa"
+    factors: int = Field(default=0, ge=0)
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
 
@@ -149,6 +155,11 @@ class CompositionalSpec(ModelSpec):
             raise ValueError(
                 "logratio_normal takes log-ratios, which need zeros replaced: set zeros to "
                 "'pseudocount' or 'multiplicative' (or use a count likelihood)"
+            )
+        if self.factors and self.likelihood != "multinomial":
+            raise ValueError(
+                "factors adds a low-rank residual covariance to the multinomial model's latent "
+                f"log-abundances; {self.likelihood} has none: set likelihood: multinomial"
             )
         if self.reference is not None and self.transform != "alr":
             raise ValueError("reference is the ALR reference taxon: set transform: alr")
