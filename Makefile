@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 # Compiled sampler programs (jax.export) and XLA executables (JAX's persistent cache).
 export MIXEDBAYES_CACHE_DIR ?= $(CURDIR)/.cache/mixedbayes
 
-.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint validate validate-joint
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional fit-dietswap validate validate-joint
 
 venv: $(STAMP)
 
@@ -73,6 +73,15 @@ bench-policy: $(STAMP)
 # The joint model at pbc2 size against rstanarm's stan_jm (recorded as not run without R).
 bench-joint: $(STAMP)
 	$(PY) benchmarks/joint.py
+
+# The compositional model at dietswap size against per-taxon statsmodels MixedLM (fido and
+# MaAsLin2 recorded as not run without R); mixedbayes fits capped at 25 min in all.
+bench-compositional: $(STAMP)
+	$(PY) benchmarks/compositional.py
+
+# dietswap end to end (read from ../shared/refdata): fit, taxa_effects.csv, report.html in out/dietswap.
+fit-dietswap: $(STAMP)
+	$(PY) benchmarks/dietswap.py --out out/dietswap
 
 lock: $(JAX_STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^mixedbayes' \

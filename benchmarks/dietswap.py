@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fit: {wall:.0f} s ({fit.timings})")
     effects = fit.taxa_effects()
     effects.to_csv(out / "taxa_effects.csv", index=False)
-    print(effects[effects["coefficient"] == SWAP].head(15).to_string())
+    swap = effects[effects["coefficient"] == SWAP].drop(columns="scale")
+    print(swap.head(15).to_string(index=False))
     path = fit.report(out / "report.html")
     print(f"report: {path} ({time.perf_counter() - t0 - wall:.0f} s)")
     return 0
