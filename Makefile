@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 # Compiled sampler programs (jax.export) and XLA executables (JAX's persistent cache).
 export MIXEDBAYES_CACHE_DIR ?= $(CURDIR)/.cache/mixedbayes
 
-.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional fit-dietswap validate validate-joint
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional fit-dietswap validate validate-joint validate-compositional
 
 venv: $(STAMP)
 
@@ -98,3 +98,7 @@ validate: $(STAMP)
 # SBC of a Weibull joint model (200 replicates): benchmarks/results/sbc_joint.md.
 validate-joint: $(STAMP)
 	$(PY) benchmarks/validate.py --cases joint --out benchmarks/results/sbc_joint.md
+
+# SBC of a compositional model (100 replicates): benchmarks/results/sbc_compositional.md.
+validate-compositional: $(STAMP)
+	$(PY) benchmarks/validate.py --cases compositional --n 100 --out benchmarks/results/sbc_compositional.md

@@ -373,6 +373,31 @@ def test_rhat_gate_names_label_switching(biexp_model: mb.CompiledModel) -> None:
     assert shifted.status == "fail" and "abel switching" not in shifted.message + shifted.remedy
 
 
+def test_only_exchangeable_cells_are_called_switched() -> None:
+    """Chain means swapped between cells of unrelated variables (a compositional model's
+    ``z_subject`` and ``z_b_slope``) are not label switching; within one variable, or the
+    same coordinate of two phases' variables, they are."""
+    from mixedbayes.diagnostics.switching import exchangeable, switched_pairs
+
+    parts = ("lrc1", "lrc2")
+    assert exchangeable("b_lrc1[Intercept]", "b_lrc2[Intercept]", parts)
+    assert not exchangeable("b_lrc1[Intercept]", "sd_Subject[lrc2]", parts)
+    assert exchangeable("mu[1]", "mu[2]")
+    assert not exchangeable("z_subject[P1, Intercept, 3]", "z_b_slope[time, 5]")
+    assert not exchangeable("z_subject", "z_b_slope")
+    assert not exchangeable("eta[S1, t1]", "z_b_slope[time, 5]")
+    rng = np.random.default_rng(1)
+    noise = 0.01 * rng.normal(size=(2, 100))
+    a = np.array([0.0, 1.0])[:, None] + noise
+    b = np.array([1.0, 0.0])[:, None] + noise
+    post = xr.Dataset({"z_subject": (("chain", "draw"), a), "z_b_slope": (("chain", "draw"), b)})
+    rhat = xr.Dataset({"z_subject": 3.0, "z_b_slope": 3.0})
+    assert switched_pairs(rhat, post, ["z_subject", "z_b_slope"], 1.01) == []
+    post = xr.Dataset({"mu": (("chain", "draw", "k"), np.stack([a, b], axis=-1))})
+    rhat = xr.Dataset({"mu": ("k", [3.0, 3.0])})
+    assert switched_pairs(rhat, post, ["mu"], 1.01) == [("mu[0]", "mu[1]")]
+
+
 def test_init_names_what_was_integrated_out(sleepstudy: pd.DataFrame) -> None:
     """A marginalised LMM samples neither r_Subject (integrated out) nor b (the centred
     Intercept and b_slope): the error says so and lists what can be set."""

@@ -253,7 +253,7 @@ def _rhat_gate(
             + (f", or {advice}" if advice else ", or reparametrize the model")
             + "."
         )
-        pairs = switched_pairs(rhat, draws, names, rhat_max)
+        pairs = switched_pairs(rhat, draws, names, rhat_max, _parts(design))
         if pairs:
             finding, remedy = switching_remedy(pairs, _parts(design))
             message = f"{message} {finding}"

@@ -19,7 +19,7 @@ from mixedbayes.diagnostics.gate_helpers import _by_sample_dims, _cell_label, _c
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["SWITCH_RATIO", "switched_pairs", "switching_remedy"]
+__all__ = ["SWITCH_RATIO", "exchangeable", "switched_pairs", "switching_remedy"]
 
 #: A pair is switched when sorting each chain's means leaves at most this fraction of the
 #: between-chain spread of the unsorted means.
@@ -61,8 +61,29 @@ def _switched(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(spread > 0 and sorted_spread <= SWITCH_RATIO * spread)
 
 
+def exchangeable(a: str, b: str, parts: Sequence[str] = ()) -> bool:
+    """Whether cells ``a`` and ``b`` (labels ``name[coords]``) could swap: cells of one
+    variable, or the same coordinate of one class of variable in two of the model's named
+    ``parts`` (``b_lrc1[Intercept]`` and ``b_lrc2[Intercept]``: the parameters of two phases).
+    Cells of unrelated variables (``z_subject[...]`` and ``z_b_slope[...]``, ``eta[...]``)
+    never are."""
+    from mixedbayes.naming import parse
+
+    name_a, _, coords_a = a.partition("[")
+    name_b, _, coords_b = b.partition("[")
+    if name_a == name_b:
+        return True
+    pa, pb = parse(name_a, tuple(parts)), parse(name_b, tuple(parts))
+    same_class = (pa.class_, pa.group) == (pb.class_, pb.group)
+    return same_class and bool(pa.part) and bool(pb.part) and coords_a == coords_b
+
+
 def switched_pairs(
-    rhat: xr.Dataset, draws: xr.Dataset, names: Sequence[str], threshold: float
+    rhat: xr.Dataset,
+    draws: xr.Dataset,
+    names: Sequence[str],
+    threshold: float,
+    parts: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """Pairs of parameters (labels such as ``b_lrc1[Intercept]``) whose chain means are
     swapped between chains, among those with R-hat above ``threshold``.
@@ -77,6 +98,9 @@ def switched_pairs(
         Variables to look at.
     threshold : float
         Only cells with a larger R-hat are compared.
+    parts : sequence of str
+        The model's named parts (nonlinear parameters): cells of one variable class in two
+        parts may swap (see :func:`exchangeable`).
 
     Returns
     -------
@@ -86,7 +110,7 @@ def switched_pairs(
     out = []
     for i, (label_a, a) in enumerate(cells):
         for label_b, b in cells[i + 1 :]:
-            if _switched(a, b):
+            if exchangeable(label_a, label_b, parts) and _switched(a, b):
                 out.append((label_a, label_b))
     return out
 
