@@ -324,6 +324,16 @@ def test_expected_proportions_for_new_samples(fit: mb.Fit, sim: Any) -> None:
     np.testing.assert_allclose(p.loc["new"], pop.loc["known"], rtol=1e-12)
     assert not np.allclose(p.loc["known"], pop.loc["known"])
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # new_groups="sample": the new subject's effects drawn per draw and taxon; its expected
+    # composition averages over subjects, so it differs from the population one, is
+    # reproducible by seed, and the known subject keeps its own effects
+    drawn = fit.expected_proportions(new, new_groups="sample", seed=1)
+    np.testing.assert_allclose(
+        drawn, fit.expected_proportions(new, new_groups="sample", seed=1), rtol=0
+    )
+    np.testing.assert_allclose(drawn.loc["known"], p.loc["known"], rtol=1e-12)
+    assert not np.allclose(drawn.loc["new"], p.loc["new"], rtol=1e-3)
+    np.testing.assert_allclose(drawn.sum(axis=1), 1.0)
 
 
 @pytest.mark.slow

@@ -17,7 +17,13 @@ import pandas as pd
 from mixedbayes.compositional import get_transform, softmax
 from mixedbayes.errors import SpecError, require_known
 from mixedbayes.naming import Names
-from mixedbayes.results.group_draws import Level, NewGroups, check_new_groups, included_groups
+from mixedbayes.results.group_draws import (
+    Level,
+    NewGroups,
+    _group_covariance_chol,
+    check_new_groups,
+    included_groups,
+)
 
 if TYPE_CHECKING:
     from mixedbayes.design.compositional import CompositionalDesign
@@ -132,6 +138,7 @@ def expected_proportions(
     *,
     level: Level = None,
     new_groups: NewGroups = "error",
+    seed: int | None = None,
 ) -> pd.DataFrame:
     """The posterior mean of each sample's expected composition (samples × taxa), the
     softmax of its log-abundances (fixed and group effects; no residual).
@@ -144,20 +151,19 @@ def expected_proportions(
         with the formula's columns; its index names the rows.
     level : None, "population", str or list of str
         Grouping factors whose effects are included (None: all).
-    new_groups : {"error", "population"}
-        Levels the model has not seen: a ``DataError`` naming them, or no effect.
+    new_groups : {"error", "sample", "population"}
+        Levels the model has not seen: a ``DataError`` naming them; effects drawn from the
+        fitted group-level distribution (per posterior draw, level and taxon, zero-sum across
+        taxa); or no effect.
+    seed : int, optional
+        Seed of the draws for new levels.
     """
     from mixedbayes.spec.compositional import RESPONSE
 
     design: CompositionalDesign = fit.design  # type: ignore[assignment]
     check_new_groups(new_groups)
-    if new_groups == "sample":
-        raise SpecError(
-            "new_groups='sample' is not available for compositional fits.",
-            where="new_groups",
-            hint="use 'error' or 'population' (unseen levels get no effect).",
-        )
     groups = included_groups(design.samples, level)
+    labels: dict[str, list[str]] = {}
     if newdata is None:
         X, index = design.samples.X, pd.Index(design.obs_index, name="sample")
         rows = {g.name: (g.index, g.Z) for g in groups}
@@ -166,13 +172,19 @@ def expected_proportions(
         check_new_groups(new_groups, groups, nd.new_levels)
         X, index = nd.X, pd.Index(newdata.index, name="sample")
         rows = {g.name: (nd.group_index[g.name], nd.group_Z[g.name]) for g in groups}
+        if new_groups == "sample":
+            labels = {g.name: list(nd.group_labels.get(g.name, [])) for g in groups}
     post = fit.idata["posterior"]
     b = np.asarray(post["b"].transpose("chain", "draw", "term", "taxon").to_numpy(), float)
     b = b.reshape(-1, *b.shape[2:])
-    effects = {}
+    effects, chols = {}, {}
     for g in groups:
         r = np.asarray(post[Names.r(g.name)].to_numpy(), dtype=float)
         effects[g.name] = r.reshape(-1, *r.shape[2:])  # draws first
+        if labels and (rows[g.name][0] < 0).any():
+            chol = _group_covariance_chol(post.to_dataset(), g)
+            chols[g.name] = chol.reshape(-1, *chol.shape[2:])
+    rng = np.random.default_rng(seed)
     n, J = X.shape[0], len(design.taxa)
     total = np.zeros((n, J))
     step = max(1, CHUNK_VALUES // max(n * J, 1))
@@ -181,9 +193,27 @@ def expected_proportions(
         lam = np.einsum("np,spj->snj", X, b[part])
         for g in groups:
             idx, Z = rows[g.name]
-            known = idx >= 0  # unseen levels (new_groups="population"): no effect
+            known = idx >= 0  # unseen levels: drawn (new_groups="sample") or no effect
             r = np.zeros((lam.shape[0], n, Z.shape[1], J))
             r[:, known] = effects[g.name][part][:, idx[known]]
+            if g.name in chols:
+                unseen = np.flatnonzero(~known)
+                names = [labels[g.name][int(i)] for i in unseen]
+                _, inverse = np.unique(names, return_inverse=True)
+                r[:, unseen] = _new_level_effects(
+                    chols[g.name][part], int(inverse.max()) + 1, J, rng
+                )[:, inverse]
             lam = lam + np.einsum("nk,snkj->snj", Z, r)
         total += softmax(lam, axis=-1).sum(axis=0)
     return pd.DataFrame(total / b.shape[0], index=index, columns=design.taxa)
+
+
+def _new_level_effects(
+    chol: np.ndarray, n_levels: int, n_taxa: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Effects of unseen levels, (draws, levels, terms, taxa): per draw, level and taxon a
+    term vector with covariance ``chol cholᵀ``, centred across taxa (zero-sum, as the
+    model's)."""
+    z = rng.standard_normal((chol.shape[0], n_levels, chol.shape[-1], n_taxa))
+    x = np.einsum("skl,sulj->sukj", chol, z)
+    return np.asarray(x - x.mean(axis=-1, keepdims=True))

@@ -426,15 +426,15 @@ class Fit:
         *,
         level: Level = None,
         new_groups: NewGroups = "error",
+        seed: int | None = None,
     ) -> pd.DataFrame:
         """Compositional fits: each sample's expected composition (posterior mean of the
         softmax of its log-abundances), samples × taxa; for ``newdata`` (sample metadata)
-        too. ``level`` and ``new_groups`` as in :meth:`predict` (``new_groups``: "error" or
-        "population")."""
+        too. ``level``, ``new_groups`` and ``seed`` as in :meth:`predict`."""
         from mixedbayes.results.compositional import expected_proportions
 
         self.kind.require("taxa", "expected_proportions")
-        return expected_proportions(self, newdata, level=level, new_groups=new_groups)
+        return expected_proportions(self, newdata, level=level, new_groups=new_groups, seed=seed)
 
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group: one replicated response per
