@@ -11,6 +11,8 @@ from mixedbayes.priors.distributions import PriorDist
 from mixedbayes.priors.table import PriorRow, PriorTable, group_prior_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from mixedbayes.design import Design
     from mixedbayes.design.dpars import DparDesign
     from mixedbayes.design.groups import GroupFactor
@@ -53,28 +55,8 @@ def default_regression_priors(design: Design) -> PriorTable:
                 f"Student-t(3, loc, 2.5·s) on centred predictors; {ytext}{where}",
             )
         )
-    for j, term in enumerate(design.fixed_terms):
-        if term == "Intercept":
-            continue
-        sx = sd_scale(design.X[:, j])
-        rows.append(
-            PriorRow(
-                "b",
-                term,
-                "",
-                "",
-                PriorDist("normal", (0.0, round_sig(2.5 * s / sx))),
-                "default",
-                f"Normal(0, 2.5·s/sd(x)); {ytext}, sd({term})={sx:.4g}",
-            )
-        )
-
-    def sd_prior(g: GroupFactor, k: int) -> tuple[PriorDist, str]:
-        term = g.terms[k]
-        sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
-        text = f"half-Student-t(3, 0, s/sd(z)); {ytext}"
-        text += "" if term == "Intercept" else f", sd({term})={sz:.4g}"
-        return PriorDist("student_t", (3.0, 0.0, round_sig(s / sz))), text
+    rows += _slope_rows(design.fixed_terms, design.X, 2.5 * s, "", f"2.5·s/sd(x)); {ytext}")
+    sd_prior = _sd_prior(s, f"s/sd(z)); {ytext}")
 
     rows += group_prior_rows(
         design.groups, sd_prior, 1.0, "LKJ(1): uniform over correlation matrices"
@@ -106,29 +88,10 @@ def dpar_prior_rows(dpar: DparDesign, intercept: tuple[PriorDist, str]) -> list[
     scale = f"{dpar.link.name}({dpar.name})"
     prior, text = intercept
     rows: list[PriorRow] = []
-    for j, term in enumerate(dpar.terms):
-        if term == "Intercept":
-            rows.append(PriorRow("Intercept", "", "", dpar.name, prior, "default", text))
-            continue
-        sx = sd_scale(dpar.X[:, j])
-        rows.append(
-            PriorRow(
-                "b",
-                term,
-                "",
-                dpar.name,
-                PriorDist("normal", (0.0, round_sig(2.5 / sx))),
-                "default",
-                f"Normal(0, 2.5/sd(x)) on {scale}; sd({term})={sx:.4g}",
-            )
-        )
-
-    def sd_prior(g: GroupFactor, k: int) -> tuple[PriorDist, str]:
-        term = g.terms[k]
-        sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
-        text = f"half-Student-t(3, 0, 2.5/sd(z)) on {scale}, as brms's"
-        text += "" if term == "Intercept" else f"; sd({term})={sz:.4g}"
-        return PriorDist("student_t", (3.0, 0.0, round_sig(2.5 / sz))), text
+    if "Intercept" in dpar.terms:
+        rows.append(PriorRow("Intercept", "", "", dpar.name, prior, "default", text))
+    rows += _slope_rows(dpar.terms, dpar.X, 2.5, dpar.name, f"2.5/sd(x)) on {scale}")
+    sd_prior = _sd_prior(2.5, f"2.5/sd(z)) on {scale}, as brms's")
 
     rows += group_prior_rows(
         dpar.groups, sd_prior, 1.0, "LKJ(1): uniform over correlation matrices", dpar.name
@@ -141,3 +104,33 @@ def regression_positive_classes(design: Design) -> tuple[str, ...]:
     positive classes."""
     predicted = {d.name for d in design.dpars}
     return tuple(p.name for p in design.family.params if p.positive and p.name not in predicted)
+
+
+def _slope_rows(
+    terms: Sequence[str], X: np.ndarray, numerator: float, nlpar: str, what: str
+) -> list[PriorRow]:
+    """``b`` rows Normal(0, ``numerator``/sd(x)) of every term but the intercept (``what``:
+    the provenance after "Normal(0, ")."""
+    rows = []
+    for j, term in enumerate(terms):
+        if term == "Intercept":
+            continue
+        sx = sd_scale(X[:, j])
+        prior = PriorDist("normal", (0.0, round_sig(numerator / sx)))
+        text = f"Normal(0, {what}; sd({term})={sx:.4g}"
+        rows.append(PriorRow("b", term, "", nlpar, prior, "default", text))
+    return rows
+
+
+def _sd_prior(numerator: float, what: str) -> Callable[[GroupFactor, int], tuple[PriorDist, str]]:
+    """The ``sd`` prior of group term ``k``: half-Student-t(3, 0, ``numerator``/sd(z))
+    (``what``: the provenance after "half-Student-t(3, 0, ")."""
+
+    def sd_prior(g: GroupFactor, k: int) -> tuple[PriorDist, str]:
+        term = g.terms[k]
+        sz = 1.0 if term == "Intercept" else sd_scale(g.Z[:, k])
+        text = f"half-Student-t(3, 0, {what}"
+        text += "" if term == "Intercept" else f"; sd({term})={sz:.4g}"
+        return PriorDist("student_t", (3.0, 0.0, round_sig(numerator / sz))), text
+
+    return sd_prior
