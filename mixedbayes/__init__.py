@@ -10,6 +10,7 @@ from mixedbayes.design import DataWarning, Design
 from mixedbayes.diagnostics import ConvergenceWarning, compare
 from mixedbayes.errors import DataError, MixedBayesError, SpecError
 from mixedbayes.results import Fit
+from mixedbayes.results.multiple import MultipleFit
 from mixedbayes.spec import (
     GLMM,
     LMM,
@@ -23,6 +24,8 @@ from mixedbayes.spec import (
 )
 from mixedbayes.workflows import kfold as _kfold  # noqa: F401  (registers fit.kfold)
 from mixedbayes.workflows import update as _update  # noqa: F401  (registers fit.update)
+from mixedbayes.workflows.impute import impute
+from mixedbayes.workflows.multiple import fit_multiple
 from mixedbayes.workflows.naive import compare_naive
 from mixedbayes.workflows.sbc import SBCResult, sbc
 
@@ -40,6 +43,7 @@ __all__ = [
     "LMMSpec",
     "MixedBayesError",
     "ModelSpec",
+    "MultipleFit",
     "SBCResult",
     "SpecError",
     "__version__",
@@ -50,7 +54,9 @@ __all__ = [
     "datasets",
     "design",
     "fit",
+    "fit_multiple",
     "get_priors",
+    "impute",
     "load",
     "load_data",
     "load_spec",

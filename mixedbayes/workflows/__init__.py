@@ -2,6 +2,9 @@
 
 - :mod:`mixedbayes.workflows.naive`: the pooled fit beside the mixed one
   (``mb.compare_naive``).
+- :mod:`mixedbayes.workflows.impute` and :mod:`mixedbayes.workflows.multiple`: multiple
+  imputation (``mb.impute``: M completed data sets; ``mb.fit_multiple``: one fit per set
+  through :mod:`mixedbayes.batch`, pooled by :class:`mixedbayes.MultipleFit`).
 - :mod:`mixedbayes.workflows.sbc`: simulation-based calibration of a model and sampler
   (``mb.sbc``).
 
