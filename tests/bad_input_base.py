@@ -83,6 +83,7 @@ class Case:
     id: str
     op: str  # spec | design | priors | compile | load_data | new_data | fit_no_data | load
     # | fit_method (a method of a cheap fit) | fit (mb.fit; the sampler is never reached)
+    # | impute | fit_multiple (bad_input_mi_cases.py)
     spec: Any
     error: type[MixedBayesError]
     names: tuple[str, ...]

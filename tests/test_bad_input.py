@@ -21,6 +21,7 @@ import pytest
 from bad_input_base import LMM, PK, Case, long_data, theoph
 from bad_input_data_cases import DATA_CASES
 from bad_input_fit_cases import FIT_CASES
+from bad_input_mi_cases import MI_CASES
 from bad_input_spec_cases import SPEC_CASES
 from conftest import frame_hash
 from hypothesis import HealthCheck, given, settings
@@ -83,12 +84,17 @@ def _run(case: Case) -> None:
     elif case.op == "fit":
         with mock.patch("mixedbayes.api.get_sampler", return_value=_NoSampler()):
             mb.fit(case.spec, case.data, **case.extra)
+    elif case.op == "impute":
+        mb.impute(case.data, case.extra["source"], **case.extra.get("kwargs", {}))
+    elif case.op == "fit_multiple":
+        with mock.patch("mixedbayes.api.get_sampler", return_value=_NoSampler()):
+            mb.fit_multiple(case.spec, case.extra["datasets"], **case.extra.get("kwargs", {}))
     else:  # pragma: no cover
         raise AssertionError(case.op)
 
 
 #: The matrix: every row of the three themes (spec, data, fit) in one list.
-CASES: list[Case] = [*SPEC_CASES, *DATA_CASES, *FIT_CASES]
+CASES: list[Case] = [*SPEC_CASES, *DATA_CASES, *FIT_CASES, *MI_CASES]
 
 
 def _params() -> list[Any]:

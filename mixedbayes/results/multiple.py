@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mixedbayes.naming import parse
 from mixedbayes.results.rubin import rubin_rules
 from mixedbayes.results.summary import check_prob, summarise, summary_variables
 
@@ -153,18 +152,14 @@ class MultipleFit:
     @property
     def df_complete(self) -> float:
         """Default complete-data degrees of freedom of :meth:`pooled`: rows used minus the
-        number of population-level coefficients (``b``, ``b_<part>``), as for a linear
-        model; ``inf`` when the design does not say how many rows it used."""
-        fit = self.fits[0]
-        n = getattr(fit.design, "n", None)
+        number of population-level coefficients (the rows of class ``b`` or ``b_<part>``
+        of the summary), as for a linear model; ``inf`` when the design does not say how
+        many rows it used."""
+        n = getattr(self.fits[0].design, "n", None)
         if n is None:
             return float("inf")
-        post = fit.posterior
-        k = 0
-        for name in post.data_vars:
-            cls = parse(str(name)).class_
-            if cls == "b" or cls.startswith("b_"):
-                k += int(np.prod([post.sizes[d] for d in post[name].dims[2:]], dtype=int))
+        classes = self._summary(0, 0.95, False)["class"].astype(str)
+        k = int(sum(c == "b" or c.startswith("b_") for c in classes))
         return float(n - k) if n > k else float("inf")
 
     def _summary(self, i: int, prob: float, include_group_levels: bool) -> pd.DataFrame:

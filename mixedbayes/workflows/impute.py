@@ -36,18 +36,23 @@ IMPUTED_GROUP = "imputed"
 
 def _check_m(m: int, *, where: str = "m") -> None:
     if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 2:
+        said = f"m = {m!r}" if where == "m" else f"{m!r} completed data set(s) given"
         raise SpecError(
-            f"multiple imputation needs at least 2 completed data sets, not {m!r} ({where}).",
+            f"{said}: multiple imputation needs at least 2 completed data sets.",
             where=where,
             hint="use m >= 2 (20 or more is usual; the FMI says whether more are needed).",
         )
+
+
+def _label(value: Any) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _first_differences(a: pd.Index, b: pd.Index, limit: int = 5) -> str:
     """The first positions where two row indexes differ, as text."""
     n = min(len(a), len(b))
     diffs = [i for i in range(n) if a[i] != b[i]][:limit]
-    parts = [f"position {i}: {b[i]!r} instead of {a[i]!r}" for i in diffs]
+    parts = [f"position {i}: row {_label(b[i])} instead of {_label(a[i])}" for i in diffs]
     if len(a) != len(b):
         parts.append(f"{len(b)} rows instead of {len(a)}")
     return "; ".join(parts)
@@ -69,6 +74,7 @@ def check_completed(
     what: str = "completed data set",
     observed: bool = True,
     first: int = 1,
+    reference: str = "the data's",
 ) -> None:
     """Raise :class:`~mixedbayes.DataError` naming every way a completed set departs from ``data``.
 
@@ -84,6 +90,8 @@ def check_completed(
         Also check that the cells observed in ``data`` are unchanged.
     first : int
         The number of the first set in messages.
+    reference : str
+        How ``data`` is called in messages.
     """
     problems: list[Problem] = []
     for i, frame in enumerate(completed, first):
@@ -102,11 +110,11 @@ def check_completed(
         extra = [c for c in cols if c not in ref_cols]
         if absent or extra:
             bits = ([f"lacks columns {absent}"] if absent else []) + (
-                [f"has columns the data lack {extra}"] if extra else []
+                [f"has extra columns {extra}"] if extra else []
             )
             problems.append(
                 Problem(
-                    f"its columns differ from the data's: it {' and '.join(bits)}.",
+                    f"its columns differ from {reference}: it {' and '.join(bits)}.",
                     where,
                     "give every completed set the data's columns (the same names).",
                 )
@@ -115,7 +123,7 @@ def check_completed(
         if not frame.index.equals(data.index):
             problems.append(
                 Problem(
-                    "its rows differ from the data's (row labels, at "
+                    f"its rows differ from {reference} (row labels, at "
                     + _first_differences(data.index, frame.index)
                     + ").",
                     where,
@@ -135,7 +143,7 @@ def check_completed(
                 problems.append(
                     Problem(
                         f"changes observed values of column {str(col)!r} in rows "
-                        f"{format_rows(rows, 5)} ({len(rows)} cells).",
+                        f"{format_rows(rows, 5)} ({len(rows)} cell(s)).",
                         where,
                         "a completed set may only fill the missing cells; check that it "
                         "was made from this data, in this row order.",

@@ -95,7 +95,7 @@ def _check_missing(spec: ModelSpec, sets: list[pd.DataFrame]) -> PriorTable:
             problems.append(
                 Problem(
                     f"column {d.column!r} still has missing values ({d.reason}) in rows "
-                    f"{format_rows(list(d.rows), 5)}: the fit would drop {d.count} rows.",
+                    f"{format_rows(list(d.rows), 5)}: the fit would drop {d.count} row(s).",
                     f"completed data set {i}",
                     "complete every cell the model uses (mb.impute fills them), or give "
                     "the spec a missing: entry.",
@@ -209,7 +209,7 @@ def fit_multiple(
             hint="pass pandas DataFrames (e.g. pd.read_csv of each completed set).",
         )
     # every set against the first (numbered from 2)
-    check_completed(sets[0], sets[1:], observed=False, first=2)
+    check_completed(sets[0], sets[1:], observed=False, first=2, reference="completed data set 1's")
     model_spec = load_spec(spec)
     priors = fit_kwargs.pop("priors", None)
     table = _check_missing(model_spec, sets)
