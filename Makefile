@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 # Compiled sampler programs (jax.export) and XLA executables (JAX's persistent cache).
 export MIXEDBAYES_CACHE_DIR ?= $(CURDIR)/.cache/mixedbayes
 
-.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional fit-dietswap validate validate-joint validate-compositional
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional bench-mi fit-dietswap validate validate-joint validate-compositional
 
 venv: $(STAMP)
 
@@ -78,6 +78,11 @@ bench-joint: $(STAMP)
 # MaAsLin2 recorded as not run without R); mixedbayes fits capped at 25 min in all.
 bench-compositional: $(STAMP)
 	$(PY) benchmarks/compositional.py
+
+# Multiple imputation: M = 20 LMM fits through the Dask batch (LocalCluster, 2 workers) vs
+# serially; brms brm_multiple recorded as skipped without R (benchmarks/results/multiple_imputation.md).
+bench-mi: $(STAMP)
+	$(PY) benchmarks/multiple_imputation.py
 
 # dietswap end to end (read from ../shared/refdata): fit, taxa_effects.csv, report.html in out/dietswap.
 fit-dietswap: $(STAMP)

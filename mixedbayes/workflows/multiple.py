@@ -67,8 +67,7 @@ def _fit_one(job: _Job, task: dict[str, Any]) -> dict[str, Any]:
             chains=job.chains,
             seed=task["seed"],
             priors=job.priors,
-            check=False,
-            **job.fit_kwargs,
+            **{"check": False, **job.fit_kwargs},
         )
     return {"idata": fit.idata, "timings": dict(fit.timings)}
 
