@@ -26,6 +26,7 @@ from mixedbayes.kinds import (
 )
 from mixedbayes.priors import PriorTable
 from mixedbayes.results import Fit, load_fit
+from mixedbayes.results.imputation import add_imputed
 from mixedbayes.spec import ModelSpec, load_spec
 
 __all__ = [
@@ -281,6 +282,7 @@ def fit(
     )
     t2 = time.perf_counter()
     idata = compiled.complete(result.idata, used_seed)
+    idata = add_imputed(idata, d, used_seed)
     n_values = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"] * d.n
     if log_likelihood or (log_likelihood is None and n_values <= LOG_LIKELIHOOD_MAX_VALUES):
         idata = add_log_likelihood(idata, compiled.model, model_spec, d)

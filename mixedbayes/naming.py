@@ -100,6 +100,12 @@ class Names:
         """Dim of the part's rows: ``observation`` | ``observation_<part>``."""
         return self._suffix(OBS_DIM)
 
+    @property
+    def observed_dim(self) -> str:
+        """Dim of the rows of the part whose value is observed, when some are imputed (an
+        imputation submodel's likelihood): ``observed`` | ``observed_<part>``."""
+        return self._suffix("observed")
+
     def param(self, name: str) -> str:
         """A family or error-model parameter: ``sigma`` | ``sigma_<part>``."""
         return self._suffix(name)
@@ -173,6 +179,23 @@ class Names:
         """The data container of a prior's argument: ``prior_<variable>_<parameter>``."""
         safe = re.sub(r"\W+", "_", variable).strip("_")
         return f"prior_{safe}_{parameter}"
+
+    @staticmethod
+    def imputed_dim(column: str) -> str:
+        """Dim of a column's imputed cells: ``<column>_row`` (coordinate: the data's row
+        labels)."""
+        return f"{column}_row"
+
+    @staticmethod
+    def missing_var(column: str) -> str:
+        """The parameters of a continuous covariate's missing cells: ``<column>_missing``."""
+        return f"{column}_missing"
+
+    @staticmethod
+    def prob_var(column: str) -> str:
+        """Posterior class probabilities of a discrete covariate's missing cells:
+        ``<column>_prob``."""
+        return f"{column}_prob"
 
     @staticmethod
     def level_dim(group: str) -> str:

@@ -515,4 +515,31 @@ SPEC_CASES: list[Case] = [
         ("family", "poisson", "kind: lmm"),
         where="family",
     ),
+    # ---------------------------------------------------------------- missing: (imputation)
+    Case(
+        "missing-formula-wrong-left-side",
+        "spec",
+        {"formula": "y ~ x + Days", "missing": {"covariates": {"x": {"formula": "Days ~ 1"}}}},
+        SpecError,
+        ("'x'", "'Days'", "left side"),
+        where="missing",
+    ),
+    Case(
+        "missing-submodel-family-not-allowed",
+        "spec",
+        {
+            "formula": "y ~ x + Days",
+            "missing": {"covariates": {"x": {"formula": "x ~ Days", "family": "poisson"}}},
+        },
+        SpecError,
+        ("poisson", "gaussian", "bernoulli"),
+        where="missing.covariates.x.family",
+    ),
+    Case(
+        "missing-on-nonlinear-kind",
+        "spec",
+        {**PK, "missing": {"response": "impute"}},
+        SpecError,
+        ("not supported", "'nonlinear'", "lmm"),
+    ),
 ]

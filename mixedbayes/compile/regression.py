@@ -11,7 +11,13 @@ names users see):
 - the group-effect core's ``sd_<group>``, ``cor_<group>``, ``r_<group>``;
 - the family's parameters (``sigma``), or, for a parameter with a distributional formula
   (``zi``), ``b_zi`` (dim ``zi_term``) and its own group effects (``sd_<g>_zi``,
-  ``r_<g>_zi``); the observed response under its column name.
+  ``r_<g>_zi``); the observed response under its column name;
+- per covariate imputed in the model (the spec's ``missing:``,
+  :mod:`mixedbayes.design.imputation`): its submodel as a part named after the column
+  (``b_chl``, ``sigma_chl``, ``sd_<g>_chl``; the observed cells its likelihood ``chl``, dim
+  ``observed_chl``), each missing cell a parameter (``chl_missing``, dim ``chl_row``: the
+  data's row labels) with the submodel as its prior, and the response's ``X`` completed in
+  the graph (:func:`completed_X`: ``X + (x − fill) · D`` at those rows).
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
 __all__ = [
+    "add_covariate_submodels",
     "add_regression",
     "build_regression",
+    "completed_X",
     "dpar_predictor",
     "fixed_effects",
     "linear_predictor",
     "regression_coords",
+    "regression_mean",
     "response_var_name",
 ]
 
@@ -97,15 +106,21 @@ def linear_predictor(
     ctx: BuildContext,
     nlpar: str = "",
     hierarchical: bool = True,
+    imputed: dict[str, Any] | None = None,
 ) -> Any:
     """Fixed plus group effects of ``design``'s rows, added to ``ctx.model``.
 
     ``hierarchical=False`` keeps every centred block on ``r_<group>`` (no ``beta_<group>``).
+    ``imputed``: by imputed covariate, its missing cells' values (a tensor); the columns of
+    ``X`` that depend on it are rebuilt from them
+    (:func:`completed_X`).
     """
     import pytensor.tensor as pt
 
     names = ctx.names
     intercept, b_slope, X_data = fixed_effects(design, priors, ctx, nlpar)
+    if imputed and X_data is not None:
+        X_data = completed_X(design, ctx, X_data, imputed)
     eta: Any = pt.zeros(design.n)
     if b_slope is not None:
         eta = eta + pt.dot(X_data, b_slope)
@@ -302,10 +317,35 @@ def add_regression(
     ``ctx.model`` under ``ctx.names``; return the observed variable.
 
     ``hierarchical=False`` turns hierarchical centring off (see :func:`linear_predictor`).
+    A design whose spec imputes covariates (``design.imputation``) first gets each
+    covariate's submodel and missing cells (:func:`add_covariate_submodels`).
     """
+    imputed: dict[str, Any] = {}
+    if design.imputation is not None and design.imputation.covariates:
+        imputed = add_covariate_submodels(design, priors, ctx)
+    mu, params, trials = regression_mean(design, priors, ctx, hierarchical, "", imputed)
+    names = ctx.names
+    y = ctx.data(names.data("y_obs"), np.asarray(design.y), dims=names.obs_dim)
+    name = response_var_name(design)
+    return design.family.likelihood(ctx.model, name, mu, params, y, names.obs_dim, trials=trials)
+
+
+def regression_mean(
+    design: Design,
+    priors: PriorTable,
+    ctx: BuildContext,
+    hierarchical: bool = True,
+    nlpar: str = "",
+    imputed: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any], Any]:
+    """The mean of every row of ``design``, the family's parameters and the trials (data or
+    None) of a regression part under ``ctx.names`` (priors of ``nlpar``), added to
+    ``ctx.model``: everything of :func:`add_regression` but the likelihood."""
     names = ctx.names
     ctx.add_coords(regression_coords(design, names))
-    eta = linear_predictor(design, priors, ctx, hierarchical=hierarchical)
+    eta = linear_predictor(
+        design, priors, ctx, nlpar=nlpar, hierarchical=hierarchical, imputed=imputed
+    )
     if design.offset is not None and np.any(design.offset != 0):
         eta = eta + ctx.data(names.data("offset"), design.offset, dims=names.obs_dim)
     mu = design.link.inverse(eta)
@@ -315,16 +355,14 @@ def add_regression(
         if p.name in dpars:
             params[p.name] = dpar_predictor(dpars[p.name], priors, ctx)
         else:
-            row = priors.get(p.name)
+            row = priors.get(p.name, "", "", nlpar)
             params[p.name] = scalar_prior(ctx, names.param(p.name), row, positive=p.positive)
     trials = None
     if design.trials is not None:
         trials = ctx.data(
             names.data("trials"), np.asarray(design.trials, dtype="int64"), dims=names.obs_dim
         )
-    y = ctx.data(names.data("y_obs"), np.asarray(design.y), dims=names.obs_dim)
-    name = response_var_name(design)
-    return design.family.likelihood(ctx.model, name, mu, params, y, names.obs_dim, trials=trials)
+    return mu, params, trials
 
 
 def build_regression(design: Design, priors: PriorTable, hierarchical: bool = True) -> Any:
@@ -335,3 +373,57 @@ def build_regression(design: Design, priors: PriorTable, hierarchical: bool = Tr
     ctx = BuildContext(new_model(regression_coords(design)))
     add_regression(design, priors, ctx, hierarchical)
     return ctx.model
+
+
+# ------------------------------------------------------------------ imputation (missing:)
+def add_covariate_submodels(
+    design: Design, priors: PriorTable, ctx: BuildContext
+) -> dict[str, Any]:
+    """Add every imputed covariate's submodel, its likelihood and its missing cells to
+    ``ctx.model``; return the missing cells' variables by column."""
+    plan = design.imputation
+    assert plan is not None
+    out: dict[str, Any] = {}
+    for cov in plan.covariates:
+        column = cov.column
+        names = Names(column)
+        sub = cov.sub
+        mu, params, _ = regression_mean(sub, priors, ctx.scoped(column), nlpar=column)
+        ctx.add_coords(
+            {
+                names.observed_dim: list(sub.obs_index[cov.sub_observed]),
+                Names.imputed_dim(column): list(cov.labels),
+            }
+        )
+        observed = ctx.data(
+            names.data("y_obs"), np.asarray(sub.y)[cov.sub_observed], dims=names.observed_dim
+        )
+        sub.family.likelihood(
+            ctx.model, column, mu[cov.sub_observed], params, observed, names.observed_dim
+        )
+        if len(cov.rows):
+            dist = sub.family.dist(mu[cov.sub_missing], params)
+            out[column] = ctx.register(
+                dist, Names.missing_var(column), dims=Names.imputed_dim(column)
+            )
+    return out
+
+
+def completed_X(design: Design, ctx: BuildContext, X_data: Any, imputed: dict[str, Any]) -> Any:
+    """The centred slope columns ``X_data`` (observation × slope) with the rows of every
+    imputed covariate's missing cells rebuilt from their values: ``+ (x − fill) · D``."""
+    import pytensor.tensor as pt
+
+    plan = design.imputation
+    assert plan is not None
+    slope_cols = [j for j, t in enumerate(design.fixed_terms) if t != "Intercept"]
+    X = X_data
+    for cov in plan.covariates:
+        x = imputed.get(cov.column)
+        D = cov.D[:, slope_cols]
+        if x is None or not np.any(D):
+            continue
+        D_data = ctx.data(ctx.names.data("D", cov.column), D)
+        fill = ctx.data(ctx.names.data("fill", cov.column), np.asarray(cov.fill))
+        X = pt.inc_subtensor(X[cov.rows], (x - fill)[:, None] * D_data)
+    return X

@@ -24,6 +24,7 @@ __all__ = [
     "DataReport",
     "DataWarning",
     "Dropped",
+    "Imputed",
     "clean_data",
     "keep_category_order",
     "named_tables",
@@ -50,22 +51,55 @@ class Dropped:
 
 
 @dataclass(frozen=True)
+class Imputed:
+    """Cells of one column imputed (the spec's ``missing:``), and how.
+
+    Attributes
+    ----------
+    column : str
+    rows : tuple
+        The row labels of the imputed cells.
+    how : str
+        ``"submodel chl ~ age (gaussian), sampled in the model"``, ``"posterior
+        predictive"``, ...
+    """
+
+    column: str
+    rows: tuple[object, ...]
+    how: str
+
+    @property
+    def count(self) -> int:
+        """How many cells."""
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
 class DataReport:
-    """What happened to the data on the way into the model."""
+    """What happened to the data on the way into the model.
+
+    ``rows_used`` are the rows of the likelihood; ``rows_predicted`` rows with a missing
+    response kept aside and imputed from the posterior predictive (``missing: {response:
+    impute}``); ``imputed`` lists every imputed column with its cells and how.
+    """
 
     rows_in: int
     rows_used: int
     dropped: tuple[Dropped, ...] = field(default_factory=tuple)
+    imputed: tuple[Imputed, ...] = field(default_factory=tuple)
+    rows_predicted: int = 0
 
     @property
     def rows_dropped(self) -> int:
         """Rows left out, for any reason."""
-        return self.rows_in - self.rows_used
+        return self.rows_in - self.rows_used - self.rows_predicted
 
     def __str__(self) -> str:
         lines = [f"{self.rows_used} of {self.rows_in} rows used"]
         for d in self.dropped:
             lines.append(f"  {d.count} dropped: {d.reason} in '{d.column}'")
+        for i in self.imputed:
+            lines.append(f"  {i.count} imputed in '{i.column}': {i.how}")
         return "\n".join(lines)
 
 

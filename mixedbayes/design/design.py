@@ -12,7 +12,6 @@ import pandas as pd
 from mixedbayes.design.contrasts import FactorCoding, code_factors
 from mixedbayes.design.data import (
     DataReport,
-    clean_data,
     grouping_problems,
     missing_column_problems,
     mixed_type_problems,
@@ -34,6 +33,12 @@ from mixedbayes.design.formulae import (
 )
 from mixedbayes.design.glm import auxiliary_variables, trials_array, working_response
 from mixedbayes.design.groups import GroupFactor, factor_problems, frozen
+from mixedbayes.design.imputation import (
+    ImputationPlan,
+    attach_imputation,
+    clean_with_missing,
+    imputation_variables,
+)
 from mixedbayes.design.matrices import (
     DENSE_GROUP_CELLS,
     NewData,
@@ -91,6 +96,10 @@ class Design:
         (``~ 1`` by default), any other parameter given a formula in the spec.
     coding : FactorCoding
         What the spec's ``contrasts`` did to the formula and the factor columns.
+    imputation : ImputationPlan, optional
+        What the spec's ``missing:`` imputes (:mod:`mixedbayes.design.imputation`): the
+        covariates sampled in the model (their missing cells hold the observed mean in ``X``
+        and ``data``) and the rows with a missing response, kept out of the likelihood.
     """
 
     spec: ModelSpec
@@ -111,6 +120,7 @@ class Design:
     trials: np.ndarray | None = None
     dpars: tuple[DparDesign, ...] = ()
     coding: FactorCoding = field(default_factory=FactorCoding)
+    imputation: ImputationPlan | None = None
 
     @property
     def n(self) -> int:
@@ -340,15 +350,19 @@ def make_regression_design(
         more_covariates, more_groups = dpar_variables(key, text, parts.response)
         covariates |= more_covariates
         groups |= more_groups
-    DataError.collect(missing_column_problems(response | covariates | groups, data))
+    more_covariates, more_groups = imputation_variables(spec, parts.response, covariates)
+    roles = {c: "missing.covariates names the" for c in more_covariates - covariates - groups}
+    covariates |= more_covariates - groups
+    groups |= more_groups
+    DataError.collect(missing_column_problems(response | covariates | groups, data, roles))
     problems: list[Problem] = []
     for col in sorted(response):
         problems += numeric_problems(data, col)
     problems += mixed_type_problems(data, sorted(covariates | groups))
     problems += grouping_problems(data, sorted(groups))
     DataError.collect(problems)
-    frame, report = clean_data(
-        data, response=sorted(response), covariates=sorted(covariates), groups=sorted(groups)
+    frame, report, missing = clean_with_missing(
+        spec, data, response=sorted(response), covariates=sorted(covariates), groups=sorted(groups)
     )
     frame, coding = code_factors(spec.contrasts, frame, covariates=covariates, groups=groups)
     formula = coding.rewrite(formula)
@@ -445,7 +459,7 @@ def make_regression_design(
         x_means[names.index("Intercept")] = 0.0
     else:
         x_means[:] = 0.0
-    return Design(
+    design = Design(
         spec=spec,
         family=family,
         link=link,
@@ -465,3 +479,5 @@ def make_regression_design(
         dpars=dpar_designs,
         coding=coding,
     )
+    imputed: Design = attach_imputation(design, missing, make_regression_design)
+    return imputed

@@ -61,22 +61,28 @@ class RegressionKind(Kind):
 
     def family_variables(self, design: ModelDesign) -> list[str]:
         """The family's scalar parameters (``phi``), then per distributional formula its
-        fixed effects (``b_zi``) and group-level SDs and correlations (``sd_Subject_zi``)."""
+        fixed effects (``b_zi``) and group-level SDs and correlations (``sd_Subject_zi``),
+        then per imputed covariate its submodel's (``b_chl``, ``sd_id_chl``, ``sigma_chl``)."""
         d = cast("Design", design)
         predicted = {dp.name for dp in d.dpars}
         names = [Names().param(p.name) for p in d.family.params if p.name not in predicted]
         for dp in d.dpars:
             names.append(Names(dp.name).b)
-            for g in dp.groups:
-                names.append(Names.sd(g.key))
-                if g.correlated:
-                    names.append(Names.cor(g.key))
+            names += _group_variables(dp.groups)
+        for cov in () if d.imputation is None else d.imputation.covariates:
+            part = Names(cov.column)
+            names.append(part.b)
+            names += _group_variables(cov.sub.groups)
+            names += [part.param(p.name) for p in cov.sub.family.params]
         return names
 
     def summary_variables(self, design: ModelDesign, include_group_levels: bool) -> list[str]:
         names = super().summary_variables(design, include_group_levels)
         if include_group_levels:
-            names += [Names.r(g.key) for dp in cast("Design", design).dpars for g in dp.groups]
+            d = cast("Design", design)
+            names += [Names.r(g.key) for dp in d.dpars for g in dp.groups]
+            subs = () if d.imputation is None else d.imputation.covariates
+            names += [Names.r(g.key) for cov in subs for g in cov.sub.groups]
         return names
 
     def response_columns(self, design: ModelDesign) -> list[str]:
@@ -92,6 +98,16 @@ class RegressionKind(Kind):
         for key, rhs in self._dpars(spec).items():
             text += f"; {key} {rhs.strip()}"
         return text
+
+
+def _group_variables(groups: Any) -> list[str]:
+    """``sd_<key>`` (and ``cor_<key>``) of a part's own grouping factors."""
+    names = []
+    for g in groups:
+        names.append(Names.sd(g.key))
+        if g.correlated:
+            names.append(Names.cor(g.key))
+    return names
 
 
 @register_kind
@@ -112,6 +128,11 @@ class LMMKind(RegressionKind):
         d = cast("Design", design)
         if not marginalize:
             return "not integrated out: marginalize=False"
+        if d.imputation is not None and d.imputation.covariates:
+            return (
+                "not integrated out: covariates imputed in the model (their sampled values "
+                "enter X, so the marginal statistics are not constant)"
+            )
         why_not = marginal_applies(d)
         if why_not:
             return f"not integrated out: {why_not}"

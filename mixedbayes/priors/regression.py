@@ -17,7 +17,12 @@ if TYPE_CHECKING:
     from mixedbayes.design.dpars import DparDesign
     from mixedbayes.design.groups import GroupFactor
 
-__all__ = ["default_regression_priors", "dpar_prior_rows", "regression_positive_classes"]
+__all__ = [
+    "default_regression_priors",
+    "dpar_prior_rows",
+    "imputation_prior_rows",
+    "regression_positive_classes",
+]
 
 
 def default_regression_priors(design: Design) -> PriorTable:
@@ -69,7 +74,24 @@ def default_regression_priors(design: Design) -> PriorTable:
             rows.append(PriorRow(param.name, "", "", "", prior, "default", text))
         else:
             rows += dpar_prior_rows(dpar, param.formula_intercept_prior(y))
+    rows += imputation_prior_rows(design)
     return PriorTable(tuple(rows))
+
+
+def imputation_prior_rows(design: Design) -> list[PriorRow]:
+    """The prior rows of each imputed covariate's submodel (``missing.covariates``): the
+    same rules as a response's, scaled from the covariate's observed values, ``nlpar`` the
+    covariate (``b`` of ``chl ~ age`` is class ``b``, coef ``age``, nlpar ``chl``)."""
+    import dataclasses
+
+    plan = design.imputation
+    rows: list[PriorRow] = []
+    for cov in () if plan is None else plan.covariates:
+        sub = cov.sub
+        observed = dataclasses.replace(sub, y=sub.y[cov.sub_observed])
+        for row in default_regression_priors(observed).rows:
+            rows.append(dataclasses.replace(row, nlpar=cov.column))
+    return rows
 
 
 def dpar_prior_rows(dpar: DparDesign, intercept: tuple[PriorDist, str]) -> list[PriorRow]:

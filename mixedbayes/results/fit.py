@@ -436,6 +436,14 @@ class Fit:
         self.kind.require("taxa", "expected_proportions")
         return expected_proportions(self, newdata, level=level, new_groups=new_groups, seed=seed)
 
+    def imputed(self, prob: float = 0.9) -> pd.DataFrame:
+        """The values imputed by sampling (the spec's ``missing:``): one row per imputed
+        cell with ``column``, ``row`` (the data's label), ``mean``, ``sd``, ``lower``,
+        ``upper`` (central ``prob`` interval); the draws are in ``fit.idata["imputed"]``."""
+        from mixedbayes.results.imputation import imputed_table
+
+        return imputed_table(self.idata, prob)
+
     def sample_posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Add (and return) the ``posterior_predictive`` group: one replicated response per
         draw at the fitted rows, simulated with NumPy from the family (as
@@ -522,6 +530,8 @@ class Fit:
             f"{d.report.rows_used} rows"
             + (f" ({d.report.rows_dropped} dropped)" if d.report.rows_dropped else ""),
         ]
+        imputed = getattr(d.report, "imputed", ())
+        lines += [f"  imputed: {i.count} of '{i.column}' ({i.how})" for i in imputed]
         lines += [f"  {name}: {value}" for name, value in self.kind.report_items(self.spec)]
         integrated = integrated_out(post.attrs)
         for g in d.groups:

@@ -149,6 +149,8 @@ def linear_predictor_draws(
     names = Names()
     b = posterior[names.b].transpose("chain", "draw", names.term_dim).to_numpy()
     eta = np.einsum("cdp,np->cdn", b, nd.X)
+    if newdata is None:
+        eta = eta + imputed_shift(posterior, design, b)
     if nd.offset is not None:
         eta = eta + nd.offset
     check_new_groups(new_groups, groups, nd.new_levels)
@@ -159,6 +161,23 @@ def linear_predictor_draws(
         )
         eta = eta + np.einsum("cdnk,nk->cdn", r, nd.group_Z[g.name])
     return eta, nd.index
+
+
+def imputed_shift(posterior: xr.Dataset, design: Design, b: np.ndarray) -> np.ndarray | float:
+    """What the imputed covariates' sampled values add to the fitted rows' linear predictor
+    (their cells hold the observed mean in ``design.X``): ``(x − fill) · (D @ b)`` at the
+    rows of the missing cells, shape (chain, draw, rows); 0 without imputed covariates."""
+    plan = design.imputation
+    if plan is None or not plan.covariates:
+        return 0.0
+    shift = np.zeros((*b.shape[:2], design.n))
+    for cov in plan.covariates:
+        name = Names.missing_var(cov.column)
+        if name not in posterior or not len(cov.rows):
+            continue
+        x = posterior[name].transpose("chain", "draw", ...).to_numpy()
+        shift[:, :, cov.rows] += (x - cov.fill) * np.einsum("cdp,kp->cdk", b, cov.D)
+    return shift
 
 
 def predict_draws(

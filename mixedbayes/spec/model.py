@@ -23,6 +23,7 @@ from pydantic import (
 
 from mixedbayes.errors import SpecError
 from mixedbayes.spec.contrasts import ContrastSpec
+from mixedbayes.spec.missing import MissingSpec
 from mixedbayes.spec.validation import validation_problems
 
 __all__ = [
@@ -190,6 +191,11 @@ class ModelSpec(_Strict):
         Where the data live: ``"dataset:sleepstudy"`` for a bundled set, or a CSV path
         (relative paths are relative to the spec file); for a kind fitted to several tables,
         one such source per table (``{counts: counts.csv, samples: samples.csv}``).
+    missing : MissingSpec, optional
+        Imputation by sampling inside the model (``{response: impute, covariates: {chl:
+        {formula: "chl ~ age"}}, otherwise: drop}``; see :class:`MissingSpec`); kinds whose
+        class sets ``takes_missing`` accept it (``lmm``, ``glmm``), the others say it is not
+        supported yet.
     """
 
     kind: str
@@ -202,8 +208,11 @@ class ModelSpec(_Strict):
     sampler: SamplerSpec = SamplerSpec()
     contrasts: dict[str, ContrastSpec] = Field(default_factory=dict)
     data: str | dict[str, str] | None = None
+    missing: MissingSpec | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
+    #: Whether the kind imputes by sampling (``missing:``); the others refuse the key.
+    takes_missing: ClassVar[bool] = False
 
     @model_validator(mode="after")
     def _family_allowed(self) -> Self:
@@ -211,6 +220,17 @@ class ModelSpec(_Strict):
             raise ValueError(
                 f"kind {self.kind!r} takes the families {list(self.allowed_families)}, "
                 f"not {self.family.name!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _missing_supported(self) -> Self:
+        if self.missing is not None and not self.takes_missing:
+            raise ValueError(
+                f"missing: (imputation by sampling inside the model) is not supported for "
+                f"kind {self.kind!r} yet; the kinds lmm and glmm take it. Fix: remove missing: "
+                "(rows with missing values are then dropped, counted and reported), or impute "
+                "first (multiple imputation, then fit each completed data set)"
             )
         return self
 
@@ -266,6 +286,7 @@ class LMMSpec(ModelSpec):
     formula: str
 
     allowed_families: ClassVar[tuple[str, ...] | None] = ("gaussian",)
+    takes_missing: ClassVar[bool] = True
 
     @field_validator("formula")
     @classmethod

@@ -130,6 +130,17 @@ class DataSection(Section):
             )
         else:
             blocks.append(Paragraph("No row was dropped."))
+        imputed = getattr(report, "imputed", ())
+        if imputed:
+            blocks.append(
+                Table(
+                    ("column", "cells", "how", "row labels"),
+                    tuple((i.column, str(i.count), i.how, _rows_text(i.rows)) for i in imputed),
+                    caption="Cells imputed (missing: in the spec); fit.imputed() has their "
+                    "values with intervals.",
+                    numeric=(False, True, False, False),
+                )
+            )
         if design.groups:
             integrated = integrated_out(ctx.fit.idata["posterior"].attrs)
             frame = pd.DataFrame(
