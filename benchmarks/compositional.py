@@ -67,10 +67,16 @@ SIMULATED = {
 # --------------------------------------------------------------------------- data sets
 
 
-def dataset(name: str, likelihood: str, draws: int, tune: int, chains: int) -> dict[str, Any]:
-    """Data, mixedbayes spec, per-taxon formula and level order, and truth (or None)."""
+def dataset(name: str, variant: str, draws: int, tune: int, chains: int) -> dict[str, Any]:
+    """Data, mixedbayes spec, per-taxon formula and level order, and truth (or None).
+
+    ``variant`` is a likelihood, optionally with the taxon pooling after a slash
+    (``multinomial/horseshoe``; default ``taxa``)."""
+    likelihood, _, pooling = variant.partition("/")
+    pooling = pooling or "taxa"
     if name == "dietswap":
-        spec = dietswap_spec(likelihood, draws=draws, tune=tune, chains=chains)
+        spec = {**dietswap_spec(likelihood, draws=draws, tune=tune, chains=chains)}
+        spec["pooling"] = pooling
         return {
             "data": load_dietswap(),
             "spec": spec,
@@ -85,6 +91,7 @@ def dataset(name: str, likelihood: str, draws: int, tune: int, chains: int) -> d
         **sim.spec,
         "name": "simulated",
         "likelihood": likelihood,
+        "pooling": pooling,
         "taxa": {"min_prevalence": 0.1},
         "sampler": {"draws": draws, "tune": tune, "chains": chains, "seed": 2015},
     }
@@ -236,7 +243,8 @@ def run_mixedbayes(
     name: str, likelihood: str, draws: int, tune: int, chains: int, timeout: float, tmp: Path
 ) -> dict[str, Any]:
     """:func:`child` in a fresh process on empty compile caches, killed after ``timeout``."""
-    cache = tmp / f"cache-{name}-{likelihood}"
+    tag = likelihood.replace("/", "-")
+    cache = tmp / f"cache-{name}-{tag}"
     env = dict(os.environ)
     env.update(
         PYTENSOR_FLAGS=f"base_compiledir={cache / 'pytensor'}",
@@ -244,7 +252,7 @@ def run_mixedbayes(
         MIXEDBAYES_CACHE_DIR=str(cache / "mixedbayes"),
         JAX_COMPILATION_CACHE_DIR=str(cache / "jax"),
     )
-    out = tmp / f"effects-{name}-{likelihood}.csv"
+    out = tmp / f"effects-{name}-{tag}.csv"
     args = [name, likelihood, str(draws), str(tune), str(chains), str(out)]
     t0 = time.perf_counter()
     try:

@@ -42,12 +42,15 @@ if TYPE_CHECKING:
     from mixedbayes.design.groups import GroupFactor
     from mixedbayes.priors.table import PriorRow, PriorTable
 
-__all__ = ["BASIS_DIM", "LATENT", "add_compositional"]
+__all__ = ["BASIS_DIM", "HS_GLOBAL", "HS_LOCAL", "HS_SLAB", "LATENT", "add_compositional"]
 
 #: The zero-sum basis dimension of the standardised effects (taxa − 1).
 BASIS_DIM = "taxon_basis"
 #: The multinomial likelihood's latent log-abundances (samples × taxa).
 LATENT = "eta"
+#: ``pooling: horseshoe``: the global scale per coefficient, the slab's variance per
+#: coefficient and the local scales (coefficient × taxon).
+HS_GLOBAL, HS_SLAB, HS_LOCAL = "tau_b", "slab_b", "lambda_b"
 
 
 def _normal_scale(row: PriorRow) -> float:
@@ -90,12 +93,15 @@ def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: Buil
             cols = [terms.index(t) for t in slopes]
             x_means = design.samples.X[:, cols].mean(axis=0)
             X = ctx.data(names.data("X"), design.samples.X[:, cols] - x_means)
-            if design.spec.pooling == "taxa":
-                rows = [priors.get("sd_b", t) for t in slopes]
-                sd_b = vector_prior(ctx, "sd_b", rows, names.slope_dim, positive=True)
+            if design.spec.pooling == "horseshoe":
+                b_slope = _horseshoe(names, slopes, priors, ctx, centred)
             else:
-                sd_b = pt.as_tensor([_normal_scale(priors.get("b", t)) for t in slopes])
-            b_slope = _zero_sum(names.b_slope, sd_b, (names.slope_dim,), H, centred)
+                if design.spec.pooling == "taxa":
+                    rows = [priors.get("sd_b", t) for t in slopes]
+                    sd_b = vector_prior(ctx, "sd_b", rows, names.slope_dim, positive=True)
+                else:
+                    sd_b = pt.as_tensor([_normal_scale(priors.get("b", t)) for t in slopes])
+                b_slope = _zero_sum(names.b_slope, sd_b, (names.slope_dim,), H, centred)
             lam = lam + pt.dot(X, b_slope)
             b0 = b0 - pt.dot(pt.as_tensor(x_means), b_slope)
             b_rows = [b_slope]
@@ -150,6 +156,40 @@ def _zero_sum(name: str, scale: Any, batch: tuple[str, ...], H: Any, centred: bo
         return pm.ZeroSumNormal(name, sigma=scale[..., None], dims=(*batch, TAXON_DIM))
     z = pm.Normal(Names.z(name.removeprefix("r_")), 0.0, 1.0, dims=(*batch, BASIS_DIM))
     return scale[..., None] * pt.dot(z, H.T)
+
+
+def _horseshoe(
+    names: Names, slopes: list[str], priors: PriorTable, ctx: BuildContext, centred: bool
+) -> Any:
+    """Taxon effects (slope × taxa) under a regularised horseshoe per coefficient
+    (Piironen & Vehtari 2017), made zero-sum across taxa.
+
+    ``v[k, j] = tau_b[k] · λ̃[k, j] · w[k, j]`` with the global scale ``tau_b`` (prior table),
+    local scales ``lambda_b ~ half-Cauchy(0, 1)`` (slope × taxon) and
+    ``λ̃² = slab_b λ² / (slab_b + tau_b² λ²)``, ``slab_b`` the slab's variance (prior table:
+    inverse-gamma, a Student-t slab for the few large effects); ``b = v − mean_taxa(v)``.
+    The mean is the one direction the softmax does not see: the horseshoe pins it where most
+    taxa are shrunk to zero, so the CLR effects are ``v`` less the shift shared by the
+    unchanged taxa. Non-centred ``w ~ Normal(0, 1)`` (``z_b_slope``) or centred
+    ``v ~ Normal(0, tau_b · λ̃)`` (``b_slope_raw``)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    dims = (names.slope_dim, TAXON_DIM)
+    tau = vector_prior(
+        ctx, HS_GLOBAL, [priors.get(HS_GLOBAL, t) for t in slopes], names.slope_dim, positive=True
+    )
+    slab = vector_prior(
+        ctx, HS_SLAB, [priors.get(HS_SLAB, t) for t in slopes], names.slope_dim, positive=True
+    )
+    lam = pm.HalfCauchy(HS_LOCAL, 1.0, dims=dims)
+    tau_lam2 = (tau**2)[:, None] * lam**2
+    scale = pt.sqrt(slab[:, None] * tau_lam2 / (slab[:, None] + tau_lam2))
+    if centred:
+        v = pm.Normal(f"{names.b_slope}_raw", 0.0, scale, dims=dims)
+    else:
+        v = scale * pm.Normal(Names.z(names.b_slope), 0.0, 1.0, dims=dims)
+    return v - pt.mean(v, axis=1, keepdims=True)
 
 
 def _residual_factors(design: CompositionalDesign, ctx: BuildContext) -> Any:

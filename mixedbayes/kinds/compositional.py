@@ -54,7 +54,8 @@ class CompositionalKind(Kind):
 
     def family_variables(self, design: ModelDesign) -> list[str]:
         d = cast("CompositionalDesign", design)
-        pooled = ["sd_b"] if d.slopes and d.spec.pooling == "taxa" else []
+        pooled = {"taxa": ["sd_b"], "horseshoe": ["tau_b", "slab_b"]}.get(d.spec.pooling, [])
+        pooled = pooled if d.slopes else []
         extra = {"dirichlet_multinomial": "phi"}.get(d.spec.likelihood, "sigma")
         return [*pooled, extra]
 
@@ -113,6 +114,9 @@ class CompositionalKind(Kind):
             ("zeros", s.zeros),
             (
                 "pooling",
-                "taxon effects share an SD per coefficient" if s.pooling == "taxa" else "none",
+                {
+                    "taxa": "taxon effects share an SD per coefficient",
+                    "horseshoe": "regularised horseshoe across taxa per coefficient",
+                }.get(s.pooling, "none"),
             ),
         ]

@@ -19,11 +19,48 @@ if TYPE_CHECKING:
 __all__ = ["COMPOSITIONAL_POSITIVE", "default_compositional_priors"]
 
 #: The kind's positive parameter classes besides ``sd``.
-COMPOSITIONAL_POSITIVE = ("sd_b", "phi", "sigma")
+COMPOSITIONAL_POSITIVE = ("sd_b", "tau_b", "slab_b", "phi", "sigma")
 
 
 def _normal(scale: float) -> PriorDist:
     return PriorDist("normal", (0.0, round_sig(scale)))
+
+
+#: ``pooling: horseshoe``: the share of taxa expected to change (sets the global scale) and
+#: the degrees of freedom of the slab.
+EXPECTED_SHARE, SLAB_DF = 0.1, 4.0
+
+
+def _horseshoe_rows(term: str, sx: float, n_taxa: int) -> list[PriorRow]:
+    """``tau_b`` half-Cauchy(0, τ0) with ``τ0 = p0 / (J − p0) / sd(x)``, ``p0`` a tenth of
+    the ``J`` taxa (Piironen & Vehtari's rule with ``1/sd(x)`` as the effects' scale), and
+    ``slab_b`` (the slab's variance) InvGamma(ν/2, ν s²/2), ``ν = 4``, ``s = 1/sd(x)``: the
+    few large effects get a Student-t(4, 0, 1/sd(x)) prior."""
+    p0 = max(1.0, EXPECTED_SHARE * n_taxa)
+    tau0 = p0 / max(n_taxa - p0, 1.0) / sx
+    slab = SLAB_DF / 2
+    return [
+        PriorRow(
+            "tau_b",
+            term,
+            "",
+            "",
+            PriorDist("half_cauchy", (round_sig(tau0),)),
+            "default",
+            f"horseshoe global scale: half-Cauchy(0, p0/(J-p0)/sd(x)), p0 = {p0:g} of "
+            f"J = {n_taxa} taxa expected to change; sd({term})={sx:.4g}",
+        ),
+        PriorRow(
+            "slab_b",
+            term,
+            "",
+            "",
+            PriorDist("inv_gamma", (slab, round_sig(slab / sx**2))),
+            "default",
+            "horseshoe slab variance: InvGamma(2, 2/sd(x)^2), large effects Student-t(4, 0, "
+            "1/sd(x))",
+        ),
+    ]
 
 
 def default_compositional_priors(design: CompositionalDesign) -> PriorTable:
@@ -34,7 +71,8 @@ def default_compositional_priors(design: CompositionalDesign) -> PriorTable:
       zero-sum across taxa;
     - per coefficient x, ``pooling: taxa``: ``sd_b`` (the SD of its taxon effects)
       half-Normal(0, 1/sd(x)), a one-SD change of x moving a taxon's log-ratio by about 1;
-      ``pooling: none``: ``b`` Normal(0, 1/sd(x)) with that SD fixed;
+      ``pooling: none``: ``b`` Normal(0, 1/sd(x)) with that SD fixed; ``pooling:
+      horseshoe``: see :func:`_horseshoe_rows`;
     - group effects: ``sd`` per factor and term, half-Normal(0, 1/sd(z)) (pooled across
       taxa);
     - ``phi`` (Dirichlet-multinomial concentration): LogNormal(4, 2) (median 55);
@@ -58,6 +96,9 @@ def default_compositional_priors(design: CompositionalDesign) -> PriorTable:
     ]
     for term in design.slopes:
         sx = sd_scale(X[:, terms.index(term)])
+        if spec.pooling == "horseshoe":
+            rows += _horseshoe_rows(term, sx, len(design.taxa))
+            continue
         cls = "sd_b" if spec.pooling == "taxa" else "b"
         what = "SD of its taxon effects" if cls == "sd_b" else "taxon effects, fixed SD"
         rows.append(

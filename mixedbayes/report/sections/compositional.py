@@ -4,7 +4,7 @@ expected against observed composition by covariate pattern."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,13 @@ __all__ = ["CompositionSection", "TaxaEffectsSection"]
 
 #: Rows of the differential-abundance table; taxa drawn in the community plot.
 TOP_ROWS, TOP_TAXA = 25, 10
+#: How the taxon effects of a coefficient are pooled, by ``spec.pooling``.
+POOLING_TEXT = {
+    "taxa": "whose SD is estimated (sd_b): taxa share evidence and most shrink toward no change. ",
+    "horseshoe": "with heavy tails and a spike near zero (a regularised horseshoe: tau_b, "
+    "lambda_b, slab_b): most taxa shrink hard toward no change, the few large effects are "
+    "left alone. ",
+}
 
 
 def _taxa(fit: FitLike) -> bool:
@@ -52,9 +59,9 @@ class TaxaEffectsSection(Section):
         blocks: list[Block] = [
             Paragraph(
                 "Each coefficient has one effect per taxon on the CLR scale (the log-ratio of "
-                "the taxon to the geometric mean of all taxa), drawn from a common prior whose "
-                "SD is estimated (sd_b): taxa share evidence and most shrink toward no change. "
-                "lfsr is the posterior probability that the effect's sign is wrong; an effect "
+                "the taxon to the geometric mean of all taxa), drawn from a common prior "
+                + POOLING_TEXT.get(cast(Any, ctx.fit.spec).pooling, "with a fixed SD. ")
+                + "lfsr is the posterior probability that the effect's sign is wrong; an effect "
                 "is called (increase / decrease) at lfsr <= 0.05. Calls per coefficient: "
                 + ", ".join(f"{c}: {int(calls.get(c, 0))}" for c in coefficients)
                 + "."
