@@ -24,6 +24,7 @@ from pydantic import (
 from mixedbayes.errors import SpecError
 from mixedbayes.spec.contrasts import ContrastSpec
 from mixedbayes.spec.missing import MissingSpec
+from mixedbayes.spec.residuals import ResidualSpec, residual_problem
 from mixedbayes.spec.validation import validation_problems
 
 __all__ = [
@@ -275,6 +276,15 @@ def register_kind[T: type[ModelSpec]](cls: T) -> T:
 class LMMSpec(ModelSpec):
     """A linear mixed model: an lme4 formula with a gaussian response.
 
+    Attributes
+    ----------
+    formula : str
+        An lme4 formula (``"Reaction ~ Days + (Days | Subject)"``).
+    residuals : ResidualSpec, optional
+        Correlated residuals within a subject (``{correlation: ar1, time: visit, group:
+        id}``; ``ar1``, ``car1``, ``cs``, ``unstructured``); see
+        :class:`~mixedbayes.spec.residuals.ResidualSpec` and ``docs/residuals.md``.
+
     Examples
     --------
     >>> spec = LMMSpec(formula="Reaction ~ Days + (Days | Subject)")
@@ -284,14 +294,33 @@ class LMMSpec(ModelSpec):
 
     kind: Literal["lmm"] = "lmm"
     formula: str
+    residuals: ResidualSpec | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = ("gaussian",)
     takes_missing: ClassVar[bool] = True
+    #: Whether the kind takes correlated residuals (``residuals:``; the Gaussian lmm).
+    takes_residuals: ClassVar[bool] = True
 
     @field_validator("formula")
     @classmethod
     def _parses(cls, value: str) -> str:
         return checked_formula(value)
+
+    @model_validator(mode="after")
+    def _residuals(self) -> Self:
+        # correlated residuals within a subject: mixedbayes.spec.residuals, docs/residuals.md
+        if self.residuals is None:
+            return self
+        if not self.takes_residuals:
+            raise ValueError(
+                f"residuals: (correlated residuals within a subject) is for kind 'lmm' "
+                f"(a Gaussian response), not {self.kind!r}. Fix: use kind: lmm, or remove "
+                "residuals:"
+            )
+        problem = residual_problem(self.formula, self.residuals)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 #: The family parameters a ``glmm`` spec may give a distributional formula, each a top-level
@@ -367,6 +396,7 @@ class GLMMSpec(LMMSpec):
     zi: str | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
+    takes_residuals: ClassVar[bool] = False
 
     @field_validator(*DPAR_KEYS)
     @classmethod
