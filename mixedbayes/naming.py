@@ -192,6 +192,12 @@ class Names:
         return f"{column}_missing"
 
     @staticmethod
+    def marginal_var(column: str) -> str:
+        """The potential summing a discrete covariate's missing cells out of the
+        log-density: ``<column>_marginal``."""
+        return f"{column}_marginal"
+
+    @staticmethod
     def prob_var(column: str) -> str:
         """Posterior class probabilities of a discrete covariate's missing cells:
         ``<column>_prob``."""

@@ -226,5 +226,100 @@ def test_imputed_draws_from_a_fake_posterior(nhanes: pd.DataFrame) -> None:
     assert float(imp["bmi"].sel(bmi_row=0)[0, 0]) == pytest.approx(20 + 0.03 * chl_0, abs=1e-3)
     assert float(imp["bmi"].sel(bmi_row=2)[0, 0]) == pytest.approx(20 + 0.03 * 187, abs=1e-3)
     table = imputed_table(tree)
-    assert list(table.columns) == ["column", "row", "mean", "sd", "lower", "upper"]
+    assert list(table.columns) == ["column", "row", "mean", "sd", "lower", "upper", "probability"]
+    assert table["probability"].isna().all()  # only a summed-out binary column has one
     assert len(table) == 19
+
+
+# ----------------------------------------------------------------------------- binary, summed out
+BINARY_PRIORS = [
+    {"class": "b", "prior": "normal(0, 5)"},
+    {"class": "b", "nlpar": "s", "prior": "normal(0, 2)"},
+    {"class": "Intercept", "nlpar": "s", "prior": "normal(0, 2)"},
+]
+BINARY = {
+    "kind": "lmm",
+    "formula": "y ~ 0 + s + z",  # no intercept: no centring, one point on every model's scale
+    "priors": BINARY_PRIORS,
+    "missing": {"covariates": {"s": {"formula": "s ~ z", "family": "bernoulli"}}},
+}
+
+
+def _binary(n: int = 40, seed: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    s = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + 1.2 * z)))).astype(float)
+    y = 1 + 1.5 * s + 0.5 * z + rng.normal(0, 0.6, n)
+    return pd.DataFrame({"y": y, "s": s, "z": z})
+
+
+def _logp(spec: dict, data: pd.DataFrame, point: dict) -> float:
+    from mixedbayes._system import python_ops
+
+    m = mb.compile(spec, data, marginalize=False).model
+    with python_ops():
+        fn = m.compile_logp(mode="FAST_COMPILE")
+        return float(fn({k: point[k] for k in m.initial_point()}))
+
+
+def test_binary_covariate_is_summed_out_exactly() -> None:
+    """log p(data with s[7] missing) = logsumexp over c of log p(data with s[7] = c)."""
+    from mixedbayes._system import python_ops
+
+    full = _binary()
+    holed = full.copy()
+    holed.loc[7, "s"] = np.nan
+    compiled = mb.compile(BINARY, holed)
+    m = compiled.model
+    assert Names.marginal_var("s") in m.named_vars
+    assert "s_missing" not in m.named_vars  # nothing discrete is sampled
+    with python_ops():
+        point = m.initial_point()
+    point.update(b_slope=np.array([1.2, 0.4]), b_slope_s=np.array([0.9]), Intercept_s=np.array(0.2))
+    completed = []
+    for c in (0.0, 1.0):
+        data = full.copy()
+        data.loc[7, "s"] = c
+        completed.append(_logp(BINARY, data, point))
+    from scipy.special import logsumexp
+
+    assert _logp(BINARY, holed, point) == pytest.approx(logsumexp(completed), rel=1e-10)
+
+
+def test_binary_covariate_must_be_coded_0_1() -> None:
+    df = _binary()
+    df["s"] = df["s"].map({0.0: "no", 1.0: "yes"})
+    df.loc[3, "s"] = np.nan
+    with pytest.raises(mb.errors.DataError, match="0 and 1") as err:
+        _design(BINARY, df)
+    assert "column 's'" in err.value.where[0]
+
+
+def test_binary_class_probabilities_from_a_fake_posterior() -> None:
+    """At known parameters the class-1 probability of a cell is its exact conditional."""
+    import xarray as xr
+
+    from mixedbayes.results.imputation import add_imputed
+
+    df = _binary()
+    df.loc[[5, 7], "s"] = np.nan
+    d = _design(BINARY, df)
+    c, n = 1, 2
+    post = xr.Dataset(
+        {
+            "b": (("chain", "draw", "term"), np.tile([1.5, 0.5], (c, n, 1))),
+            "sigma": (("chain", "draw"), np.full((c, n), 0.6)),
+            "b_s": (("chain", "draw", "s_term"), np.tile([0.3, 1.2], (c, n, 1))),
+        },
+        coords={"chain": [0], "draw": [0, 1], "term": ["s", "z"], "s_term": ["Intercept", "z"]},
+    )
+    imp = add_imputed(xr.DataTree.from_dict({"posterior": post}), d, seed=0)["imputed"]
+    prob = imp["s_prob"].to_numpy()[0, 0]
+    for j, row in enumerate([5, 7]):
+        y, z = df.loc[row, "y"], df.loc[row, "z"]
+        prior1 = 1 / (1 + np.exp(-(0.3 + 1.2 * z)))
+        l1 = prior1 * stats.norm.pdf(y, 1.5 + 0.5 * z, 0.6)
+        l0 = (1 - prior1) * stats.norm.pdf(y, 0.5 * z, 0.6)
+        assert prob[j] == pytest.approx(l1 / (l0 + l1), rel=1e-8)
+    assert set(np.unique(imp["s"].to_numpy())) <= {0.0, 1.0}
+    assert imp["s"].dims == imp["s_prob"].dims == ("chain", "draw", "s_row")

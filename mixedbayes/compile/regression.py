@@ -48,6 +48,7 @@ __all__ = [
     "regression_coords",
     "regression_mean",
     "response_var_name",
+    "sum_out_binary",
 ]
 
 
@@ -321,13 +322,19 @@ def add_regression(
     covariate's submodel and missing cells (:func:`add_covariate_submodels`).
     """
     imputed: dict[str, Any] = {}
+    summed: dict[str, tuple[Any, Any]] = {}
     if design.imputation is not None and design.imputation.covariates:
-        imputed = add_covariate_submodels(design, priors, ctx)
-    mu, params, trials = regression_mean(design, priors, ctx, hierarchical, "", imputed)
+        imputed, summed = add_covariate_submodels(design, priors, ctx)
+    eta, mu, params, trials = regression_mean(design, priors, ctx, hierarchical, "", imputed)
     names = ctx.names
     y = ctx.data(names.data("y_obs"), np.asarray(design.y), dims=names.obs_dim)
     name = response_var_name(design)
-    return design.family.likelihood(ctx.model, name, mu, params, y, names.obs_dim, trials=trials)
+    observed = design.family.likelihood(
+        ctx.model, name, mu, params, y, names.obs_dim, trials=trials
+    )
+    for column, class_logp in summed.items():
+        sum_out_binary(design, ctx, column, class_logp, eta, params, y, trials)
+    return observed
 
 
 def regression_mean(
@@ -337,10 +344,11 @@ def regression_mean(
     hierarchical: bool = True,
     nlpar: str = "",
     imputed: dict[str, Any] | None = None,
-) -> tuple[Any, dict[str, Any], Any]:
-    """The mean of every row of ``design``, the family's parameters and the trials (data or
-    None) of a regression part under ``ctx.names`` (priors of ``nlpar``), added to
-    ``ctx.model``: everything of :func:`add_regression` but the likelihood."""
+) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The linear predictor and mean of every row of ``design``, the family's parameters and
+    the trials (data or None) of a regression part under ``ctx.names`` (priors of
+    ``nlpar``), added to ``ctx.model``: everything of :func:`add_regression` but the
+    likelihood."""
     names = ctx.names
     ctx.add_coords(regression_coords(design, names))
     eta = linear_predictor(
@@ -362,7 +370,7 @@ def regression_mean(
         trials = ctx.data(
             names.data("trials"), np.asarray(design.trials, dtype="int64"), dims=names.obs_dim
         )
-    return mu, params, trials
+    return eta, mu, params, trials
 
 
 def build_regression(design: Design, priors: PriorTable, hierarchical: bool = True) -> Any:
@@ -378,17 +386,24 @@ def build_regression(design: Design, priors: PriorTable, hierarchical: bool = Tr
 # ------------------------------------------------------------------ imputation (missing:)
 def add_covariate_submodels(
     design: Design, priors: PriorTable, ctx: BuildContext
-) -> dict[str, Any]:
-    """Add every imputed covariate's submodel, its likelihood and its missing cells to
-    ``ctx.model``; return the missing cells' variables by column."""
+) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
+    """Add every imputed covariate's submodel and its likelihood (the observed cells) to
+    ``ctx.model``, and the missing cells of each continuous covariate as parameters.
+
+    Returns the missing cells' variables by continuous column, and by binary column (summed
+    out) the log-probabilities of class 0 and of class 1 of its missing cells.
+    """
+    import pytensor.tensor as pt
+
     plan = design.imputation
     assert plan is not None
     out: dict[str, Any] = {}
+    summed: dict[str, tuple[Any, Any]] = {}
     for cov in plan.covariates:
         column = cov.column
         names = Names(column)
         sub = cov.sub
-        mu, params, _ = regression_mean(sub, priors, ctx.scoped(column), nlpar=column)
+        _, mu, params, _ = regression_mean(sub, priors, ctx.scoped(column), nlpar=column)
         ctx.add_coords(
             {
                 names.observed_dim: list(sub.obs_index[cov.sub_observed]),
@@ -401,12 +416,56 @@ def add_covariate_submodels(
         sub.family.likelihood(
             ctx.model, column, mu[cov.sub_observed], params, observed, names.observed_dim
         )
-        if len(cov.rows):
-            dist = sub.family.dist(mu[cov.sub_missing], params)
-            out[column] = ctx.register(
-                dist, Names.missing_var(column), dims=Names.imputed_dim(column)
+        if not len(cov.rows):
+            continue
+        p = mu[cov.sub_missing]
+        if cov.spec.discrete:
+            k = len(cov.rows)
+            summed[column] = (
+                sub.family.logp(pt.zeros(k, dtype="int64"), p, params),
+                sub.family.logp(pt.ones(k, dtype="int64"), p, params),
             )
-    return out
+            continue
+        dist = sub.family.dist(p, params)
+        out[column] = ctx.register(dist, Names.missing_var(column), dims=Names.imputed_dim(column))
+    return out, summed
+
+
+def sum_out_binary(
+    design: Design,
+    ctx: BuildContext,
+    column: str,
+    class_logp: tuple[Any, Any],
+    eta: Any,
+    params: dict[str, Any],
+    y: Any,
+    trials: Any,
+) -> Any:
+    """Sum a binary covariate's missing cells out of the log-density exactly.
+
+    The observed response's likelihood holds those rows at class 0 (the design's ``X``);
+    the potential ``<column>_marginal`` adds, per row, ``logsumexp_c[log p(c | submodel) +
+    log p(y | c)] − log p(y | 0)``, class 1's linear predictor being class 0's plus
+    ``D · b``.
+    """
+    import pytensor.tensor as pt
+
+    plan = design.imputation
+    assert plan is not None
+    cov = plan.covariate(column)
+    rows = cov.rows
+    slope_cols = [j for j, t in enumerate(design.fixed_terms) if t != "Intercept"]
+    D = ctx.data(ctx.names.data("D", column), cov.D[:, slope_cols])
+    eta0 = eta[rows]
+    eta1 = eta0 + pt.dot(D, ctx.model[ctx.names.b_slope])
+    at_rows = {k: v if v.ndim == 0 else v[rows] for k, v in params.items()}
+    tr = None if trials is None else trials[rows]
+    family, link = design.family, design.link
+    ll0 = family.logp(y[rows], link.inverse(eta0), at_rows, tr)
+    ll1 = family.logp(y[rows], link.inverse(eta1), at_rows, tr)
+    lp0, lp1 = class_logp
+    total = pt.logaddexp(lp0 + ll0, lp1 + ll1) - ll0
+    return ctx.potential(Names.marginal_var(column), total.sum())
 
 
 def completed_X(design: Design, ctx: BuildContext, X_data: Any, imputed: dict[str, Any]) -> Any:

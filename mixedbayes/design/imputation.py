@@ -100,7 +100,8 @@ class ImputedCovariate:
     @property
     def how(self) -> str:
         """How its cells are imputed, in words (the report's)."""
-        return f"submodel {self.spec.formula} ({self.spec.family}), sampled in the model"
+        what = "summed out of the model" if self.spec.discrete else "sampled in the model"
+        return f"submodel {self.spec.formula} ({self.spec.family}), {what}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,16 +197,6 @@ def imputation_variables(
                     "use observed columns in imputation formulas.",
                 )
             )
-        if sub.discrete:
-            problems.append(
-                Problem(
-                    f"a discrete covariate ({sub.family}) is not supported yet: it would be "
-                    "summed out of the log-density.",
-                    where,
-                    "drop its missing rows (remove the entry), or impute it outside the model "
-                    "(multiple imputation).",
-                )
-            )
         more_cov |= cov | {key}
         more_groups |= groups
     SpecError.collect(problems)
@@ -249,7 +240,23 @@ def clean_with_missing(
     )
     problems = []
     for col in imputed:
-        if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
+        values = frame[col]
+        if missing.covariates[col].discrete:
+            numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(
+                values
+            )
+            if not numeric or not values.dropna().isin([0, 1]).all():
+                problems.append(
+                    Problem(
+                        "a binary covariate summed out of the model (family bernoulli) must "
+                        "hold 0 and 1 (missing values as NaN).",
+                        f"column '{col}'",
+                        f"recode it, e.g. df[{col!r}] = (df[{col!r}] == 'yes').astype(float) "
+                        "keeping NaN where it is missing.",
+                    )
+                )
+            continue
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             problems.append(
                 Problem(
                     "a covariate imputed by a continuous submodel must be numeric.",
@@ -281,11 +288,17 @@ def clean_with_missing(
                 where=f"column '{col}'",
                 hint=f"remove {col!r} from the formula.",
             )
-        fills[col] = float(observed.mean())
+        # a summed-out binary covariate's cells hold class 0 (the model adds class 1's
+        # change); a continuous one's its observed mean
+        fills[col] = 0.0 if missing.covariates[col].discrete else float(observed.mean())
         masks[col] = main[col].isna().to_numpy()
         response_masks[col] = aside[col].isna().to_numpy()
         sub = missing.covariates[col]
-        how = f"submodel {sub.formula} ({sub.family}), sampled in the model"
+        how = f"submodel {sub.formula} ({sub.family}), " + (
+            "summed out of the model; classes drawn afterwards"
+            if sub.discrete
+            else "sampled in the model"
+        )
         if masks[col].any():
             entries.append(Imputed(col, tuple(main.index[masks[col]]), how))
         if response_masks[col].any():
@@ -313,13 +326,16 @@ def clean_with_missing(
     return main, report, prep
 
 
-def affine_columns(design: RegressionDesign, frame: pd.DataFrame, column: str) -> np.ndarray:
+def affine_columns(
+    design: RegressionDesign, frame: pd.DataFrame, column: str, check: bool = True
+) -> np.ndarray:
     """The change of every column of the fixed design per unit of ``column`` at the rows
     ``frame`` (uncoded data), shape (rows, p).
 
     The columns are evaluated with ``column`` at 0, 1 and 2; a column that does not change
     by the same amount from 1 to 2 as from 0 to 1 is not affine in it (``I(chl**2)``,
-    ``log(chl)``, splines): a ``SpecError`` naming the terms.
+    ``log(chl)``, splines): a ``SpecError`` naming the terms. ``check=False`` (a binary
+    covariate: two values, any function of it is affine in them) skips the check.
     """
     common = design._matrices.common
     if common is None or frame.empty:
@@ -335,9 +351,9 @@ def affine_columns(design: RegressionDesign, frame: pd.DataFrame, column: str) -
     bad = [
         t
         for j, t in enumerate(design.fixed_terms)
-        if not np.allclose(X2[:, j] - X1[:, j], D[:, j], equal_nan=False)
+        if check and not np.allclose(X2[:, j] - X1[:, j], D[:, j], equal_nan=False)
     ]
-    if not (np.allclose(o1, o0) and np.allclose(o2, o0)):
+    if not (np.allclose(o1, o0) and (np.allclose(o2, o0) or not check)):
         bad.append("offset(...)")
     if bad:
         raise SpecError(
@@ -414,7 +430,7 @@ def attach_imputation(
     for column, sub in prep.spec.covariates.items():
         mask = prep.masks[column]
         rows = np.flatnonzero(mask)
-        D = affine_columns(design, design.data.iloc[rows], column)
+        D = affine_columns(design, design.data.iloc[rows], column, check=not sub.discrete)
         n = design.n
         both = design.data if aside is None or aside.empty else pd.concat([design.data, aside])
         observed_all = np.concatenate(

@@ -24,7 +24,7 @@ import pandas as pd
 
 from mixedbayes.naming import Names
 from mixedbayes.results.group_draws import effect_draws
-from mixedbayes.results.predict import family_params, linear_predictor_draws
+from mixedbayes.results.predict import family_params, linear_predictor_draws, rows_of
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -32,20 +32,30 @@ if TYPE_CHECKING:
     from mixedbayes.design.design import Design
     from mixedbayes.design.imputation import ImputedCovariate
 
-__all__ = ["IMPUTED_GROUP", "add_imputed", "imputed_draws", "imputed_table"]
+__all__ = [
+    "IMPUTED_GROUP",
+    "add_imputed",
+    "class_log_weights",
+    "imputed_draws",
+    "imputed_table",
+    "summed_out_log_likelihood",
+]
 
 #: The DataTree group holding the imputed values.
 IMPUTED_GROUP = "imputed"
 
 
-def _submodel_draws(
-    posterior: xr.Dataset, cov: ImputedCovariate, frame: pd.DataFrame, rng: np.random.Generator
-) -> np.ndarray:
-    """Draws of the covariate at rows ``frame`` from its submodel's posterior predictive,
-    shape (chain, draw, rows)."""
+def _submodel_mean(
+    posterior: xr.Dataset,
+    cov: ImputedCovariate,
+    frame: pd.DataFrame | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The submodel's mean of the covariate at rows ``frame`` (its own rows when None) and
+    its family's parameters, (chain, draw, rows) and (chain, draw, 1)."""
     sub = cov.sub
     names = Names(cov.column)
-    nd = sub.new_data(frame)
+    nd = rows_of(sub, frame)
     b = posterior[names.b].transpose("chain", "draw", names.term_dim).to_numpy()
     eta = np.einsum("cdp,np->cdn", b, nd.X)
     for g in sub.groups:
@@ -57,40 +67,110 @@ def _submodel_draws(
         p.name: posterior[names.param(p.name)].transpose("chain", "draw").to_numpy()[..., None]
         for p in sub.family.params
     }
-    mu = sub.link.inverse_numpy(eta)
-    return np.asarray(sub.family.simulate(mu, params, rng, None), dtype=float)
+    return sub.link.inverse_numpy(eta), params
+
+
+def _submodel_draws(
+    posterior: xr.Dataset, cov: ImputedCovariate, frame: pd.DataFrame, rng: np.random.Generator
+) -> np.ndarray:
+    """Draws of the covariate at rows ``frame`` from its submodel's posterior predictive,
+    shape (chain, draw, rows)."""
+    mu, params = _submodel_mean(posterior, cov, frame, rng)
+    return np.asarray(cov.sub.family.simulate(mu, params, rng, None), dtype=float)
+
+
+def class_log_weights(
+    posterior: xr.Dataset, design: Design, cov: ImputedCovariate
+) -> tuple[np.ndarray, np.ndarray]:
+    """For a summed-out binary covariate, ``log p(c | submodel) + log p(y | c)`` of its
+    missing cells for c = 0 and c = 1, each (chain, draw, cells): what the model's potential
+    sums (their log-sum-exp is the rows' marginal log-likelihood, their difference the log
+    odds of class 1 given everything)."""
+    rows = cov.rows
+    mu_s, params_s = _submodel_mean(posterior, cov, None, np.random.default_rng(0))
+    p = mu_s[..., cov.sub_missing]
+    fam_s = cov.sub.family
+    lp = [fam_s.logp_reference(np.full(len(rows), c), p, params_s, None) for c in (0.0, 1.0)]
+    eta0, _ = linear_predictor_draws(posterior, design, None)
+    eta0 = eta0[..., rows]
+    b = posterior[Names().b].transpose("chain", "draw", Names().term_dim).to_numpy()
+    eta1 = eta0 + np.einsum("cdp,kp->cdk", b, cov.D)
+    nd = rows_of(design, None)
+    params = {
+        k: v if v.shape[-1] == 1 else v[..., rows]
+        for k, v in family_params(posterior, design, nd).items()
+    }
+    trials = None if nd.trials is None else nd.trials[rows]
+    y = np.asarray(design.y)[rows]
+    with np.errstate(all="ignore"):
+        ll = [
+            design.family.logp_reference(y, design.link.inverse_numpy(e), params, trials)
+            for e in (eta0, eta1)
+        ]
+    return lp[0] + ll[0], lp[1] + ll[1]
+
+
+def summed_out_log_likelihood(posterior: xr.Dataset, design: Design) -> dict[int, np.ndarray]:
+    """The marginal log-likelihood of the rows whose binary covariate was summed out, by
+    row position: ``log Σ_c p(c | submodel) p(y | c)`` (chain, draw)."""
+    plan = design.imputation
+    out: dict[int, np.ndarray] = {}
+    for cov in () if plan is None else plan.covariates:
+        if cov.spec.discrete and len(cov.rows):
+            w0, w1 = class_log_weights(posterior, design, cov)
+            total = np.logaddexp(w0, w1)
+            for j, row in enumerate(cov.rows):
+                out[int(row)] = total[..., j]
+    return out
 
 
 def imputed_draws(
     posterior: xr.Dataset, design: Design, seed: int | None = None
-) -> dict[str, tuple[pd.Index, np.ndarray]]:
-    """By imputed column, the row labels of its missing cells and their draws
-    (chain, draw, cells), in the data's row order."""
+) -> dict[str, tuple[str, pd.Index, np.ndarray]]:
+    """By variable of the ``imputed`` group, its dim, the row labels of the missing cells
+    and their draws (chain, draw, cells), in the data's row order: per imputed column its
+    values; per summed-out binary column also ``<column>_prob``, the probability of class 1
+    (given the data and each draw's parameters; the submodel's alone in rows with a missing
+    response)."""
     from mixedbayes.compile.regression import response_var_name
 
     plan = design.imputation
     if plan is None:
         return {}
     rng = np.random.default_rng(seed)
-    out: dict[str, tuple[pd.Index, np.ndarray]] = {}
+    out: dict[str, tuple[str, pd.Index, np.ndarray]] = {}
     frame = plan.response_frame
     predicted: dict[str, np.ndarray] = {}
     for cov in plan.covariates:
-        parts, labels = [], []
+        parts, probs, labels = [], [], []
         if len(cov.rows):
-            name = Names.missing_var(cov.column)
-            parts.append(posterior[name].transpose("chain", "draw", ...).to_numpy())
             labels.append(cov.labels)
+            if cov.spec.discrete:
+                w0, w1 = class_log_weights(posterior, design, cov)
+                prob = 1.0 / (1.0 + np.exp(np.clip(w0 - w1, -700, 700)))
+                probs.append(prob)
+                parts.append((rng.random(prob.shape) < prob).astype(float))
+            else:
+                name = Names.missing_var(cov.column)
+                parts.append(posterior[name].transpose("chain", "draw", ...).to_numpy())
         if frame is not None and len(cov.predictive_rows):
             rows = frame.iloc[cov.predictive_rows]
-            predicted[cov.column] = _submodel_draws(posterior, cov, rows, rng)
+            mu, params = _submodel_mean(posterior, cov, rows, rng)
+            predicted[cov.column] = np.asarray(
+                cov.sub.family.simulate(mu, params, rng, None), dtype=float
+            )
             parts.append(predicted[cov.column])
+            probs.append(mu)
             labels.append(rows.index)
+        dim = Names.imputed_dim(cov.column)
         if parts:
-            out[cov.column] = _in_data_order(design, labels, parts)
+            out[cov.column] = (dim, *_in_data_order(design, labels, parts))
+        if cov.spec.discrete and probs:
+            out[Names.prob_var(cov.column)] = (dim, *_in_data_order(design, labels, probs))
     if frame is not None and len(frame):
         values = _response_draws(posterior, design, frame, predicted, rng)
-        out[response_var_name(design)] = (frame.index, values)
+        name = response_var_name(design)
+        out[name] = (Names.imputed_dim(name), frame.index, values)
     return out
 
 
@@ -144,25 +224,31 @@ def add_imputed(idata: Any, design: Any, seed: int | None) -> Any:
     post = idata["posterior"]
     data_vars = {}
     coords: dict[str, Any] = {"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()}
-    for column, (labels, values) in draws.items():
-        dim = Names.imputed_dim(column)
+    for name, (dim, labels, values) in draws.items():
         coords[dim] = list(labels)
-        data_vars[column] = (("chain", "draw", dim), values)
+        data_vars[name] = (("chain", "draw", dim), values)
     idata[IMPUTED_GROUP] = xr.DataTree(xr.Dataset(data_vars, coords=coords))
     return idata
 
 
 def imputed_table(idata: Any, prob: float = 0.9) -> pd.DataFrame:
     """A tidy table of the imputed values: ``column``, ``row`` (the data's label), ``mean``,
-    ``sd``, ``lower``, ``upper`` (central ``prob`` interval); empty without imputation."""
-    columns = ["column", "row", "mean", "sd", "lower", "upper"]
+    ``sd``, ``lower``, ``upper`` (central ``prob`` interval), ``probability`` (a summed-out
+    binary covariate: the posterior probability of class 1; NaN otherwise); empty without
+    imputation."""
+    columns = ["column", "row", "mean", "sd", "lower", "upper", "probability"]
     if IMPUTED_GROUP not in idata.children:
         return pd.DataFrame(columns=columns)
     ds = idata[IMPUTED_GROUP].to_dataset()
     tail = (1 - prob) / 2
     records = []
+    prob_names = {Names.prob_var(str(name)) for name in ds.data_vars} & set(ds.data_vars)
     for name, da in ds.data_vars.items():
+        if name in prob_names:
+            continue
         dim = next(d for d in da.dims if d not in ("chain", "draw"))
+        p_name = Names.prob_var(str(name))
+        class1 = ds[p_name].mean(("chain", "draw")).to_numpy() if p_name in prob_names else None
         values = da.transpose("chain", "draw", dim).to_numpy().reshape(-1, da.sizes[dim])
         lo, hi = np.quantile(values, [tail, 1 - tail], axis=0)
         for j, label in enumerate(da[dim].to_numpy()):
@@ -174,6 +260,7 @@ def imputed_table(idata: Any, prob: float = 0.9) -> pd.DataFrame:
                     "sd": float(values[:, j].std(ddof=1)) if len(values) > 1 else np.nan,
                     "lower": float(lo[j]),
                     "upper": float(hi[j]),
+                    "probability": np.nan if class1 is None else float(class1[j]),
                 }
             )
     return pd.DataFrame.from_records(records, columns=columns)

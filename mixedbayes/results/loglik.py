@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mixedbayes.results.imputation import summed_out_log_likelihood
 from mixedbayes.results.predict import family_params, linear_predictor_draws, rows_of
 
 if TYPE_CHECKING:
@@ -46,4 +47,7 @@ def regression_log_likelihood(posterior: xr.Dataset, design: Design) -> np.ndarr
             out[:, start : start + step] = design.family.logp_reference(
                 design.y, mu, params, nd.trials
             )
+        # rows whose binary covariate was summed out: their marginal log-likelihood
+        for row, values in summed_out_log_likelihood(part, design).items():
+            out[:, start : start + step, row] = values
     return out
