@@ -203,6 +203,25 @@ class Names:
         ``<column>_prob``."""
         return f"{column}_prob"
 
+    # ---------------------------------------------------------------- residual correlation
+    #: The AR(1) / CAR(1) residual correlation parameter (nlme's ``Phi``).
+    PHI_AR = "phi_ar"
+    #: The compound-symmetry residual correlation (nlme's ``Rho`` of ``corCompSymm``).
+    RHO_CS = "rho_cs"
+
+    @staticmethod
+    def visit_dims(visit: str) -> tuple[str, str]:
+        """Dims of an unstructured residual covariance over the levels of the column
+        ``visit``: ``<visit>`` (of ``sd_<visit>``) and ``<visit>2`` (the second dim of
+        ``cor_<visit>``)."""
+        return visit, f"{visit}2"
+
+    @staticmethod
+    def residual_chol(visit: str) -> str:
+        """The LKJ Cholesky factor of an unstructured residual correlation:
+        ``cor_chol_<visit>``."""
+        return f"cor_chol_{visit}"
+
     @staticmethod
     def level_dim(group: str) -> str:
         """Dim of a factor's levels: the factor's name."""
