@@ -140,3 +140,15 @@ def test_binary_covariate_summed_out_recovers_classes() -> None:
     brier = float(np.mean((table["probability"].to_numpy() - truth) ** 2))
     assert brier < 0.1, brier
     assert np.isfinite(fit.idata["log_likelihood"]["y"]).all()
+
+
+def test_report_shows_imputed_cells(nhanes_fit: mb.Fit) -> None:
+    from mixedbayes.report.blocks import Figure, Table
+    from mixedbayes.report.builder import build_report
+
+    report = build_report(nhanes_fit, sections=["data", "imputation"])
+    by_key = {s.key: s for s in report.sections}
+    assert not by_key["imputation"].unavailable and not by_key["data"].unavailable
+    assert any(isinstance(b, Figure) for b in by_key["imputation"].blocks)
+    captions = [b.caption for b in by_key["data"].blocks if isinstance(b, Table)]
+    assert any("Cells imputed" in c for c in captions)
