@@ -113,7 +113,7 @@ def class_log_weights(
 def summed_out_log_likelihood(posterior: xr.Dataset, design: Design) -> dict[int, np.ndarray]:
     """The marginal log-likelihood of the rows whose binary covariate was summed out, by
     row position: ``log Σ_c p(c | submodel) p(y | c)`` (chain, draw)."""
-    plan = design.imputation
+    plan = getattr(design, "imputation", None)
     out: dict[int, np.ndarray] = {}
     for cov in () if plan is None else plan.covariates:
         if cov.spec.discrete and len(cov.rows):
@@ -134,7 +134,7 @@ def imputed_draws(
     response)."""
     from mixedbayes.compile.regression import response_var_name
 
-    plan = design.imputation
+    plan = getattr(design, "imputation", None)  # a regression design's; others have none
     if plan is None:
         return {}
     rng = np.random.default_rng(seed)

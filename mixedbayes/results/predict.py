@@ -167,7 +167,7 @@ def imputed_shift(posterior: xr.Dataset, design: Design, b: np.ndarray) -> np.nd
     """What the imputed covariates' sampled values add to the fitted rows' linear predictor
     (their cells hold the observed mean in ``design.X``): ``(x − fill) · (D @ b)`` at the
     rows of the missing cells, shape (chain, draw, rows); 0 without imputed covariates."""
-    plan = design.imputation
+    plan = getattr(design, "imputation", None)
     if plan is None or not plan.covariates:
         return 0.0
     shift = np.zeros((*b.shape[:2], design.n))

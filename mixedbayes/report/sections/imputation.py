@@ -27,7 +27,7 @@ class ImputationSection(Section):
 
     key = "imputation"
     title = "Imputed values"
-    order = 25
+    order = 95  # after the core sections (the data section lists the cells)
 
     def applies(self, fit: FitLike) -> bool:
         return _GROUP in fit.idata.children
