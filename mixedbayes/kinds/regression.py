@@ -118,14 +118,96 @@ class LMMKind(RegressionKind):
     name = "lmm"
     spec_type = LMMSpec
 
+    # -- correlated residuals within a subject (residuals:; mixedbayes/*/residuals.py)
+    def design(self, spec: ModelSpec, data: pd.DataFrame) -> Design:
+        from mixedbayes.design.residuals import residual_design, residual_spec
+
+        d = super().design(spec, data)
+        if residual_spec(d) is not None:
+            residual_design(d)  # every data problem of the residual blocks, now
+        return d
+
+    def default_priors(self, design: ModelDesign) -> PriorTable:
+        from mixedbayes.design.residuals import residual_design, residual_spec
+        from mixedbayes.priors.residuals import residual_priors
+
+        table = super().default_priors(design)
+        if residual_spec(design) is None:
+            return table
+        d = cast("Design", design)
+        return residual_priors(table, d, residual_design(d))
+
+    def coords(self, design: ModelDesign) -> dict[str, list[Any]]:
+        from mixedbayes.compile.residuals import residual_coords
+        from mixedbayes.design.residuals import residual_design, residual_spec
+
+        coords = super().coords(design)
+        if residual_spec(design) is not None:
+            coords.update(residual_coords(residual_design(cast("Design", design))))
+        return coords
+
+    def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+        from mixedbayes.compile.residuals import add_residual_regression
+        from mixedbayes.design.residuals import residual_design, residual_spec
+
+        if residual_spec(design) is None:
+            return super().build(design, priors, ctx)
+        d = cast("Design", design)
+        return add_residual_regression(d, residual_design(d), priors, ctx)
+
+    def family_variables(self, design: ModelDesign) -> list[str]:
+        from mixedbayes.design.residuals import residual_spec
+
+        names = super().family_variables(design)
+        spec = residual_spec(design)
+        if spec is None:
+            return names
+        if spec.correlation == "unstructured":
+            sigma = Names().param("sigma")
+            return [n for n in names if n != sigma] + [Names.sd(spec.time), Names.cor(spec.time)]
+        extra = Names.RHO_CS if spec.correlation == "cs" else Names.PHI_AR
+        return [*names, Names().param(extra)]
+
+    def log_likelihood(self, design: ModelDesign, posterior: Any) -> Any:
+        from mixedbayes.design.residuals import residual_spec
+        from mixedbayes.results.residuals import residual_pointwise_log_likelihood
+
+        if residual_spec(design) is None:
+            return super().log_likelihood(design, posterior)
+        return residual_pointwise_log_likelihood(posterior, cast("Design", design))
+
+    def simulate(self, design: ModelDesign, posterior: Any, seed: int | None) -> Any:
+        from mixedbayes.design.residuals import residual_spec
+        from mixedbayes.results.residuals import residual_predictive
+
+        if residual_spec(design) is None:
+            return super().simulate(design, posterior, seed)
+        return residual_predictive(posterior, cast("Design", design), seed)
+
+    def describe(self, spec: ModelSpec) -> str:
+        text = super().describe(spec)
+        res = cast(LMMSpec, spec).residuals
+        if res is not None:
+            group = res.group or "the formula's grouping factor"
+            text += f"; residuals {res.correlation} over {res.time} within {group}"
+        return text
+
     def sampling_variant(
         self, design: ModelDesign, priors: PriorTable, marginalize: bool
     ) -> CompiledModel | str:
         from mixedbayes.compile.marginal import build_marginal, centred_design, marginal_applies
         from mixedbayes.compile.model import CompiledModel
         from mixedbayes.compile.regression import build_regression
+        from mixedbayes.design.residuals import residual_spec
 
         d = cast("Design", design)
+        res = residual_spec(d)
+        if res is not None:
+            return (
+                f"not integrated out: correlated residuals ({res.correlation}); the group "
+                "effects, if any, are sampled and the residuals of each subject are one "
+                "multivariate normal block"
+            )
         if not marginalize:
             return "not integrated out: marginalize=False"
         if d.imputation is not None and d.imputation.covariates:

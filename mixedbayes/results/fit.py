@@ -436,6 +436,18 @@ class Fit:
         self.kind.require("taxa", "expected_proportions")
         return expected_proportions(self, newdata, level=level, new_groups=new_groups, seed=seed)
 
+    def residual_covariance(
+        self, times: Sequence[Any] | None = None, *, correlation: bool = False
+    ) -> pd.DataFrame:
+        """The implied within-subject residual covariance (or correlation) over the visits,
+        posterior mean, of an ``lmm`` fitted with ``residuals:``.
+
+        See :func:`mixedbayes.results.residual_covariance.residual_covariance`.
+        """
+        from mixedbayes.results.residual_covariance import residual_covariance
+
+        return residual_covariance(self, times, correlation=correlation)
+
     def imputed(self, prob: float = 0.9) -> pd.DataFrame:
         """The values imputed by sampling (the spec's ``missing:``): one row per imputed
         cell with ``column``, ``row`` (the data's label), ``mean``, ``sd``, ``lower``,

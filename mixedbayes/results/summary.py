@@ -64,6 +64,14 @@ def _class_and_group(name: str) -> tuple[str, str]:
     return parsed.class_, parsed.group
 
 
+def _is_factor(design: Design, name: str) -> bool:
+    try:
+        design.group(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _cells(
     da: xr.DataArray, name: str, design: Design
 ) -> Iterable[tuple[str, str, tuple[int, ...]]]:
@@ -72,6 +80,14 @@ def _cells(
     coords = [[str(v) for v in da[d].to_numpy()] for d in dims]
     if not dims:
         yield name, "", ()
+        return
+    if name.startswith("cor_") and len(dims) == 2 and not _is_factor(design, name[4:]):
+        # a correlation matrix that is not a grouping factor's (an unstructured residual
+        # correlation over the visits, cor_<visit>): its upper triangle
+        for a in range(len(coords[0])):
+            for b in range(a):
+                pair = f"{coords[0][b]},{coords[1][a]}"
+                yield f"{name}[{pair}]", pair, (b, a)
         return
     if name.startswith("cor_"):
         group = design.group(name[4:])

@@ -1,0 +1,192 @@
+"""The Gaussian ``lmm`` with correlated residuals within a subject (``residuals:``).
+
+Per subject ``j`` the residuals ``e_j = y_j − X_j β − Z_j r_j`` are multivariate normal,
+``e_j ~ MvNormal(0, R_j)``, with ``R_j`` from the structure (``docs/residuals.md``):
+
+- ``ar1``: ``σ² φ^|t_i − t_k|`` on integer visits (``phi_ar`` in (−1, 1));
+- ``car1``: the same on continuous times (``phi_ar`` in (0, 1));
+- ``cs``: ``σ² (ρ + (1 − ρ) δ_ik)`` (``rho_cs``);
+- ``unstructured``: the sub-matrix of ``diag(sd) Ω diag(sd)`` at the subject's visits
+  (``sd_<visit>``, ``cor_<visit>`` = Ω with an LKJ prior on its Cholesky factor).
+
+Random effects stay parameters (``r_<g>`` as in the plain model; the residual likelihood is
+conditional on them); only the residual block is correlated, so the marginalised path of the
+plain LMM does not apply (the kind says so in ``marginalization``).
+
+Cost: subjects are batched by block size and pattern
+(:mod:`mixedbayes.design.residuals`); per batch one batched Cholesky of the ``(patterns, k,
+k)`` covariances and its triangular inverse, then every subject's quadratic form reads its
+pattern's inverse factor: ``O(patterns · k³ + subjects · k²)`` per evaluation.
+
+The observed variable is one :class:`pymc.CustomDist` over every row (dim ``observation``),
+with this log-density and a NumPy generator (prior and posterior predictive draws).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixedbayes.compile.context import BuildContext
+from mixedbayes.compile.priors import scalar_prior, vector_prior
+from mixedbayes.compile.regression import (
+    linear_predictor,
+    regression_coords,
+    response_var_name,
+)
+from mixedbayes.design.residuals import ResidualBatch, ResidualDesign, simulate_residuals
+from mixedbayes.naming import Names
+from mixedbayes.priors.table import PriorTable
+
+if TYPE_CHECKING:
+    from mixedbayes.design.design import Design
+
+__all__ = [
+    "add_residual_regression",
+    "residual_coords",
+    "residual_logp",
+    "residual_parameters",
+]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def residual_coords(rd: ResidualDesign) -> dict[str, list[Any]]:
+    """The coords an unstructured covariance adds (its visit levels, twice); else none."""
+    if rd.correlation != "unstructured":
+        return {}
+    levels = [str(v) for v in rd.visit_levels]
+    first, second = Names.visit_dims(rd.time)
+    return {first: levels, second: levels}
+
+
+def residual_parameters(
+    rd: ResidualDesign, priors: PriorTable, ctx: BuildContext
+) -> dict[str, Any]:
+    """Add the structure's parameters to ``ctx.model``; return them by role: ``sigma`` and
+    ``phi`` (``ar1``, ``car1``), ``sigma`` and ``rho`` (``cs``), ``sd`` and ``chol`` (the
+    Cholesky factor of the correlation, ``unstructured``)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    names = ctx.names
+    if rd.correlation == "unstructured":
+        first, second = Names.visit_dims(rd.time)
+        levels = [str(v) for v in rd.visit_levels]
+        rows = [priors.get("sd", v, rd.time) for v in levels]
+        sd = pt.as_tensor(vector_prior(ctx, Names.sd(rd.time), rows, first, positive=True))
+        eta = float(priors.get("cor", "", rd.time).prior.args[0])
+        with ctx.active():
+            chol = pm.LKJCorr(Names.residual_chol(rd.time), n=len(levels), eta=eta)
+        ctx.deterministic(Names.cor(rd.time), pt.dot(chol, chol.T), dims=(first, second))
+        return {"sd": sd, "chol": chol}
+    sigma = scalar_prior(ctx, names.param("sigma"), priors.get("sigma"), positive=True)
+    if rd.correlation == "cs":
+        rho = scalar_prior(ctx, names.param(Names.RHO_CS), priors.get(Names.RHO_CS), positive=False)
+        return {"sigma": sigma, "rho": rho}
+    phi = scalar_prior(ctx, names.param(Names.PHI_AR), priors.get(Names.PHI_AR), positive=False)
+    return {"sigma": sigma, "phi": phi}
+
+
+def _powers(phi: Any, lags: np.ndarray) -> Any:
+    """``phi ** lags`` for integer lags, exact for a negative ``phi`` (a gathered table of
+    powers ``1, φ, φ², …``)."""
+    import pytensor.tensor as pt
+
+    top = int(lags.max()) if lags.size else 0
+    table = pt.concatenate([pt.ones(1), pt.cumprod(pt.repeat(pt.shape_padleft(phi), top))])
+    return table[lags.astype(np.int64)]
+
+
+def _block_cov(rd: ResidualDesign, batch: ResidualBatch, theta: dict[str, Any]) -> Any:
+    """The batch's covariance per pattern, a ``(u, k, k)`` tensor."""
+    import pytensor.tensor as pt
+
+    k = batch.k
+    if rd.correlation == "unstructured":
+        sd, chol = theta["sd"], theta["chol"]
+        full = (sd[:, None] * sd[None, :]) * pt.dot(chol, chol.T)
+        v = batch.visits
+        return full[v[:, :, None], v[:, None, :]]
+    s2 = pt.sqr(theta["sigma"])
+    if rd.correlation == "cs":
+        rho = theta["rho"]
+        eye = np.eye(k)[None]
+        one = np.ones((batch.n_patterns, k, k))
+        return s2 * (rho * one + (1.0 - rho) * eye)
+    if rd.correlation == "ar1":
+        return s2 * _powers(theta["phi"], batch.lags)
+    return s2 * pt.power(theta["phi"], batch.lags)
+
+
+def residual_logp(resid: Any, rd: ResidualDesign, theta: dict[str, Any]) -> Any:
+    """The log-density of the residuals ``resid`` (one per design row) under the blocks of
+    ``rd`` with the structure's parameters ``theta``: a scalar tensor."""
+    import pytensor.tensor as pt
+    from pytensor.tensor.linalg import solve_triangular
+
+    total: Any = 0.0
+    for batch in rd.batches:
+        k = batch.k
+        cov = _block_cov(rd, batch, theta)
+        L = pt.linalg.cholesky(cov)  # batched over the patterns
+        eye = pt.as_tensor(np.broadcast_to(np.eye(k), (batch.n_patterns, k, k)).copy())
+        L_inv = solve_triangular(L, eye, lower=True)
+        log_det = 2.0 * pt.log(pt.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1)
+        E = resid[batch.rows]  # subjects × k
+        W = (L_inv[batch.pattern] * E[:, None, :]).sum(axis=-1)
+        m = batch.rows.shape[0]
+        counts = np.bincount(batch.pattern, minlength=batch.n_patterns).astype(float)
+        total = total - 0.5 * (pt.sum(pt.sqr(W)) + pt.dot(counts, log_det) + m * k * _LOG_2PI)
+    return total
+
+
+def _signature(ndims: list[int]) -> str:
+    """The CustomDist signature: the mean over the rows, the parameters (scalars, the
+    visits' SDs ``(k)``, their correlation's Cholesky factor ``(k,k)``), the rows."""
+    shapes = {0: "()", 1: "(k)", 2: "(k,k)"}
+    return ",".join(["(n)", *[shapes[d] for d in ndims]]) + "->(n)"
+
+
+def add_residual_regression(
+    design: Design, rd: ResidualDesign, priors: PriorTable, ctx: BuildContext
+) -> Any:
+    """Add an ``lmm`` with correlated residuals to ``ctx.model`` (fixed and group effects as
+    the plain model, the structure's parameters, the observed response); return the
+    observed variable."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    names = ctx.names
+    ctx.add_coords({**regression_coords(design, names), **residual_coords(rd)})
+    eta = linear_predictor(design, priors, ctx)
+    if design.offset is not None and np.any(design.offset != 0):
+        eta = eta + ctx.data(names.data("offset"), design.offset, dims=names.obs_dim)
+    mu = design.link.inverse(eta)
+    theta = residual_parameters(rd, priors, ctx)
+    keys = sorted(theta)
+
+    def logp(value: Any, mu: Any, *params: Any) -> Any:
+        return residual_logp(value - mu, rd, dict(zip(keys, params, strict=True)))
+
+    def random(mu: Any, *params: Any, rng: Any = None, size: Any = None) -> np.ndarray:
+        values = {k: np.asarray(p)[None] for k, p in zip(keys, params, strict=True)}
+        if "chol" in values:
+            chol = values.pop("chol")
+            values["cor"] = chol @ np.swapaxes(chol, -1, -2)
+        noise = simulate_residuals(rd, values, np.random.default_rng(rng))[0]
+        return np.asarray(mu) + noise
+
+    y = ctx.data(names.data("y_obs"), np.asarray(design.y), dims=names.obs_dim)
+    with ctx.active():
+        return pm.CustomDist(
+            response_var_name(design),
+            pt.as_tensor(mu),
+            *[pt.as_tensor(theta[k]) for k in keys],
+            logp=logp,
+            random=random,
+            signature=_signature([pt.as_tensor(theta[k]).ndim for k in keys]),
+            observed=y,
+            dims=names.obs_dim,
+        )
