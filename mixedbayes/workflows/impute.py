@@ -243,7 +243,7 @@ def _from_fit(data: pd.DataFrame, fit: FitLike, m: int, seed: int | None) -> lis
         frame = data.copy(deep=True)
         for col, labels in cells.items():
             values = np.asarray(group[col].isel(chain=chain, draw=draw).to_numpy())
-            if frame[col].dtype.kind in "iu":
+            if pd.api.types.is_integer_dtype(frame[col]):
                 frame[col] = frame[col].astype(float)
             frame.loc[labels, col] = _as_column(values, frame[col])
         out.append(frame)
