@@ -333,3 +333,94 @@ def test_resume_reads_the_fits_back(
         )
     assert again.runs["reused"].all()
     pd.testing.assert_frame_equal(again.pooled(), mi_fit.pooled())
+
+
+# ----------------------------------------------------------------------------- the MI report
+
+
+def test_report_of_the_multiple_imputation(mi_fit: mb.MultipleFit, tmp_path: Path) -> None:
+    from mixedbayes.report.blocks import Figure, Table
+    from mixedbayes.report.multiple import build_multiple_report
+
+    report = build_multiple_report(mi_fit)
+    assert report.keys == ["model", "pooled", "forest", "imputations"]
+    assert all(not s.unavailable for s in report.sections)
+    pooled = mi_fit.pooled()
+    table = next(b for b in report.section("pooled").blocks if isinstance(b, Table))
+    for col in ("estimate", "within", "between", "total", "riv", "fmi", "df", "lower", "upper"):
+        assert col in table.columns
+    assert [r[0] for r in table.rows] == list(pooled["parameter"])
+    fmi = table.columns.index("fmi")
+    assert [float(r[fmi]) for r in table.rows] == pytest.approx(list(pooled["fmi"]), rel=1e-3)
+    diag = next(b for b in report.section("imputations").blocks if isinstance(b, Table))
+    assert [r[0] for r in diag.rows] == ["1", "2", "3"]
+    for col in ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "status"):
+        assert col in diag.columns
+    assert any(isinstance(b, Figure) for b in report.section("forest").blocks)
+    assert report.section("imputations").status in ("pass", "warn")
+    assert ("imputations", "3") in report.facts
+
+    html = mi_fit.report(tmp_path / "mi.html")
+    text = html.read_text(encoding="utf-8")
+    assert "Rubin" in text and "<table>" in text and "data:image/png;base64," in text
+    assert "fmi" in text and "rhat_max" in text
+    md = mi_fit.report(tmp_path / "mi.md")
+    body = md.read_text(encoding="utf-8")
+    assert "| parameter | estimate |" in body and "mi_files/" in body
+    assert list((tmp_path / "mi_files").glob("*.png"))
+    with pytest.raises(SpecError, match="formats"):
+        mi_fit.report(tmp_path / "mi.pdf")
+
+
+# ----------------------------------------------------------------------------- impute from a spec
+
+NHANES_IMPUTE = {
+    "kind": "lmm",
+    "formula": "bmi ~ age + chl",
+    "missing": {"response": "impute", "covariates": {"chl": {"formula": "chl ~ age"}}},
+}
+
+
+def test_impute_from_a_spec_without_missing_says_to_add_one() -> None:
+    data = mb.datasets.load("nhanes")
+    with pytest.raises(SpecError, match="no missing: entry") as info:
+        mb.impute(data, {"kind": "lmm", "formula": "bmi ~ age + chl"}, m=3, seed=1)
+    assert "add one" in str(info.value)
+    with pytest.raises(SpecError, match="only when source is a spec"):
+        mb.impute(data, [data, data], draws=5)
+
+
+@pytest.mark.slow
+def test_impute_from_a_spec_fits_it_then_draws_the_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One short fit (imputation by sampling); the sets are those ``impute`` draws from it."""
+    from mixedbayes import api
+    from mixedbayes.workflows.impute import SPEC_DRAWS
+
+    data = mb.datasets.load("nhanes")
+    before = frame_hash(data)
+    made: list[tuple[mb.Fit, dict[str, object]]] = []
+    real_fit = api.fit
+
+    def spy(spec: object, frame: pd.DataFrame, **kwargs: object) -> mb.Fit:
+        fit = real_fit(spec, frame, **kwargs)  # type: ignore[arg-type]
+        made.append((fit, kwargs))
+        return fit
+
+    monkeypatch.setattr(api, "fit", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sets = mb.impute(data, NHANES_IMPUTE, m=4, seed=3, chains=2, tune=200)
+    assert frame_hash(data) == before
+    ((fit, kwargs),) = made
+    assert kwargs["draws"] == SPEC_DRAWS and kwargs["tune"] == 200 and kwargs["seed"] == 3
+    assert "imputed" in fit.idata.children
+    assert len(sets) == 4
+    for frame in sets:
+        assert frame.index.equals(data.index) and list(frame.columns) == list(data.columns)
+        assert not frame[["bmi", "chl"]].isna().any().any()
+        seen = data["chl"].notna()
+        pd.testing.assert_series_equal(frame.loc[seen, "chl"], data.loc[seen, "chl"])
+        assert frame["hyp"].isna().sum() == data["hyp"].isna().sum()  # not in the model
+    assert len({tuple(f["chl"].round(6)) for f in sets}) == 4  # distinct draws
+    again = mb.impute(data, fit, m=4, seed=3)
+    assert all(a.equals(b) for a, b in zip(sets, again, strict=True))

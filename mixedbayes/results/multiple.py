@@ -18,6 +18,7 @@ LOO is pooled by :meth:`MultipleFit.loo` (see there).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ from mixedbayes.results.rubin import rubin_rules
 from mixedbayes.results.summary import check_prob, summarise, summary_variables
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import xarray as xr
 
     from mixedbayes.results.protocols import FitLike
@@ -367,6 +370,54 @@ class MultipleFit:
                 f"{r.seconds:.1f} |"
             )
         return "\n".join(lines) + "\n"
+
+    def report(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        prob: float = 0.95,
+        df_complete: float | None = None,
+        embed: bool = False,
+    ) -> Path:
+        """Write the report of the multiple imputation: a self-contained HTML page (or
+        Markdown).
+
+        The pooled table by Rubin's rules (estimate, se, within, between, total, riv, fmi,
+        df, interval; a note where the FMI asks for more imputations), a forest plot of the
+        pooled estimates with each imputation's posterior mean, and every imputation's
+        convergence (R-hat, ESS, divergences). The same blocks and templates as
+        :meth:`Fit.report <mixedbayes.Fit.report>`.
+
+        Parameters
+        ----------
+        path : str or path
+            The file to write (``.html`` or ``.md``).
+        format : {"html", "md"}, optional
+            Default: from the suffix of ``path``.
+        prob : float
+            Mass of the pooled t intervals.
+        df_complete : float, optional
+            Complete-data degrees of freedom (:meth:`pooled`).
+        embed : bool
+            Markdown only: embed the images instead of writing PNG files to
+            ``<stem>_files/``.
+
+        Returns
+        -------
+        Path
+            The file written.
+
+        See Also
+        --------
+        mixedbayes.report.multiple.build_multiple_report : the
+            :class:`~mixedbayes.report.Report` object.
+        """
+        from mixedbayes.report.multiple import write_multiple_report
+
+        return write_multiple_report(
+            self, path, format=format, embed=embed, prob=prob, df_complete=df_complete
+        )
 
     def __repr__(self) -> str:
         s = self.settings

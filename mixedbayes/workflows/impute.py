@@ -1,5 +1,8 @@
 """``mb.impute``: M completed data sets, from a fit's imputed values or from sets made elsewhere.
 
+A spec with a ``missing:`` entry is fitted first (imputation by sampling, a short run unless
+the draws are given) and the sets are drawn from that fit.
+
 A fit that imputed missing cells by sampling (the spec's ``missing:`` key) holds a DataTree
 group ``imputed`` with one variable per imputed column (named as the column), dims
 ``(chain, draw, "<column>_row")``, whose ``<column>_row`` coordinate values are the labels
@@ -14,7 +17,8 @@ unchanged.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,11 +30,15 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from mixedbayes.results.protocols import FitLike
+    from mixedbayes.spec import ModelSpec
 
-__all__ = ["DEFAULT_M", "check_completed", "impute"]
+__all__ = ["DEFAULT_M", "SPEC_DRAWS", "check_completed", "impute"]
 
 #: Completed data sets drawn from a fit when ``m`` is not given.
 DEFAULT_M = 20
+#: Draws and tuning steps per chain of the imputation fit made from a spec, unless given
+#: (as arguments or in the spec's ``sampler:``): a short run suffices to draw M sets.
+SPEC_DRAWS = 500
 IMPUTED_GROUP = "imputed"
 
 
@@ -250,12 +258,62 @@ def _from_fit(data: pd.DataFrame, fit: FitLike, m: int, seed: int | None) -> lis
     return out
 
 
+def _is_spec(source: object) -> bool:
+    from mixedbayes.spec import ModelSpec
+
+    return isinstance(source, ModelSpec | Mapping | str | os.PathLike)
+
+
+def _imputation_spec(source: object) -> ModelSpec:
+    """The spec ``source`` names, which must impute by sampling (a ``missing:`` entry)."""
+    from mixedbayes.spec import load_spec
+
+    spec = load_spec(source)  # type: ignore[arg-type]
+    if spec.missing is None:
+        raise SpecError(
+            "the spec has no missing: entry, so a fit of it imputes nothing to draw the "
+            "completed data sets from.",
+            where="missing",
+            hint="add one, e.g. missing: {response: impute, covariates: {chl: {formula: "
+            "'chl ~ age + (1 | id)'}}} (docs/missing-data.md), or pass completed data sets.",
+        )
+    return spec
+
+
+def _fit_spec(
+    data: pd.DataFrame,
+    spec: ModelSpec,
+    m: int,
+    seed: int | None,
+    options: Mapping[str, Any],
+) -> FitLike:
+    """Fit the imputation model: a short run unless draws are given (then at least ``m``
+    draws in all)."""
+    from mixedbayes import api
+
+    given = spec.sampler.model_fields_set
+    kwargs = dict(options)
+    chains = int(kwargs.get("chains") or spec.sampler.chains)
+    for name in ("draws", "tune"):
+        if kwargs.get(name) is None and name not in given:
+            kwargs[name] = SPEC_DRAWS
+    if "draws" not in options and "draws" not in given:
+        kwargs["draws"] = max(SPEC_DRAWS, math.ceil(m / chains))
+    return api.fit(spec, data, seed=seed, **kwargs)
+
+
 def impute(
     data: pd.DataFrame,
-    source: FitLike | Sequence[pd.DataFrame],
+    source: FitLike
+    | Sequence[pd.DataFrame]
+    | ModelSpec
+    | Mapping[str, Any]
+    | str
+    | os.PathLike[str],
     m: int | None = None,
     *,
     seed: int | None = None,
+    **fit_options: Any,
 ) -> list[pd.DataFrame]:
     """M completed copies of ``data``, for :func:`mixedbayes.fit_multiple`.
 
@@ -263,18 +321,25 @@ def impute(
     ----------
     data : DataFrame
         The data with missing cells; never modified.
-    source : Fit or sequence of DataFrame
+    source : Fit, spec, or sequence of DataFrame
         A fit whose posterior imputed the missing cells (a spec with ``missing:``; its
-        ``imputed`` group), or completed data sets made elsewhere (e.g. by mice and read
-        from CSV), which are checked against ``data``: the same columns, the same rows in
-        the same order (row labels compared), and the observed cells unchanged.
+        ``imputed`` group); a spec with a ``missing:`` entry (ModelSpec, dict, YAML path or
+        text), which is fitted to ``data`` first; or completed data sets made elsewhere
+        (e.g. by mice and read from CSV), which are checked against ``data``: the same
+        columns, the same rows in the same order (row labels compared), and the observed
+        cells unchanged.
     m : int, optional
-        Completed sets to return (at least 2). Default: 20 from a fit; every set of a list
-        (a smaller ``m`` takes the first ``m``).
+        Completed sets to return (at least 2). Default: 20 from a fit or a spec; every set
+        of a list (a smaller ``m`` takes the first ``m``).
     seed : int, optional
         From a fit: which posterior draws are used. ``m`` distinct draws are taken, dealt
         round the chains (imputation k from chain ``(start + k) mod chains``), without
-        replacement within a chain.
+        replacement within a chain. From a spec: also the seed of its fit.
+    **fit_options
+        From a spec only: arguments of :func:`mixedbayes.fit` (``draws``, ``tune``,
+        ``chains``, ``sampler``, ...). Draws and tuning steps default to
+        :data:`SPEC_DRAWS` (500) per chain unless the spec's ``sampler:`` sets them, and
+        the draws are raised to at least ``m / chains``.
 
     Returns
     -------
@@ -284,8 +349,9 @@ def impute(
     Raises
     ------
     SpecError
-        ``m < 2``, more sets asked for than given or than the fit has draws, or a fit
-        without imputed values.
+        ``m < 2``, more sets asked for than given or than the fit has draws, a fit
+        without imputed values, a spec without a ``missing:`` entry, or fit options with
+        a source that is not a spec.
     DataError
         A completed set whose columns or rows differ from the data's (naming them), or
         that changes observed cells.
@@ -294,6 +360,7 @@ def impute(
     --------
     >>> sets = mb.impute(df, [pd.read_csv(f"imp{i}.csv") for i in range(5)])  # doctest: +SKIP
     >>> sets = mb.impute(df, fit_with_missing, m=20, seed=1)  # doctest: +SKIP
+    >>> sets = mb.impute(df, "spec_with_missing.yaml", m=20, seed=1)  # doctest: +SKIP
     >>> mi = mb.fit_multiple(spec, sets, backend="dask")  # doctest: +SKIP
     """
     if not isinstance(data, pd.DataFrame):
@@ -302,17 +369,31 @@ def impute(
             where="data",
             hint="pass the data with missing cells as a pandas DataFrame.",
         )
+    if _is_spec(source):
+        spec = _imputation_spec(source)
+        count = DEFAULT_M if m is None else m
+        _check_m(count)
+        fitted = _fit_spec(data, spec, count, seed, fit_options)
+        return _from_fit(data, fitted, count, seed)
+    if fit_options:
+        raise SpecError(
+            f"fit options {sorted(fit_options)} apply only when source is a spec.",
+            where="source",
+            hint="pass a spec with a missing: entry, or drop the options.",
+        )
     if hasattr(source, "idata"):
         count = DEFAULT_M if m is None else m
         _check_m(count)
         return _from_fit(data, source, count, seed)  # type: ignore[arg-type]
     if isinstance(source, pd.DataFrame) or not isinstance(source, Sequence):
         raise SpecError(
-            f"source must be a fit or a list of completed DataFrames, not {type(source).__name__}.",
+            f"source must be a fit, a spec or a list of completed DataFrames, not "
+            f"{type(source).__name__}.",
             where="source",
-            hint="pass [df1, df2, ...] (e.g. read from mice's CSV files) or a Fit.",
+            hint="pass [df1, df2, ...] (e.g. read from mice's CSV files), a Fit, or a spec "
+            "with a missing: entry.",
         )
-    sets = list(source)
+    sets: list[pd.DataFrame] = list(source)  # type: ignore[arg-type]
     count = len(sets) if m is None else m
     _check_m(count, where="m" if m is not None else "source")
     if count > len(sets):
