@@ -1,4 +1,5 @@
-"""The notebooks in notebooks/ (one per model kind) run top to bottom, with small draws."""
+"""The notebooks in notebooks/ (one per model kind, and one on missing data) run top to bottom,
+with small draws."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ EXPECTED = [
     "joint.ipynb",
     "longitudinal-lmm.ipynb",
     "microbiome.ipynb",
+    "missing-data.ipynb",
     "pk.ipynb",
 ]
 # what each notebook must leave in its output folder
@@ -22,6 +24,7 @@ REPORTS = {
     "pk.ipynb": ["theophylline-report.html"],
     "joint.ipynb": ["joint-report.html"],
     "microbiome.ipynb": ["microbiome-report.html"],
+    "missing-data.ipynb": ["missing-data-mi-report.html"],
 }
 
 
