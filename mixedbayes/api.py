@@ -282,7 +282,7 @@ def fit(
     )
     t2 = time.perf_counter()
     idata = compiled.complete(result.idata, used_seed)
-    idata = add_imputed(idata, d, used_seed)
+    idata = add_imputed(idata, d, used_seed, kind_of(model_spec).imputed_draws)
     n_values = idata["posterior"].sizes["chain"] * idata["posterior"].sizes["draw"] * d.n
     if log_likelihood or (log_likelihood is None and n_values <= LOG_LIKELIHOOD_MAX_VALUES):
         idata = add_log_likelihood(idata, compiled.model, model_spec, d)

@@ -58,7 +58,7 @@ def test_spec_round_trips_and_defaults() -> None:
     assert short.missing is not None and short.missing.covariates["chl"].formula == "chl ~ age"
 
 
-@pytest.mark.parametrize("kind", ["nonlinear", "joint", "compositional"])
+@pytest.mark.parametrize("kind", ["joint", "compositional"])
 def test_missing_is_refused_by_kinds_without_it(kind: str) -> None:
     from mixedbayes.spec.model import SPEC_KINDS
 

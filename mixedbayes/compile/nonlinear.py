@@ -3,7 +3,11 @@ the shared group-effect core across parameters, a structural mean, a residual er
 
 Variables: ``b_<key>`` (dim ``<key>_term``) per parameter key (``log_CL``); the core's
 ``sd_<group>``, ``cor_<group>``, ``r_<group>`` with terms named by parameter (``log_CL``,
-``log_CL:wt``); residual ``sigma`` and/or ``sigma_prop``.
+``log_CL:wt``); residual ``sigma`` and/or ``sigma_prop``. A covariate of parameter formulas
+imputed in the model (the spec's ``missing:``) adds its submodel as the regression kinds do
+(:func:`~mixedbayes.compile.regression.add_covariate_submodels`: ``b_<column>``,
+``sigma_<column>``, ``<column>_missing``) and completes every parameter's ``X`` that uses it
+(:func:`completed_parameter_X`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import numpy as np
 from mixedbayes.compile.context import BuildContext, new_model
 from mixedbayes.compile.group_effects import contribution, cor_dim, group_effects
 from mixedbayes.compile.priors import ordered_vector_prior, scalar_prior, vector_prior
-from mixedbayes.compile.regression import response_var_name
+from mixedbayes.compile.regression import add_covariate_submodels, response_var_name
 from mixedbayes.errors import DataError, format_rows
+from mixedbayes.naming import Names
 from mixedbayes.priors.nonlinear import ERROR_PARAMS
 from mixedbayes.priors.table import PriorTable
 
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_nonlinear",
     "build_nonlinear",
+    "completed_parameter_X",
     "fixed_effects",
     "nonlinear_response_name",
     "parameter_predictors",
@@ -48,10 +54,14 @@ def parameter_predictors(
 
     obs = ctx.names.obs_dim
     eta: dict[str, Any] = {}
+    imputed: dict[str, Any] = {}
+    if design.imputation is not None and design.imputation.covariates:
+        imputed, _ = add_covariate_submodels(design, priors, ctx)
     b = fixed_effects(design, priors, ctx)
     for p in design.params:
         names = p.names
         X = ctx.data(names.data("X"), p.X, dims=(obs, names.term_dim))
+        X = completed_parameter_X(design, ctx, p.key, X, imputed)
         eta[p.key] = pt.dot(X, b[p.key])
     for g in design.groups:
         r = group_effects(g.structure, priors, ctx)
@@ -62,6 +72,27 @@ def parameter_predictors(
             if cols:
                 eta[p.key] = eta[p.key] + contribution(r, index, Z, cols)
     return {p.name: p.link.inverse(eta[p.key]) for p in design.params}
+
+
+def completed_parameter_X(
+    design: NonlinearDesign, ctx: BuildContext, key: str, X: Any, imputed: dict[str, Any]
+) -> Any:
+    """Parameter ``key``'s design ``X`` (observation × term, uncentred) with the rows of every
+    imputed covariate's missing cells rebuilt from their values (``imputed``, by column):
+    ``+ (x − fill) · D`` with ``D`` the parameter's change per unit of the covariate."""
+    import pytensor.tensor as pt
+
+    plan = design.imputation
+    if plan is None:
+        return X
+    for cov in plan.covariates:
+        x = imputed.get(cov.column)
+        D = cov.parts_D.get(key)
+        if x is None or D is None or not np.any(D):
+            continue
+        D_data = ctx.data(Names(key).data("D", cov.column), D)
+        X = pt.inc_subtensor(X[cov.rows], (x - cov.fill)[:, None] * D_data)
+    return X
 
 
 def fixed_effects(design: NonlinearDesign, priors: PriorTable, ctx: BuildContext) -> dict[str, Any]:

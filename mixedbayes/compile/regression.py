@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from mixedbayes.design.design import Design
 from mixedbayes.design.dpars import DparDesign
 from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
+
+if TYPE_CHECKING:
+    from mixedbayes.design.nonlinear import NonlinearDesign
 
 __all__ = [
     "add_covariate_submodels",
@@ -385,10 +388,12 @@ def build_regression(design: Design, priors: PriorTable, hierarchical: bool = Tr
 
 # ------------------------------------------------------------------ imputation (missing:)
 def add_covariate_submodels(
-    design: Design, priors: PriorTable, ctx: BuildContext
+    design: Design | NonlinearDesign, priors: PriorTable, ctx: BuildContext
 ) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
     """Add every imputed covariate's submodel and its likelihood (the observed cells) to
-    ``ctx.model``, and the missing cells of each continuous covariate as parameters.
+    ``ctx.model``, and the missing cells of each continuous covariate as parameters (any
+    design with an :class:`~mixedbayes.design.imputation.ImputationPlan`: a regression's, or
+    a nonlinear model's, whose parameters' ``X`` it then completes).
 
     Returns the missing cells' variables by continuous column, and by binary column (summed
     out) the log-probabilities of class 0 and of class 1 of its missing cells.

@@ -45,10 +45,12 @@ __all__ = [
     "ImputationPlan",
     "ImputedCovariate",
     "MissingPrep",
+    "affine_change",
     "affine_columns",
     "attach_imputation",
     "clean_with_missing",
     "imputation_variables",
+    "imputed_covariate",
 ]
 
 
@@ -83,6 +85,10 @@ class ImputedCovariate:
         from the submodel's posterior predictive after sampling).
     note : str
         What was done that the user should know (empty when nothing).
+    parts_D : dict of str to ndarray
+        For a model with one design matrix per part (a nonlinear model's parameters, by
+        key): each part's change of its columns per unit of the covariate at :attr:`rows`
+        (only the parts whose formulas use it); :attr:`D` is then empty.
     """
 
     column: str
@@ -96,6 +102,7 @@ class ImputedCovariate:
     sub_missing: np.ndarray
     predictive_rows: np.ndarray
     note: str = ""
+    parts_D: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def how(self) -> str:
@@ -337,28 +344,53 @@ def affine_columns(
     ``log(chl)``, splines): a ``SpecError`` naming the terms. ``check=False`` (a binary
     covariate: two values, any function of it is affine in them) skips the check.
     """
-    common = design._matrices.common
+    return affine_change(
+        design._matrices.common,
+        design.fixed_terms,
+        frame,
+        column,
+        check=check,
+        coded=design.coding.new_data,
+    )
+
+
+def affine_change(
+    common: Any,
+    terms: Sequence[str],
+    frame: pd.DataFrame,
+    column: str,
+    *,
+    check: bool = True,
+    coded: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    where: str = "",
+) -> np.ndarray:
+    """The change of the columns ``terms`` of formulae's common design ``common`` per unit
+    of ``column`` at the rows ``frame``, shape (rows, len(terms)) (see
+    :func:`affine_columns`; ``coded`` codes the rows' factors first, ``where`` names the
+    formula in the error)."""
     if common is None or frame.empty:
-        return np.zeros((len(frame), len(design.fixed_terms)))
+        return np.zeros((len(frame), len(terms)))
     at = []
     for value in (0.0, 1.0, 2.0):
-        coded = design.coding.new_data(frame.assign(**{column: value}).copy())
+        rows = frame.assign(**{column: value}).copy()
+        if coded is not None:
+            rows = coded(rows)
         with np.errstate(all="ignore"):
-            _, X, offset = fixed_part(common.evaluate_new_data(coded), len(frame))
+            _, X, offset = fixed_part(common.evaluate_new_data(rows), len(frame))
         at.append((X, offset))
     (X0, o0), (X1, o1), (X2, o2) = at
     D = X1 - X0
     bad = [
         t
-        for j, t in enumerate(design.fixed_terms)
+        for j, t in enumerate(terms)
         if check and not np.allclose(X2[:, j] - X1[:, j], D[:, j], equal_nan=False)
     ]
     if not (np.allclose(o1, o0) and (np.allclose(o2, o0) or not check)):
         bad.append("offset(...)")
     if bad:
         raise SpecError(
-            f"the term(s) {bad} are not linear in the imputed covariate {column!r}: imputing it "
-            "inside the model rebuilds the columns that depend on it as a + x·b.",
+            f"the term(s) {bad}{where} are not linear in the imputed covariate {column!r}: "
+            "imputing it inside the model rebuilds the columns that depend on it as a + x·b.",
             where=f"missing.covariates.{column}",
             hint=f"use {column!r} linearly (main effect, interactions such as 'age * {column}', "
             f"center()/scale()); for I({column}**2), log({column}) or splines add the "
@@ -426,45 +458,65 @@ def attach_imputation(
                     )
                 )
     SpecError.collect(problems)
-    aside = prep.response_frame
     for column, sub in prep.spec.covariates.items():
-        mask = prep.masks[column]
-        rows = np.flatnonzero(mask)
+        rows = np.flatnonzero(prep.masks[column])
         D = affine_columns(design, design.data.iloc[rows], column, check=not sub.discrete)
-        n = design.n
-        both = design.data if aside is None or aside.empty else pd.concat([design.data, aside])
-        observed_all = np.concatenate(
-            [~mask, ~prep.response_masks.get(column, np.zeros(len(both) - n, dtype=bool))]
-        )
-        sub_design = _sub_design(make, spec, column, sub, both)
-        note = ""
-        main_levels = {g.name: g.levels for g in design.groups}
-        if len(both) > n and any(
-            g.name in main_levels and g.levels != main_levels[g.name] for g in sub_design.groups
-        ):
-            note = (
-                f"the submodel of {column!r} was fitted to the rows with an observed response "
-                "only (the other rows hold levels the response's factors do not have)"
-            )
-            sub_design = _sub_design(make, spec, column, sub, design.data)
-            observed_all = observed_all[:n]
         covariates.append(
-            ImputedCovariate(
-                column=column,
-                spec=sub,
-                fill=prep.fills[column],
-                rows=rows,
-                labels=design.data.index[rows],
-                D=D,
-                sub=sub_design,
-                sub_observed=np.flatnonzero(observed_all),
-                sub_missing=rows,
-                predictive_rows=np.flatnonzero(prep.response_masks.get(column, np.zeros(0, bool))),
-                note=note,
-            )
+            imputed_covariate(spec, design.data, design.groups, prep, column, D, make)
         )
-    plan = ImputationPlan(prep.spec, tuple(covariates), aside, prep.response_masks)
+    plan = ImputationPlan(prep.spec, tuple(covariates), prep.response_frame, prep.response_masks)
     return dataclasses.replace(design, imputation=plan)
+
+
+def imputed_covariate(
+    spec: ModelSpec,
+    data: pd.DataFrame,
+    groups: Sequence[Any],
+    prep: MissingPrep,
+    column: str,
+    D: np.ndarray,
+    make: Callable[..., RegressionDesign],
+    parts_D: dict[str, np.ndarray] | None = None,
+) -> ImputedCovariate:
+    """The :class:`ImputedCovariate` of ``column`` for a design of the rows ``data`` with the
+    grouping factors ``groups`` (any kind's design): its submodel designed over those rows
+    followed, when the factors allow, by the rows with a missing response; ``D`` (or
+    ``parts_D``, by part) the change of the design's columns per unit of it at its cells."""
+    sub = prep.spec.covariates[column]
+    mask = prep.masks[column]
+    rows = np.flatnonzero(mask)
+    aside = prep.response_frame
+    n = len(data)
+    both = data if aside is None or aside.empty else pd.concat([data, aside])
+    observed_all = np.concatenate(
+        [~mask, ~prep.response_masks.get(column, np.zeros(len(both) - n, dtype=bool))]
+    )
+    sub_design = _sub_design(make, spec, column, sub, both)
+    note = ""
+    main_levels = {g.name: g.levels for g in groups}
+    if len(both) > n and any(
+        g.name in main_levels and g.levels != main_levels[g.name] for g in sub_design.groups
+    ):
+        note = (
+            f"the submodel of {column!r} was fitted to the rows with an observed response "
+            "only (the other rows hold levels the response's factors do not have)"
+        )
+        sub_design = _sub_design(make, spec, column, sub, data)
+        observed_all = observed_all[:n]
+    return ImputedCovariate(
+        column=column,
+        spec=sub,
+        fill=prep.fills[column],
+        rows=rows,
+        labels=data.index[rows],
+        D=D,
+        sub=sub_design,
+        sub_observed=np.flatnonzero(observed_all),
+        sub_missing=rows,
+        predictive_rows=np.flatnonzero(prep.response_masks.get(column, np.zeros(0, bool))),
+        note=note,
+        parts_D=dict(parts_D or {}),
+    )
 
 
 def imputed_cells_text(report: DataReport) -> str:

@@ -11,7 +11,6 @@ import pandas as pd
 from mixedbayes.design.contrasts import code_factors
 from mixedbayes.design.data import (
     DataReport,
-    clean_data,
     grouping_problems,
     missing_column_problems,
     numeric_problems,
@@ -31,6 +30,15 @@ from mixedbayes.design.groups import (
     group_factors,
     merge_factors,
 )
+from mixedbayes.design.imputation import (
+    ImputationPlan,
+    MissingPrep,
+    affine_change,
+    clean_with_missing,
+    imputation_variables,
+    imputed_covariate,
+)
+from mixedbayes.design.matrices import common_vars
 from mixedbayes.errors import DataError, Problem, SpecError
 from mixedbayes.families import Family, Link, get_family, get_link
 from mixedbayes.naming import OBS_DIM, Names
@@ -90,6 +98,13 @@ class NonlinearDesign:
     order : tuple of str
         Keys of the parameters whose intercepts are ordered, largest first (the spec's
         ``order``, else the library model's).
+    imputation : ImputationPlan, optional
+        What the spec's ``missing:`` imputes (:mod:`mixedbayes.design.imputation`): the
+        observation rows with a missing response, kept out of the likelihood (dose records
+        are never among them), and the covariates of parameter formulas sampled in the model
+        (their missing cells hold the observed mean in ``data`` and every parameter's ``X``;
+        :attr:`~mixedbayes.design.imputation.ImputedCovariate.parts_D` holds, by parameter
+        key, the columns' change per unit of the covariate).
     """
 
     spec: NonlinearSpec
@@ -109,6 +124,7 @@ class NonlinearDesign:
     report: DataReport
     source: pd.DataFrame = field(repr=False)
     order: tuple[str, ...] = ()
+    imputation: ImputationPlan | None = None
 
     @property
     def n(self) -> int:
@@ -193,7 +209,7 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     """
     import formulae as fm
 
-    from mixedbayes.pk.dosing import dose_matrices, from_dose_column, from_events
+    from mixedbayes.pk.dosing import dose_matrices, from_dose_column
 
     if not isinstance(data, pd.DataFrame) or data.empty:
         raise DataError("the data must be a non-empty DataFrame.", where="data")
@@ -203,7 +219,7 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     frame_in = data
     if spec.dosing is not None and spec.dosing.events is not None:
         cols = {k.lower(): v for k, v in spec.dosing.events.items()}
-        frame_in, dosing_table = from_events(data, **cols)
+        frame_in, dosing_table = _read_events(spec, data, cols)
     param_names = {parameter_link(k)[0] for k in spec.parameters}
     expr_names = _expression_names(spec)
     covariate_names = [n for n in expr_names if n not in param_names]
@@ -217,6 +233,7 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     needed = {spec.response} | set(covariate_names)
     groups: set[str] = set()
     covs: set[str] = set(covariate_names)
+    param_covs: set[str] = set()
     calls: list[Problem] = []
     for key, rhs in spec.parameters.items():
         rhs_parts = split_formula(f"{spec.response} ~ {rhs}")
@@ -224,6 +241,7 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
         calls += function_problems(f"{key} ~ {rhs}", rhs_parts.formulae_formula, where)
         _, c, g = formula_variables(rhs_parts)
         covs |= c
+        param_covs |= c
         groups |= g
     SpecError.collect(calls)
     extra = [c for c in (spec.time, spec.subject) if c]
@@ -233,6 +251,11 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     if spec.dosing is not None:
         named.append((spec.dosing.dose, "'dosing.dose' names"))
     roles = {col: role for col, role in named if col}
+    _imputation_problems(spec, covariate_names, extra)
+    more_covs, more_groups = imputation_variables(spec, spec.response, param_covs - groups)
+    roles |= {c: "missing.covariates names the" for c in more_covs - covs - groups}
+    covs |= more_covs - groups
+    groups |= more_groups
     DataError.collect(missing_column_problems(needed | covs | groups | set(extra), frame_in, roles))
     problems = numeric_problems(frame_in, spec.response)
     if spec.time:
@@ -241,7 +264,8 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
         frame_in, sorted(groups | ({spec.subject} if spec.subject else set()))
     )
     DataError.collect(problems)
-    frame, report = clean_data(
+    frame, report, prep = clean_with_missing(
+        spec,
         frame_in,
         response=[spec.response],
         covariates=sorted((covs | set(extra)) - groups - {spec.subject or ""}),
@@ -249,8 +273,11 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
     )
     if spec.dosing is not None and spec.dosing.dose is not None:
         assert spec.subject is not None
+        # the rows with a missing response (kept aside) have their doses too
+        aside = None if prep is None else prep.response_frame
+        dosed = frame if aside is None or aside.empty else pd.concat([frame, aside])
         dosing_table = from_dose_column(
-            frame, id=spec.subject, dose=spec.dosing.dose, dose_time=spec.dosing.dose_time
+            dosed, id=spec.subject, dose=spec.dosing.dose, dose_time=spec.dosing.dose_time
         )
     frame, coding = code_factors(spec.contrasts, frame, covariates=covs, groups=groups)
     rewritten = [coding.rewrite(f"{spec.response} ~ {rhs}") for rhs in spec.parameters.values()]
@@ -300,7 +327,7 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
             hint="give each ordered parameter an intercept (e.g. '1 + (1 | Subject)'), or "
             "drop it from 'order'.",
         )
-    return NonlinearDesign(
+    design = NonlinearDesign(
         spec=spec,
         family=family,
         link=link,
@@ -319,3 +346,127 @@ def make_nonlinear_design(spec: NonlinearSpec, data: pd.DataFrame) -> NonlinearD
         source=data.copy(),
         order=order,
     )
+    return design if prep is None else _attach_imputation(design, prep)
+
+
+def _read_events(
+    spec: NonlinearSpec, data: pd.DataFrame, cols: dict[str, str]
+) -> tuple[pd.DataFrame, Any]:
+    """The observation rows of an event table and its doses (``from_events``). With
+    ``missing: {response: impute}`` an observation record (EVID 0) without a DV is kept with
+    a missing response (to be imputed) instead of being an error; dose records (EVID 1) are
+    doses whatever their DV."""
+    from mixedbayes.pk.dosing import from_events
+
+    evid, dv = cols.get("evid", "EVID"), cols.get("dv", "DV")
+    impute = spec.missing is not None and spec.missing.response == "impute"
+    if not impute or evid not in data.columns or dv not in data.columns:
+        return from_events(data, **cols)
+    unseen = (
+        (pd.to_numeric(data[evid], errors="coerce") == 0)
+        & pd.to_numeric(data[dv], errors="coerce").isna()
+    ).to_numpy()
+    if not unseen.any():
+        return from_events(data, **cols)
+    filled = data.copy()
+    filled.loc[unseen, dv] = 0.0
+    frame, table = from_events(filled, **cols)
+    frame[dv] = pd.to_numeric(frame[dv], errors="coerce")
+    frame.loc[data.index[unseen], dv] = np.nan
+    return frame, table
+
+
+def _imputation_problems(
+    spec: NonlinearSpec, expression_columns: list[str], roles: list[str]
+) -> None:
+    """``SpecError`` for what ``missing.covariates`` cannot impute in a nonlinear model (yet):
+    a data column of the structural expression, the time, subject or dose column, a binary
+    covariate (summed out)."""
+    if spec.missing is None:
+        return
+    problems = []
+    for key, sub in spec.missing.covariates.items():
+        where = f"missing.covariates.{key}"
+        if key in expression_columns:
+            problems.append(
+                Problem(
+                    f"{key!r} is used by the structural expression itself (not through a "
+                    "parameter formula); imputing a covariate of the expression is not "
+                    "supported yet.",
+                    where,
+                    f"use {key!r} in a parameter formula (e.g. 'log_CL: 1 + {key}'), drop "
+                    "its missing rows, or impute it first (multiple imputation).",
+                )
+            )
+        elif key in roles:
+            problems.append(
+                Problem(
+                    f"{key!r} is the time, subject or dose column; imputing it is not "
+                    "supported yet.",
+                    where,
+                    "drop the rows where it is missing, or fill it in.",
+                )
+            )
+        elif sub.discrete:
+            problems.append(
+                Problem(
+                    f"summing a binary covariate ({key!r}, family {sub.family}) out of a "
+                    "nonlinear model is not supported yet (kinds lmm and glmm only).",
+                    where,
+                    "give it a continuous family, drop its missing rows, or impute it first "
+                    "(multiple imputation).",
+                )
+            )
+    SpecError.collect(problems)
+
+
+def _attach_imputation(design: NonlinearDesign, prep: MissingPrep) -> NonlinearDesign:
+    """``design`` with its :class:`ImputationPlan`: each imputed covariate's submodel, and its
+    change of the design matrix of every parameter whose formula uses it (checked affine)."""
+    from mixedbayes.design.design import make_regression_design
+
+    problems = []
+    for column in prep.spec.covariates:
+        in_groups = [
+            p.key
+            for p in design.params
+            if p.matrices.group is not None
+            and any(
+                column in {v for v in t.var_names if v} for t in p.matrices.group.terms.values()
+            )
+        ]
+        if in_groups:
+            problems.append(
+                Problem(
+                    f"{column!r} is read by a group term of {in_groups} (a varying slope or a "
+                    "grouping factor); imputing it there is not supported yet.",
+                    f"missing.covariates.{column}",
+                    "use it in the fixed effects of the parameter formulas only, or drop its "
+                    "missing rows.",
+                )
+            )
+    SpecError.collect(problems)
+    covariates = []
+    for column in prep.spec.covariates:
+        rows = np.flatnonzero(prep.masks[column])
+        cells = design.data.iloc[rows]
+        parts_D = {
+            p.key: affine_change(p.matrices.common, p.terms, cells, column, where=f" of {p.key}")
+            for p in design.params
+            if column in common_vars(p.matrices)
+        }
+        empty = np.zeros((len(rows), 0))
+        covariates.append(
+            imputed_covariate(
+                design.spec,
+                design.data,
+                design.groups,
+                prep,
+                column,
+                empty,
+                make_regression_design,
+                parts_D,
+            )
+        )
+    plan = ImputationPlan(prep.spec, tuple(covariates), prep.response_frame, prep.response_masks)
+    return replace(design, imputation=plan)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mixedbayes.design.nonlinear import NonlinearDesign, ParamDesign
     from mixedbayes.pk.dosing import DosingTable
 
-__all__ = ["NonlinearRows", "fitted_rows", "new_rows"]
+__all__ = ["NonlinearRows", "aside_rows", "fitted_rows", "new_rows"]
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,18 @@ def new_rows(design: NonlinearDesign, data: pd.DataFrame) -> NonlinearRows:
     if not isinstance(data, pd.DataFrame) or data.empty:
         raise DataError("newdata must be a non-empty DataFrame.", where="newdata")
     frame, dosing = _observations(design, data)
+    return _rows(design, frame, dosing)
+
+
+def aside_rows(design: NonlinearDesign, frame: pd.DataFrame) -> NonlinearRows:
+    """Design arrays of observation rows of the fit's data kept out of the likelihood
+    (``missing: {response: impute}``: ``design.imputation.response_frame``), with the fit's
+    doses (an event table's dose records are never among these rows)."""
+    return _rows(design, frame, design.dosing)
+
+
+def _rows(design: NonlinearDesign, frame: pd.DataFrame, dosing: Any) -> NonlinearRows:
+    """Design arrays of the observation rows ``frame`` with the doses ``dosing``."""
     spec = design.spec
     n = len(frame)
     X: dict[str, np.ndarray] = {}

@@ -140,6 +140,14 @@ class Kind:
         model's survival rows), by name: their dims and values (chain, draw, ...)."""
         return {}
 
+    def imputed_draws(
+        self, posterior: Any, design: ModelDesign, seed: int | None
+    ) -> dict[str, tuple[str, Any, np.ndarray]]:
+        """The variables of the fit's ``imputed`` group (the spec's ``missing:``), by name:
+        their dim, the row labels of the missing cells and their draws (chain, draw, cells);
+        ``{}`` for a kind that imputes nothing by sampling."""
+        return {}
+
     def loo_units(self, design: ModelDesign, log_likelihood: Any) -> Any:
         """What LOO leaves out when it is not one row of the observed variable: an
         ``xarray.DataArray`` (chain, draw, unit) summed from the ``log_likelihood`` group

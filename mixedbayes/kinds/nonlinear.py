@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from mixedbayes.kinds.base import Kind, register_kind
+from mixedbayes.naming import Names
 from mixedbayes.spec.nonlinear import NonlinearSpec
 
 if TYPE_CHECKING:
@@ -98,7 +99,32 @@ class NonlinearKind(Kind):
         return tuple(p.key for p in cast("NonlinearDesign", design).params)
 
     def family_variables(self, design: ModelDesign) -> list[str]:
-        return list(self.positive_classes(design))
+        """The error model's parameters, then per imputed covariate its submodel's
+        (``b_<column>``, ``sd_<g>_<column>``, ``sigma_<column>``)."""
+        from mixedbayes.kinds.regression import _group_variables
+
+        names = list(self.positive_classes(design))
+        plan = cast("NonlinearDesign", design).imputation
+        for cov in () if plan is None else plan.covariates:
+            part = Names(cov.column)
+            names.append(part.b)
+            names += _group_variables(cov.sub.groups)
+            names += [part.param(p.name) for p in cov.sub.family.params]
+        return names
+
+    def summary_variables(self, design: ModelDesign, include_group_levels: bool) -> list[str]:
+        names = super().summary_variables(design, include_group_levels)
+        plan = cast("NonlinearDesign", design).imputation
+        if include_group_levels and plan is not None:
+            names += [Names.r(g.key) for cov in plan.covariates for g in cov.sub.groups]
+        return names
+
+    def imputed_draws(
+        self, posterior: Any, design: ModelDesign, seed: int | None
+    ) -> dict[str, tuple[str, Any, Any]]:
+        from mixedbayes.results.nonlinear_imputation import nonlinear_imputed_draws
+
+        return nonlinear_imputed_draws(posterior, cast("NonlinearDesign", design), seed)
 
     def response_columns(self, design: ModelDesign) -> list[str]:
         return [cast(NonlinearSpec, design.spec).response]

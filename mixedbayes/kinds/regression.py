@@ -93,6 +93,13 @@ class RegressionKind(Kind):
 
         return regression_log_likelihood(posterior, cast("Design", design))
 
+    def imputed_draws(
+        self, posterior: Any, design: ModelDesign, seed: int | None
+    ) -> dict[str, tuple[str, Any, Any]]:
+        from mixedbayes.results.imputation import imputed_draws
+
+        return imputed_draws(posterior, design, seed)
+
     def describe(self, spec: ModelSpec) -> str:
         text = str(cast(LMMSpec, spec).formula)
         for key, rhs in self._dpars(spec).items():

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from mixedbayes.families import round_sig, sd_scale
 from mixedbayes.priors.distributions import PriorDist
+from mixedbayes.priors.regression import imputation_prior_rows
 from mixedbayes.priors.table import PriorRow, PriorTable, group_prior_rows
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ def default_nonlinear_priors(design: NonlinearDesign) -> PriorTable:
     - ``cor``: LKJ(2), mildly favouring small correlations between parameters.
     - residual ``sigma`` (additive: half-Student-t(3, 0, sd(y)); log-normal: half-Student-t(3,
       0, 1)) and ``sigma_prop`` (proportional: half-Student-t(3, 0, 0.5)).
+    - an imputed covariate's submodel (``missing.covariates``): the regression kinds' rows,
+      ``nlpar`` the covariate.
     """
     rows: list[PriorRow] = []
     for p in design.params:
@@ -83,4 +86,5 @@ def default_nonlinear_priors(design: NonlinearDesign) -> PriorTable:
             prior = PriorDist("student_t", (3.0, 0.0, round_sig(sd_y)))
             text = f"half-Student-t(3, 0, sd(y)); sd(y)={sd_y:.4g}"
         rows.append(PriorRow(name, "", "", "", prior, "default", text))
+    rows += imputation_prior_rows(design)
     return PriorTable(tuple(rows))

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mixedbayes.design import Design
     from mixedbayes.design.dpars import DparDesign
     from mixedbayes.design.groups import GroupFactor
+    from mixedbayes.design.nonlinear import NonlinearDesign
 
 __all__ = [
     "default_regression_priors",
@@ -78,7 +79,7 @@ def default_regression_priors(design: Design) -> PriorTable:
     return PriorTable(tuple(rows))
 
 
-def imputation_prior_rows(design: Design) -> list[PriorRow]:
+def imputation_prior_rows(design: Design | NonlinearDesign) -> list[PriorRow]:
     """The prior rows of each imputed covariate's submodel (``missing.covariates``): the
     same rules as a response's, scaled from the covariate's observed values, ``nlpar`` the
     covariate (``b`` of ``chl ~ age`` is class ``b``, coef ``age``, nlpar ``chl``)."""

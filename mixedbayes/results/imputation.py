@@ -17,6 +17,7 @@ One variable per imputed column, named after the column (the response's by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMPUTED_GROUP",
+    "ResponseDraws",
     "add_imputed",
     "class_log_weights",
     "imputed_draws",
@@ -124,17 +126,34 @@ def summed_out_log_likelihood(posterior: xr.Dataset, design: Design) -> dict[int
     return out
 
 
+#: Draws of the response at the rows with a missing response (``plan.response_frame``),
+#: given the posterior, the design, those rows, the draws of the imputed covariates' cells
+#: among them (by column) and a generator: (chain, draw, rows).
+ResponseDraws = Callable[
+    [Any, Any, pd.DataFrame, dict[str, np.ndarray], np.random.Generator], np.ndarray
+]
+
+
 def imputed_draws(
-    posterior: xr.Dataset, design: Design, seed: int | None = None
+    posterior: xr.Dataset,
+    design: Any,
+    seed: int | None = None,
+    response_draws: ResponseDraws | None = None,
 ) -> dict[str, tuple[str, pd.Index, np.ndarray]]:
     """By variable of the ``imputed`` group, its dim, the row labels of the missing cells
     and their draws (chain, draw, cells), in the data's row order: per imputed column its
     values; per summed-out binary column also ``<column>_prob``, the probability of class 1
     (given the data and each draw's parameters; the submodel's alone in rows with a missing
-    response)."""
+    response).
+
+    ``design`` is any design with an ``imputation`` plan; ``response_draws`` draws its
+    response at the rows kept out of the likelihood (default: a regression design's
+    posterior predictive; a nonlinear design's is
+    :func:`mixedbayes.results.nonlinear_imputation.nonlinear_response_draws`).
+    """
     from mixedbayes.compile.regression import response_var_name
 
-    plan = getattr(design, "imputation", None)  # a regression design's; others have none
+    plan = getattr(design, "imputation", None)
     if plan is None:
         return {}
     rng = np.random.default_rng(seed)
@@ -168,7 +187,7 @@ def imputed_draws(
         if cov.spec.discrete and probs:
             out[Names.prob_var(cov.column)] = (dim, *_in_data_order(design, labels, probs))
     if frame is not None and len(frame):
-        values = _response_draws(posterior, design, frame, predicted, rng)
+        values = (response_draws or _response_draws)(posterior, design, frame, predicted, rng)
         name = response_var_name(design)
         out[name] = (Names.imputed_dim(name), frame.index, values)
     return out
@@ -214,11 +233,20 @@ def _response_draws(
     )
 
 
-def add_imputed(idata: Any, design: Any, seed: int | None) -> Any:
-    """Add the ``imputed`` group to ``idata`` (nothing when the design imputes nothing)."""
+def add_imputed(
+    idata: Any,
+    design: Any,
+    seed: int | None,
+    draw: Callable[[Any, Any, int | None], dict[str, tuple[str, pd.Index, np.ndarray]]]
+    | None = None,
+) -> Any:
+    """Add the ``imputed`` group to ``idata`` (nothing when the design imputes nothing).
+
+    ``draw(posterior, design, seed)`` makes its variables (the design's kind's
+    ``imputed_draws``; default :func:`imputed_draws`, a regression design's)."""
     import xarray as xr
 
-    draws = imputed_draws(idata["posterior"].to_dataset(), design, seed)
+    draws = (draw or imputed_draws)(idata["posterior"].to_dataset(), design, seed)
     if not draws:
         return idata
     post = idata["posterior"]

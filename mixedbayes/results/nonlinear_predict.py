@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from mixedbayes.design.nonlinear_rows import NonlinearRows
 
 __all__ = [
+    "fitted_eta_shift",
+    "imputed_eta_shift",
     "nonlinear_predict_draws",
     "parameter_draws",
     "residual_draws",
@@ -68,10 +70,13 @@ def parameter_draws(
     level: Level = None,
     new_groups: NewGroups = "error",
     rng: np.random.Generator | None = None,
+    eta_shift: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Each parameter (natural scale, by name: ``CL``) at each row, shape (chain, draw, rows).
 
     A new level draws all its terms (every parameter's) jointly, once per posterior draw.
+    ``eta_shift`` adds, by parameter key, to the linear predictor (chain, draw, rows): what
+    imputed covariates' drawn values change (:func:`imputed_eta_shift`).
     """
     check_new_groups(new_groups)
     groups = included_groups(design, level)
@@ -92,8 +97,55 @@ def parameter_draws(
             if cols:
                 Z = rows.group_Z[g.name][:, cols]
                 eta = eta + np.einsum("cdnk,nk->cdn", effects[g.name][..., cols], Z)
+        if eta_shift is not None and p.key in eta_shift:
+            eta = eta + eta_shift[p.key]
         out[p.name] = p.link.inverse_numpy(eta)
     return out
+
+
+def imputed_eta_shift(
+    posterior: xr.Dataset,
+    design: NonlinearDesign,
+    n: int,
+    cells: dict[str, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]],
+) -> dict[str, np.ndarray]:
+    """By parameter key, what imputed covariates add to its linear predictor at ``n`` rows
+    whose designs hold each covariate's fill: ``cells`` gives, by column, the rows of its
+    drawn cells, their draws (chain, draw, cells) and by key the change of the parameter's
+    columns per unit (cells × terms); ``(x − fill) · (D @ b_<key>)``."""
+    plan = design.imputation
+    out: dict[str, np.ndarray] = {}
+    if plan is None:
+        return out
+    for cov in plan.covariates:
+        if cov.column not in cells:
+            continue
+        rows, x, parts_D = cells[cov.column]
+        for key, D in parts_D.items():
+            if not len(rows) or not np.any(D):
+                continue
+            p = design.param(key)
+            b = posterior[p.names.b].transpose("chain", "draw", p.term_dim).to_numpy()
+            shift = out.setdefault(key, np.zeros((*b.shape[:2], n)))
+            shift[:, :, rows] += (x - cov.fill) * np.einsum("cdp,kp->cdk", b, D)
+    return out
+
+
+def fitted_eta_shift(posterior: xr.Dataset, design: NonlinearDesign) -> dict[str, np.ndarray]:
+    """:func:`imputed_eta_shift` at the fitted rows: the sampled ``<column>_missing``."""
+    plan = design.imputation
+    if plan is None:
+        return {}
+    cells = {
+        cov.column: (
+            cov.rows,
+            posterior[Names.missing_var(cov.column)].transpose("chain", "draw", ...).to_numpy(),
+            cov.parts_D,
+        )
+        for cov in plan.covariates
+        if Names.missing_var(cov.column) in posterior
+    }
+    return imputed_eta_shift(posterior, design, design.n, cells)
 
 
 #: The structural model for a batch of parameter draws, and the values it holds per draw.
@@ -311,6 +363,8 @@ def nonlinear_predict_draws(
         level=level,
         new_groups=new_groups,
         rng=np.random.default_rng(int(group_seed)),
+        # the fitted rows' imputed covariates at their sampled values, not the design's fill
+        eta_shift=fitted_eta_shift(posterior, design) if newdata is None else None,
     )
     values = structural_draws(design, rows, theta)
     if kind == "response":

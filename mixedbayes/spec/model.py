@@ -195,8 +195,8 @@ class ModelSpec(_Strict):
     missing : MissingSpec, optional
         Imputation by sampling inside the model (``{response: impute, covariates: {chl:
         {formula: "chl ~ age"}}, otherwise: drop}``; see :class:`MissingSpec`); kinds whose
-        class sets ``takes_missing`` accept it (``lmm``, ``glmm``), the others say it is not
-        supported yet.
+        class sets ``takes_missing`` accept it (``lmm``, ``glmm``, ``nonlinear``), the others
+        say it is not supported yet.
     """
 
     kind: str
@@ -229,7 +229,8 @@ class ModelSpec(_Strict):
         if self.missing is not None and not self.takes_missing:
             raise ValueError(
                 f"missing: (imputation by sampling inside the model) is not supported for "
-                f"kind {self.kind!r} yet; the kinds lmm and glmm take it. Fix: remove missing: "
+                f"kind {self.kind!r} yet; the kinds lmm, glmm and nonlinear take it. Fix: remove "
+                "missing: "
                 "(rows with missing values are then dropped, counted and reported), or impute "
                 "first (multiple imputation, then fit each completed data set)"
             )

@@ -116,6 +116,9 @@ class NonlinearSpec(ModelSpec):
     order: list[str] | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = ("gaussian",)
+    #: ``missing:``: responses (observation rows) and continuous covariates of parameter
+    #: formulas (``docs/missing-data.md``).
+    takes_missing: ClassVar[bool] = True
 
     @field_validator("parameters")
     @classmethod
