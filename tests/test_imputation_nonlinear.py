@@ -304,10 +304,10 @@ def test_expression_covariate_is_not_supported_yet() -> None:
 
 
 def test_small_theoph_fit_imputes_concentrations_and_weights() -> None:
-    df = holes()
+    df = holes(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = quiet_fit(SPEC, df, draws=200, tune=200, chains=2, seed=3, progressbar=False)
+        fit = quiet_fit(SPEC, df, draws=200, tune=150, chains=2, seed=3, progressbar=False)
     imp = fit.idata["imputed"].to_dataset()
     assert set(imp.data_vars) == {"Wt", "conc"}
     assert imp["conc"].dims == ("chain", "draw", "conc_row")
