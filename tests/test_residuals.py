@@ -299,3 +299,38 @@ def test_ar1_recovered_by_simulation() -> None:
     assert "phi_ar" in set(table["parameter"])
     ll = fit.idata["log_likelihood"]
     assert ll[next(iter(ll.data_vars))].shape[-1] == len(df)
+
+
+def test_response_predictions_carry_the_correlation() -> None:
+    """``predict(kind="response")`` on new rows of one subject draws its residuals jointly
+    from the unstructured covariance (no sampling: a hand-made posterior)."""
+    import xarray as xr
+
+    from mixedbayes.results.predict import predict_draws
+
+    df = _panel(seed=3, n_subjects=10)
+    spec = mb.LMM(
+        "y ~ C(visit)", residuals={"correlation": "unstructured", "time": "visit", "group": "id"}
+    )
+    design = mb.design(spec, df)
+    cov = 0.5 * np.ones((5, 5)) + 0.5 * np.eye(5)
+    sd = np.sqrt(np.diag(cov))
+    n = 4000
+    terms = list(design.fixed_terms)
+    posterior = xr.Dataset(
+        {
+            "b": (("chain", "draw", "term"), np.zeros((1, n, len(terms)))),
+            "sd_visit": (("chain", "draw", "visit"), np.broadcast_to(sd, (1, n, 5)).copy()),
+            "cor_visit": (
+                ("chain", "draw", "visit", "visit2"),
+                np.broadcast_to(cov / np.outer(sd, sd), (1, n, 5, 5)).copy(),
+            ),
+        },
+        coords={"chain": [0], "draw": np.arange(n), "term": terms},
+    )
+    new = pd.DataFrame({"id": ["new"] * 3, "visit": [1, 3, 5], "y": [0.0] * 3})
+    draws = predict_draws(posterior, design, new, kind="response", seed=1).to_numpy()[0]
+    emp = np.cov(draws.T)
+    np.testing.assert_allclose(emp, cov[np.ix_([0, 2, 4], [0, 2, 4])], atol=0.08)
+    with pytest.raises(DataError, match="levels the fit did not see"):
+        residual_design(design, new.assign(visit=[1, 3, 9]))

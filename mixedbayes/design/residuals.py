@@ -117,8 +117,10 @@ def _levels(column: pd.Series) -> list[Any]:
     return sorted(column.dropna().unique().tolist())
 
 
-def residual_design(design: Design) -> ResidualDesign:
-    """The residual blocks of ``design`` (whose spec has ``residuals:``).
+def residual_design(design: Design, data: pd.DataFrame | None = None) -> ResidualDesign:
+    """The residual blocks of ``design`` (whose spec has ``residuals:``), of its rows or of
+    the rows of ``data`` (new data to predict for: the same time and subject columns; the
+    visit levels, of ``cs`` and ``unstructured``, must be the fitted ones).
 
     Raises
     ------
@@ -141,7 +143,7 @@ def residual_design(design: Design) -> ResidualDesign:
         )
     formula = str(getattr(design.spec, "formula", ""))
     group = residual_group(formula, spec)
-    frame = design.data
+    frame = design.data if data is None else data
     problems = []
     for what, col in (("time", spec.time), ("group", group)):
         if col not in frame.columns:
@@ -174,9 +176,15 @@ def residual_design(design: Design) -> ResidualDesign:
                     "correlation: car1 for continuous times"
                 )
     else:
-        visit_levels = _levels(t_col)
+        visit_levels = _levels(design.data[spec.time] if data is not None else t_col)
         position = {v: i for i, v in enumerate(visit_levels)}
         times = np.array([position.get(v, -1) for v in t_col], dtype=float)
+        unseen = list(frame.index[(times < 0) & t_col.notna().to_numpy()])
+        if unseen:
+            problems.append(
+                f"{spec.time!r} has levels the fit did not see at the rows "
+                f"{format_rows(unseen)}; the fitted levels: {visit_levels}"
+            )
     subjects = list(pd.unique(g_col.dropna()))
     code = {s: i for i, s in enumerate(subjects)}
     subject = np.array([code.get(s, -1) for s in g_col], dtype=np.int64)

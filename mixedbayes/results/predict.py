@@ -87,6 +87,8 @@ def family_params(
     for p in design.family.params:
         dpar = dpars.get(p.name)
         if dpar is None:
+            if p.name not in posterior:  # replaced: an unstructured residual covariance
+                continue
             out[p.name] = posterior[p.name].transpose("chain", "draw").to_numpy()[..., None]
             continue
         rows = nd.dpars[p.name]
@@ -217,6 +219,11 @@ def predict_draws(
     )
     if kind == "link":
         values = eta
+    elif kind == "response" and getattr(design.spec, "residuals", None) is not None:
+        # correlated residuals: drawn jointly within each subject (results/residual_draws.py)
+        from mixedbayes.results.residual_draws import residual_response
+
+        values = residual_response(posterior, design, newdata, eta, int(noise_seed))
     else:
         nd = rows_of(design, newdata)
         mu = design.link.inverse_numpy(eta)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.design.residuals import ResidualBatch, block_covariances, residual_design
-from mixedbayes.results.residuals import chunks, residual_draws
+from mixedbayes.results.residual_draws import chunks, residual_draws
 
 if TYPE_CHECKING:
     from mixedbayes.results.protocols import FitLike

@@ -1,67 +1,27 @@
 """Results of an ``lmm`` with correlated residuals (``residuals:``; docs/residuals.md).
 
 From the posterior draws with NumPy: the pointwise log-likelihood (each row given the other
-rows of its subject), replicated responses that carry the within-subject correlation, and
-the implied within-subject covariance over the visits is
-:func:`mixedbayes.results.residual_covariance.residual_covariance`.
+rows of its subject) and replicated responses that carry the within-subject correlation
+(:mod:`mixedbayes.results.residual_draws` draws them; the implied within-subject covariance
+is :func:`mixedbayes.results.residual_covariance.residual_covariance`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mixedbayes.design.residuals import (
-    ResidualDesign,
-    residual_design,
-    residual_log_likelihood,
-    simulate_residuals,
-)
-from mixedbayes.naming import Names
+from mixedbayes.design.residuals import residual_design, residual_log_likelihood
 from mixedbayes.results.predict import linear_predictor_draws
+from mixedbayes.results.residual_draws import chunks, residual_draws, residual_response
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from mixedbayes.design.design import Design
 
-__all__ = [
-    "chunks",
-    "residual_draws",
-    "residual_pointwise_log_likelihood",
-    "residual_predictive",
-]
-
-#: Parameter draws evaluated at once (bounds the memory of the block arrays).
-CHUNK_DRAWS = 200
-
-
-def residual_draws(posterior: xr.Dataset, rd: ResidualDesign) -> dict[str, np.ndarray]:
-    """The structure's parameter draws by role (``sigma``, ``phi``, ``rho``, ``sd``,
-    ``cor``), chains and draws flattened into one leading dim."""
-
-    def flat(name: str) -> np.ndarray:
-        da = posterior[name]
-        other = [d for d in da.dims if d not in ("chain", "draw")]
-        values = da.transpose("chain", "draw", *other).to_numpy()
-        return np.asarray(values.reshape(-1, *values.shape[2:]), dtype=float)
-
-    if rd.correlation == "unstructured":
-        return {"sd": flat(Names.sd(rd.time)), "cor": flat(Names.cor(rd.time))}
-    names = Names()
-    key, name = ("rho", Names.RHO_CS) if rd.correlation == "cs" else ("phi", Names.PHI_AR)
-    return {"sigma": flat(names.param("sigma")), key: flat(names.param(name))}
-
-
-def chunks(values: dict[str, np.ndarray]) -> Any:
-    """(slice, values) over the draws, :data:`CHUNK_DRAWS` at a time."""
-    d = len(next(iter(values.values())))
-    for start in range(0, d, CHUNK_DRAWS):
-        yield (
-            slice(start, start + CHUNK_DRAWS),
-            {k: v[start : start + CHUNK_DRAWS] for k, v in values.items()},
-        )
+__all__ = ["residual_pointwise_log_likelihood", "residual_predictive"]
 
 
 def residual_pointwise_log_likelihood(posterior: xr.Dataset, design: Design) -> np.ndarray:
@@ -81,11 +41,5 @@ def residual_pointwise_log_likelihood(posterior: xr.Dataset, design: Design) -> 
 def residual_predictive(posterior: xr.Dataset, design: Design, seed: int | None) -> np.ndarray:
     """Replicated responses at the fitted rows, (chain, draw, rows): the mean (fixed and
     group effects) plus residuals drawn from each draw's within-subject covariance."""
-    rd = residual_design(design)
     eta, _ = linear_predictor_draws(posterior, design, None)
-    c, d, n = eta.shape
-    rng = np.random.default_rng(seed)
-    noise = np.empty((c * d, n))
-    for part, values in chunks(residual_draws(posterior, rd)):
-        noise[part] = simulate_residuals(rd, values, rng)
-    return np.asarray(eta + noise.reshape(c, d, n))
+    return residual_response(posterior, design, None, eta, seed)
