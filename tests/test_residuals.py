@@ -11,6 +11,7 @@ simulated AR(1) correlation.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -95,8 +96,15 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("pad", [True, False], ids=["padded", "by_size"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_log_density_equals_dense_multivariate_normal(case: str) -> None:
+def test_log_density_equals_dense_multivariate_normal(
+    case: str, pad: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Padded to one batch (the default) and one batch per block size alike."""
+    if not pad:
+        module = importlib.import_module("mixedbayes.compile.residuals")
+        monkeypatch.setattr(module, "PAD_LIMIT", 0)
     formula, correlation, time = CASES[case]
     df = _panel()
     spec = mb.LMM(formula, residuals={"correlation": correlation, "time": time, "group": "id"})

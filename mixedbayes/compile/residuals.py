@@ -13,10 +13,12 @@ Random effects stay parameters (``r_<g>`` as in the plain model; the residual li
 conditional on them); only the residual block is correlated, so the marginalised path of the
 plain LMM does not apply (the kind says so in ``marginalization``).
 
-Cost: subjects are batched by block size and pattern
-(:mod:`mixedbayes.design.residuals`); per batch one batched Cholesky of the ``(patterns, k,
-k)`` covariances and its triangular inverse, then every subject's quadratic form reads its
-pattern's inverse factor: ``O(patterns · k³ + subjects · k²)`` per evaluation.
+Cost: subjects are grouped by pattern (:mod:`mixedbayes.design.residuals`) and padded to
+the largest block (up to :data:`PAD_LIMIT` rows; above, one batch per block size): one
+batched Cholesky of the ``(patterns, k, k)`` covariances and its triangular inverse, then
+every subject's quadratic form reads its pattern's inverse factor: ``O(patterns · k³ +
+subjects · k²)`` per evaluation. The whole log-density is one ``OpFromGraph`` node
+(:func:`opaque_residual_logp`).
 
 The observed variable is one :class:`pymc.CustomDist` over every row (dim ``observation``),
 with this log-density and a NumPy generator (prior and posterior predictive draws).
@@ -35,7 +37,12 @@ from mixedbayes.compile.regression import (
     regression_coords,
     response_var_name,
 )
-from mixedbayes.design.residuals import ResidualBatch, ResidualDesign, simulate_residuals
+from mixedbayes.design.residuals import (
+    ResidualBatch,
+    ResidualDesign,
+    padded_batch,
+    simulate_residuals,
+)
 from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
@@ -51,6 +58,10 @@ __all__ = [
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+#: Largest block padded into one batch (:func:`~mixedbayes.design.residuals.padded_batch`);
+#: above it, one batch per block size (padding a few long blocks would cost k³ per subject).
+PAD_LIMIT = 24
 
 
 def residual_coords(rd: ResidualDesign) -> dict[str, list[Any]]:
@@ -129,21 +140,29 @@ def residual_logp(resid: Any, rd: ResidualDesign, theta: dict[str, Any]) -> Any:
     if rd.correlation == "unstructured":  # the visits' covariance, built once
         L_full = theta["sd"][:, None] * theta["chol"]
         theta = {**theta, "full": pt.dot(L_full, L_full.T)}
-    for batch in rd.batches:
+    batches = rd.batches if rd.max_block > PAD_LIMIT else (padded_batch(rd),)
+    for batch in batches:
         k = batch.k
         cov = _block_cov(rd, batch, theta)
+        rows = batch.rows
+        n_values = rows.size
+        if batch.valid is not None:  # padded positions: covariance 1, residual 0
+            pair = batch.valid[:, :, None] & batch.valid[:, None, :]
+            cov = pt.where(pair, cov, np.eye(k)[None])
+            n_values = int(batch.valid[batch.pattern].sum())
         L = pt.linalg.cholesky(cov)  # batched over the patterns
         eye = pt.as_tensor(np.broadcast_to(np.eye(k), (batch.n_patterns, k, k)).copy())
         L_inv = solve_triangular(L, eye, lower=True)
         log_det = 2.0 * pt.log(pt.diagonal(L, axis1=-2, axis2=-1)).sum(axis=-1)
-        E = resid[batch.rows]  # subjects × k
+        E = resid[np.maximum(rows, 0)]  # subjects × k
+        if batch.valid is not None:
+            E = E * batch.valid[batch.pattern].astype(float)
         if batch.n_patterns == 1:
             W = pt.dot(E, L_inv[0].T)
         else:
             W = pt.matmul(L_inv[batch.pattern], E[:, :, None])
-        m = batch.rows.shape[0]
         counts = np.bincount(batch.pattern, minlength=batch.n_patterns).astype(float)
-        total = total - 0.5 * (pt.sum(pt.sqr(W)) + pt.dot(counts, log_det) + m * k * _LOG_2PI)
+        total = total - 0.5 * (pt.sum(pt.sqr(W)) + pt.dot(counts, log_det) + n_values * _LOG_2PI)
     return total
 
 

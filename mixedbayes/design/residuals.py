@@ -28,6 +28,7 @@ __all__ = [
     "ResidualBatch",
     "ResidualDesign",
     "block_covariances",
+    "padded_batch",
     "residual_design",
     "residual_log_likelihood",
     "residual_spec",
@@ -49,12 +50,16 @@ class ResidualBatch:
         Per pattern, ``|t_i - t_k|`` (``ar1``, ``car1``; zeros otherwise).
     visits : ndarray of int, shape (u, k)
         Per pattern, the visit level of each position (``unstructured``; zeros otherwise).
+    valid : ndarray of bool, shape (u, k), optional
+        Of a padded batch (:func:`padded_batch`), per pattern the positions that are rows
+        (the first ones); the others are padding (``rows`` -1).
     """
 
     rows: np.ndarray
     pattern: np.ndarray
     lags: np.ndarray
     visits: np.ndarray
+    valid: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -236,6 +241,32 @@ def _batches(
             visits = unique.astype(np.int64)
         batches.append(ResidualBatch(rows, pattern.astype(np.int64), lags, visits))
     return tuple(batches)
+
+
+def padded_batch(rd: ResidualDesign) -> ResidualBatch:
+    """Every subject in one batch of the largest block size: a smaller block is padded with
+    positions of residual 0 and covariance 1 (independent of the rest), which change
+    neither the log-density nor its gradient. The compiled model uses it: one batched
+    Cholesky for all the subjects instead of one per block size (the graph, and its
+    compile time, stay those of one batch)."""
+    k = rd.max_block
+    rows, pattern, lags, visits, valid = [], [], [], [], []
+    offset = 0
+    for b in rd.batches:
+        pad = k - b.k
+        rows.append(np.pad(b.rows, ((0, 0), (0, pad)), constant_values=-1))
+        pattern.append(b.pattern + offset)
+        lags.append(np.pad(b.lags, ((0, 0), (0, pad), (0, pad))))
+        visits.append(np.pad(b.visits, ((0, 0), (0, pad))))
+        valid.append(np.arange(k)[None, :].repeat(b.n_patterns, 0) < b.k)
+        offset += b.n_patterns
+    return ResidualBatch(
+        rows=np.concatenate(rows),
+        pattern=np.concatenate(pattern),
+        lags=np.concatenate(lags),
+        visits=np.concatenate(visits),
+        valid=np.concatenate(valid),
+    )
 
 
 def block_covariances(
