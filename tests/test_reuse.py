@@ -46,6 +46,18 @@ def test_other_structure_or_prior_other_key(sleepstudy: pd.DataFrame) -> None:
     assert structure_key(mb.compile(lkj, sleepstudy).sampling_model)[0] != base
 
 
+def test_other_number_of_levels_other_key(sleepstudy: pd.DataFrame) -> None:
+    """A factor's level count sizes the group effects through a scalar dim-length container:
+    the same rows over fewer levels is another structure (a reused program would return
+    effects of the old length)."""
+    spec = mb.LMM("Reaction ~ Days + (1 | Subject)", parametrization="noncentered")
+    fewer = sleepstudy.copy()
+    fewer["Subject"] = fewer["Subject"].astype(str).replace({"309": "308"})  # 18 -> 17 levels
+    a = mb.compile(spec, sleepstudy, marginalize=False).sampling_model
+    b = mb.compile(spec, fewer, marginalize=False).sampling_model
+    assert structure_key(a)[0] != structure_key(b)[0]
+
+
 def _tiny(shift: float, labels: str) -> pd.DataFrame:
     """4 groups x 6 rows of ``y = shift + x + group effect + noise``, groups named
     ``<labels>0`` .. ``<labels>3``."""
@@ -123,3 +135,36 @@ def test_packing_lays_out_and_checks_new_data() -> None:
     assert out["p_i"].dtype == np.int64
     with pytest.raises(ValueError, match="'a' has shape"):
         packing.pack({"a": np.zeros(3), "b": 1.0, "i": [1, 2, 3]})
+
+
+def test_imputed_covariate_other_missing_cells_same_key() -> None:
+    """The rows of an imputed covariate's missing cells are data: as many cells missing in
+    other rows is the same structure (a simulation study compiles once)."""
+    rng = np.random.default_rng(3)
+    n = 40
+    base = pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "x": rng.normal(size=n),
+            "s": (rng.random(n) < 0.5).astype(float),
+            "t": np.tile(np.arange(4.0), n // 4),
+            "id": np.repeat([f"g{i}" for i in range(n // 4)], 4),
+        }
+    )
+    spec = mb.LMM(
+        "y ~ x + s + t + (1 | id)",
+        parametrization="noncentered",
+        missing={
+            "covariates": {
+                "x": {"formula": "x ~ t + (1 | id)"},
+                "s": {"formula": "s ~ t", "family": "bernoulli"},
+            }
+        },
+    )
+    keys = []
+    for rows in ([1, 5, 9, 20], [2, 7, 30, 39]):
+        data = base.copy()
+        data.loc[rows, "x"] = np.nan
+        data.loc[[r + 1 for r in rows[:2]], "s"] = np.nan
+        keys.append(structure_key(mb.compile(spec, data).sampling_model)[0])
+    assert keys[0] == keys[1]

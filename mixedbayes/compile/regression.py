@@ -418,12 +418,15 @@ def add_covariate_submodels(
         observed = ctx.data(
             names.data("y_obs"), np.asarray(sub.y)[cov.sub_observed], dims=names.observed_dim
         )
+        # Row indices are data containers, not constants: data of the same size with other
+        # cells missing is the same structure, and its compiled program is reused.
+        at_observed = ctx.data(names.data("observed_rows"), cov.sub_observed)
         sub.family.likelihood(
-            ctx.model, column, mu[cov.sub_observed], params, observed, names.observed_dim
+            ctx.model, column, mu[at_observed], params, observed, names.observed_dim
         )
         if not len(cov.rows):
             continue
-        p = mu[cov.sub_missing]
+        p = mu[ctx.data(names.data("missing_rows"), cov.sub_missing)]
         if cov.spec.discrete:
             k = len(cov.rows)
             summed[column] = (
@@ -458,7 +461,7 @@ def sum_out_binary(
     plan = design.imputation
     assert plan is not None
     cov = plan.covariate(column)
-    rows = cov.rows
+    rows = ctx.data(ctx.names.data("rows", column), cov.rows)
     slope_cols = [j for j, t in enumerate(design.fixed_terms) if t != "Intercept"]
     D = ctx.data(ctx.names.data("D", column), cov.D[:, slope_cols])
     eta0 = eta[rows]
@@ -489,5 +492,6 @@ def completed_X(design: Design, ctx: BuildContext, X_data: Any, imputed: dict[st
             continue
         D_data = ctx.data(ctx.names.data("D", cov.column), D)
         fill = ctx.data(ctx.names.data("fill", cov.column), np.asarray(cov.fill))
-        X = pt.inc_subtensor(X[cov.rows], (x - fill)[:, None] * D_data)
+        rows = ctx.data(ctx.names.data("rows", cov.column), cov.rows)
+        X = pt.inc_subtensor(X[rows], (x - fill)[:, None] * D_data)
     return X

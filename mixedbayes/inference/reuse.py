@@ -39,6 +39,9 @@ def structure_key(model: Any) -> tuple[str, dict[str, np.ndarray]]:
     h = hashlib.sha256()
     ids: dict[Any, int] = {}
     shared: dict[str, np.ndarray] = {}
+    # A dim length held in a scalar container sizes the free RVs (a factor's levels): its
+    # value, not only its shape, is structure (two models with 29 and 30 levels differ).
+    dim_lengths = {id(v) for v in model.dim_lengths.values() if isinstance(v, SharedVariable)}
 
     def ident(var: Any) -> int:
         if var in ids:
@@ -48,6 +51,8 @@ def structure_key(model: Any) -> tuple[str, dict[str, np.ndarray]]:
             value = np.asarray(var.get_value())
             shared[str(var.name)] = value
             h.update(f"S|{var.name}|{value.dtype}|{value.shape}|".encode())
+            if id(var) in dim_lengths:
+                h.update(f"D|{value.tolist()}|".encode())
         elif isinstance(var, Constant):
             data = np.asarray(var.data)
             h.update(f"C|{data.dtype}|{data.shape}|".encode())
