@@ -342,3 +342,18 @@ def test_response_predictions_carry_the_correlation() -> None:
     np.testing.assert_allclose(emp, cov[np.ix_([0, 2, 4], [0, 2, 4])], atol=0.08)
     with pytest.raises(DataError, match="levels the fit did not see"):
         residual_design(design, new.assign(visit=[1, 3, 9]))
+
+
+def test_compile_cache_key_sees_the_blocks() -> None:
+    """Two data sets of one shape whose subjects differ must not share a compiled model
+    (the blocks are constants inside one opaque node; its name carries their hash)."""
+    from mixedbayes.inference.reuse import structure_key
+
+    df = _panel(seed=2)
+    other = df.iloc[::-1].reset_index(drop=True)  # the same rows, other blocks
+    spec = mb.LMM("y ~ visit", residuals={"correlation": "ar1", "time": "visit", "group": "id"})
+    same = structure_key(mb.compile(spec, df.assign(y=df["y"] + 1.0)).model)[0]
+    first = structure_key(mb.compile(spec, df).model)[0]
+    second = structure_key(mb.compile(spec, other).model)[0]
+    assert first == same
+    assert first != second

@@ -181,7 +181,10 @@ def opaque_residual_logp(resid: Any, rd: ResidualDesign, theta: dict[str, Any]) 
     inputs = [pt.as_tensor(resid), *[pt.as_tensor(theta[k]) for k in keys]]
     dummies = [x.type() for x in inputs]
     inner = residual_logp(dummies[0], rd, dict(zip(keys, dummies[1:], strict=True)))
-    op = OpFromGraph(dummies, [pt.as_tensor(inner)], inline=False)
+    # named after the blocks: the compile cache's structure key reads the name, not the
+    # inner graph's constants (mixedbayes.inference.reuse)
+    name = f"residual_logp_{rd.digest()}"
+    op = OpFromGraph(dummies, [pt.as_tensor(inner)], inline=False, name=name)
     return op(*inputs)
 
 

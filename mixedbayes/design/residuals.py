@@ -104,6 +104,19 @@ class ResidualDesign:
     visit_levels: list[Any]
     batches: tuple[ResidualBatch, ...]
 
+    def digest(self) -> str:
+        """A hash of the blocks (which rows, which pattern, the lags and visits): the compiled
+        log-density holds them as constants of one opaque node, so the compile cache's
+        structure key must see them (two data sets of one shape, other blocks)."""
+        import hashlib
+
+        h = hashlib.sha256(self.correlation.encode())
+        for b in self.batches:
+            for a in (b.rows, b.pattern, b.lags, b.visits):
+                h.update(f"{a.dtype}{a.shape}".encode())
+                h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
+
     @property
     def max_block(self) -> int:
         """The largest number of rows of one subject."""
