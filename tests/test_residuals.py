@@ -357,3 +357,41 @@ def test_compile_cache_key_sees_the_blocks() -> None:
     second = structure_key(mb.compile(spec, other).model)[0]
     assert first == same
     assert first != second
+
+
+def test_report_section() -> None:
+    """``residual_covariance`` and the report's section (table and heatmap) of an AR(1) fit,
+    from a hand-made posterior (sigma 2, phi 0.5)."""
+    import dataclasses
+    import types
+
+    import xarray as xr
+
+    from mixedbayes.report.registry import get_section
+    from mixedbayes.results.residual_covariance import residual_covariance
+
+    df = _panel(seed=4, n_subjects=8)
+    spec = mb.LMM("y ~ visit", residuals={"correlation": "ar1", "time": "visit", "group": "id"})
+    design = mb.design(spec, df)
+    posterior = xr.Dataset(
+        {
+            "sigma": (("chain", "draw"), np.full((1, 10), 2.0)),
+            "phi_ar": (("chain", "draw"), np.full((1, 10), 0.5)),
+        },
+        coords={"chain": [0], "draw": np.arange(10)},
+    )
+
+    @dataclasses.dataclass
+    class FakeFit:
+        design: Any
+        posterior: Any
+
+    fit: Any = FakeFit(design, posterior)
+    cov = residual_covariance(fit, [1, 2, 4])
+    np.testing.assert_allclose(cov.to_numpy()[0], [4.0, 2.0, 0.5])
+    cor = residual_covariance(fit, correlation=True)
+    assert list(cor.index) == ["1", "2", "3", "4", "5"]
+    section = get_section("residual_covariance")
+    assert section.applies(fit)
+    blocks = section.build(types.SimpleNamespace(fit=fit))  # type: ignore[arg-type]
+    assert len(blocks) == 3

@@ -65,6 +65,8 @@ def residual_covariance(
     else:
         default = np.unique(rd.times)[:12]
         labels = list(default) if times is None else list(times)
+        if times is None and np.allclose(default, np.round(default)):
+            labels = [int(t) for t in default]  # integer visits (ar1) read as such
         grid = np.asarray(labels, dtype=float)
     k = len(grid)
     batch = ResidualBatch(
