@@ -11,9 +11,11 @@ from mixedbayes.batch.core import (
     BatchResult,
     TaskRecord,
     check_backend,
+    frame_fingerprint,
     iter_failures,
     load_records,
     run_batch,
+    settings_fingerprint,
 )
 
 __all__ = [
@@ -24,7 +26,9 @@ __all__ = [
     "BatchResult",
     "TaskRecord",
     "check_backend",
+    "frame_fingerprint",
     "iter_failures",
     "load_records",
     "run_batch",
+    "settings_fingerprint",
 ]

@@ -47,9 +47,11 @@ __all__ = [
     "BatchResult",
     "TaskRecord",
     "check_backend",
+    "frame_fingerprint",
     "iter_failures",
     "load_records",
     "run_batch",
+    "settings_fingerprint",
 ]
 
 Backend = Literal["serial", "processes", "dask"]
@@ -57,6 +59,30 @@ Backend = Literal["serial", "processes", "dask"]
 BACKENDS: tuple[str, ...] = tuple(EXECUTORS)
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,199}")
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """A short hash of a batch's settings (JSON-serialisable), for ``run_batch``'s
+    ``fingerprint``: a resumed batch with other settings is refused, not mixed."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def frame_fingerprint(data: Any) -> str:
+    """A short hash of a data frame (values, index, columns and dtypes), or of a mapping of
+    frames, for a batch's settings."""
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    if isinstance(data, Mapping):
+        data = pd.DataFrame({k: [frame_fingerprint(v)] for k, v in data.items()})
+    content = pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes()
+    meta = json.dumps([list(map(str, data.columns)), list(map(str, data.dtypes))]).encode()
+    return hashlib.sha256(content + meta).hexdigest()[:16]
 
 
 def _normalise(tasks: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:

@@ -7,10 +7,10 @@ import datetime as _dt
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mixedbayes._version import __version__
 from mixedbayes.errors import MixedBayesError, SpecError
@@ -79,6 +79,19 @@ class Report:
     sections: tuple[SectionResult, ...]
     created: str
     version: str
+
+    @classmethod
+    def now(
+        cls,
+        title: str,
+        spec: Any,
+        facts: tuple[tuple[str, str], ...],
+        sections: Iterable[SectionResult],
+    ) -> Report:
+        """A report of ``spec`` (its one-line model as the subtitle) built now, by this
+        version."""
+        created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+        return cls(title, spec_line(spec), facts, tuple(sections), created, __version__)
 
     @property
     def status(self) -> Status | None:
@@ -340,15 +353,8 @@ def build_report(
                 progress(key, SECTIONS[key].title)
             results.append(_build_one(key, ctx))
     name = getattr(fit.spec, "name", None)
-    created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
-    return Report(
-        title=title or (f"{name}: posterior report" if name else "Posterior report"),
-        subtitle=spec_line(fit.spec),
-        facts=_facts(fit),
-        sections=tuple(results),
-        created=created,
-        version=__version__,
-    )
+    heading = f"{name}: posterior report" if name else "Posterior report"
+    return Report.now(title or heading, fit.spec, _facts(fit), results)
 
 
 def write_report(

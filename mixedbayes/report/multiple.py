@@ -11,7 +11,6 @@ The sections are built here, not registered: the registry's sections take one fi
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from mixedbayes._version import __version__
 from mixedbayes.report.blocks import (
     Block,
     KeyValues,
@@ -31,6 +29,7 @@ from mixedbayes.report.blocks import (
     table_from_frame,
 )
 from mixedbayes.report.builder import Report, SectionResult, report_format
+from mixedbayes.results.rubin import RUBIN_COLUMNS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
@@ -44,19 +43,7 @@ __all__ = ["FMI_HIGH", "MultipleReportable", "build_multiple_report", "write_mul
 FMI_HIGH = 0.5
 
 #: Columns of the pooled table shown, in order.
-POOLED_SHOWN = (
-    "parameter",
-    "estimate",
-    "se",
-    "within",
-    "between",
-    "total",
-    "riv",
-    "fmi",
-    "df",
-    "lower",
-    "upper",
-)
+POOLED_SHOWN = ("parameter", *(c for c in RUBIN_COLUMNS if c != "lambda"))
 #: Columns of the per-imputation diagnostics shown, in order (``status`` added here).
 DIAGNOSTICS_SHOWN = (
     "imputation",
@@ -272,15 +259,9 @@ def build_multiple_report(
                 SectionResult(key, title_text, unavailable=f"{type(exc).__name__}: {exc}")
             )
     name = getattr(mi.spec, "name", None)
-    created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
     heading = f"{name}: multiple imputation" if name else "Multiple imputation"
-    return Report(
-        title=title or f"{heading} ({mi.m} completed data sets)",
-        subtitle=spec_line(mi.spec),
-        facts=_facts(mi),
-        sections=tuple(sections),
-        created=created,
-        version=__version__,
+    return Report.now(
+        title or f"{heading} ({mi.m} completed data sets)", mi.spec, _facts(mi), sections
     )
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mixedbayes.results.rubin import rubin_rules
+from mixedbayes.results.rubin import RUBIN_COLUMNS, rubin_rules
 from mixedbayes.results.summary import check_prob, summarise, summary_variables
 
 if TYPE_CHECKING:
@@ -39,21 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["MultipleFit", "PooledLoo", "mix_posteriors"]
 
 #: Columns of :meth:`MultipleFit.pooled`.
-POOLED_COLUMNS = (
-    "parameter",
-    "class",
-    "estimate",
-    "se",
-    "within",
-    "between",
-    "total",
-    "riv",
-    "lambda",
-    "fmi",
-    "df",
-    "lower",
-    "upper",
-)
+POOLED_COLUMNS = ("parameter", "class", *RUBIN_COLUMNS)
 
 
 def mix_posteriors(trees: list[xr.DataTree]) -> xr.DataTree:

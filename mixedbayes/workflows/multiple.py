@@ -11,8 +11,6 @@ set); within a worker, fits of one model structure reuse its compiled sampler.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes import api
-from mixedbayes.batch import BACKENDS, BatchError, run_batch
+from mixedbayes.batch import (
+    BACKENDS,
+    BatchError,
+    frame_fingerprint,
+    run_batch,
+    settings_fingerprint,
+)
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 from mixedbayes.results import Fit
 from mixedbayes.results.multiple import MultipleFit
@@ -70,12 +74,6 @@ def _fit_one(job: _Job, task: dict[str, Any]) -> dict[str, Any]:
             **{"check": False, **job.fit_kwargs},
         )
     return {"idata": fit.idata, "timings": dict(fit.timings)}
-
-
-def _digest(frame: pd.DataFrame) -> str:
-    content = pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes()
-    meta = json.dumps([list(map(str, frame.columns)), list(map(str, frame.dtypes))]).encode()
-    return hashlib.sha256(content + meta).hexdigest()[:16]
 
 
 def _check_missing(spec: ModelSpec, sets: list[pd.DataFrame]) -> PriorTable:
@@ -223,14 +221,14 @@ def fit_multiple(
     settings = {
         "spec": model_spec.to_yaml(),
         "priors": str(table),
-        "data": [_digest(f) for f in sets],
+        "data": [frame_fingerprint(f) for f in sets],
         "seeds": seeds,
         "draws": draws,
         "tune": tune,
         "chains": chains,
         "fit_kwargs": repr(sorted(fit_kwargs.items())),
     }
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    fingerprint = settings_fingerprint(settings)
     batch = run_batch(
         partial(_fit_one, job),
         tasks,

@@ -15,8 +15,6 @@ settings resumes (``n`` may grow: the first replicates are reused, the new ones 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import time
@@ -28,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes import api
-from mixedbayes.batch import check_backend, run_batch
+from mixedbayes.batch import check_backend, frame_fingerprint, run_batch, settings_fingerprint
 from mixedbayes.errors import SpecError, require_known
 from mixedbayes.spec import load_spec
 from mixedbayes.workflows.sbc.replicate import (
@@ -111,14 +109,6 @@ def _prior_sampler(model: Any, names: list[str]) -> Callable[[int], list[np.ndar
 
 
 # --------------------------------------------------------------------------- the driver
-
-
-def _frame_digest(data: Any) -> str:
-    if isinstance(data, dict):
-        return _frame_digest(pd.DataFrame({k: [_frame_digest(v)] for k, v in data.items()}))
-    content = pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes()
-    meta = json.dumps([list(map(str, data.columns)), list(map(str, data.dtypes))]).encode()
-    return hashlib.sha256(content + meta).hexdigest()[:16]
 
 
 def sbc(
@@ -254,7 +244,7 @@ def sbc(
         tasks[f"rep-{i:05d}"] = {"replicate": i, "columns": columns, "true": truth}
     settings = {
         "spec": model_spec.to_yaml(),
-        "template": _frame_digest(template_data),
+        "template": frame_fingerprint(template_data),
         "priors": str(table),
         "quantities": [q.label for q in quantities],
         "draws": draws,
@@ -267,7 +257,7 @@ def sbc(
         "fit_fn": getattr(fit_fn, "__qualname__", None),
         "fit_kwargs": repr(sorted((fit_kwargs or {}).items())),
     }
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    fingerprint = settings_fingerprint(settings)
     from functools import partial
 
     batch = run_batch(
