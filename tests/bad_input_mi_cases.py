@@ -1,4 +1,5 @@
-"""Rows of the bad-input matrix: multiple imputation (``mb.impute``, ``mb.fit_multiple``).
+"""Rows of the bad-input matrix: missing data — imputation by sampling (``missing:``,
+``IMPUTATION_CASES``) and multiple imputation (``mb.impute``, ``mb.fit_multiple``).
 
 ``op="impute"`` calls ``mb.impute(case.data, extra["source"], **extra["kwargs"])``;
 ``op="fit_multiple"`` calls ``mb.fit_multiple(case.spec, extra["datasets"], **extra["kwargs"])``
@@ -12,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import xarray as xr
-from bad_input_base import LMM, Case, D
+from bad_input_base import LMM, Case, D, with_
 
 from mixedbayes.errors import DataError, SpecError
 
@@ -153,5 +154,55 @@ MI_CASES: list[Case] = [
         where="backend",
         data=C1,
         extra={"datasets": [C1, C2], "kwargs": {"backend": "slurm"}},
+    ),
+]
+
+#: ``missing:`` entries of a spec (imputation by sampling), checked by the design.
+IMPUTATION_CASES: list[Case] = [
+    # ---------------------------------------------------------------- missing: (imputation)
+    Case(
+        "missing-entry-not-a-covariate",
+        "design",
+        {"formula": "y ~ Days + (1 | Subject)", "missing": {"covariates": {"chl": "chl ~ 1"}}},
+        SpecError,
+        ("'chl'", "not a covariate"),
+        where="missing.covariates.chl",
+        data=D,
+    ),
+    Case(
+        "missing-submodel-column-absent",
+        "design",
+        {"formula": "y ~ x + Days", "missing": {"covariates": {"x": "x ~ age"}}},
+        DataError,
+        ("'age'", "missing.covariates"),
+        where="column 'age'",
+        data=with_(D, x=(3, np.nan)),
+    ),
+    Case(
+        "missing-submodel-uses-response",
+        "design",
+        {"formula": "y ~ x + Days", "missing": {"covariates": {"x": "x ~ y + Days"}}},
+        SpecError,
+        ("circular", "'y'"),
+        where="missing.covariates.x",
+        data=with_(D, x=(3, np.nan)),
+    ),
+    Case(
+        "missing-not-affine",
+        "design",
+        {"formula": "y ~ Days * I(x**2)", "missing": {"covariates": {"x": "x ~ Days"}}},
+        SpecError,
+        ("I(x ** 2)", "not linear"),
+        where="missing.covariates.x",
+        data=with_(D, x=(3, np.nan)),
+    ),
+    Case(
+        "missing-otherwise-error",
+        "design",
+        {"formula": "y ~ x + Days", "missing": {"response": "impute", "otherwise": "error"}},
+        DataError,
+        ("'x': 2", "otherwise"),
+        where="column 'x'",
+        data=with_(with_(D, x=(3, np.nan)), x=(5, np.nan)),
     ),
 ]

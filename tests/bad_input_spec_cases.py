@@ -536,10 +536,10 @@ SPEC_CASES: list[Case] = [
         where="missing.covariates.x.family",
     ),
     Case(
-        "missing-on-nonlinear-kind",
+        "missing-on-compositional-kind",
         "spec",
-        {**PK, "missing": {"response": "impute"}},
+        {"kind": "compositional", "formula": "~ group", "missing": {"response": "impute"}},
         SpecError,
-        ("not supported", "'nonlinear'", "lmm"),
+        ("not supported", "'compositional'", "nonlinear"),
     ),
 ]

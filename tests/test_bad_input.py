@@ -21,7 +21,7 @@ import pytest
 from bad_input_base import LMM, PK, Case, long_data, theoph
 from bad_input_data_cases import DATA_CASES
 from bad_input_fit_cases import FIT_CASES
-from bad_input_mi_cases import MI_CASES
+from bad_input_mi_cases import IMPUTATION_CASES, MI_CASES
 from bad_input_spec_cases import SPEC_CASES
 from conftest import frame_hash
 from hypothesis import HealthCheck, given, settings
@@ -94,7 +94,7 @@ def _run(case: Case) -> None:
 
 
 #: The matrix: every row of the three themes (spec, data, fit) in one list.
-CASES: list[Case] = [*SPEC_CASES, *DATA_CASES, *FIT_CASES, *MI_CASES]
+CASES: list[Case] = [*SPEC_CASES, *DATA_CASES, *IMPUTATION_CASES, *FIT_CASES, *MI_CASES]
 
 
 def _params() -> list[Any]:
