@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 # Compiled sampler programs (jax.export) and XLA executables (JAX's persistent cache).
 export MIXEDBAYES_CACHE_DIR ?= $(CURDIR)/.cache/mixedbayes
 
-.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional bench-mi fit-dietswap validate validate-joint validate-compositional
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional bench-mi fit-dietswap validate validate-joint validate-compositional validate-missing
 
 venv: $(STAMP)
 
@@ -107,3 +107,9 @@ validate-joint: $(STAMP)
 # SBC of a compositional model (100 replicates): benchmarks/results/sbc_compositional.md.
 validate-compositional: $(STAMP)
 	$(PY) benchmarks/validate.py --cases compositional --n 100 --out benchmarks/results/sbc_compositional.md
+
+# Missing covariates by simulation (issue 19): complete cases vs imputation by sampling vs
+# multiple imputation (200 replicates), calibration of summed-out binary classes;
+# writes benchmarks/results/missing_data.md. Interrupted runs resume (out/validate_missing/).
+validate-missing: $(STAMP)
+	$(PY) benchmarks/validate_missing.py --reps 200 --disc-reps 150 --draws 300 --tune 300
