@@ -96,15 +96,18 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("pad", [True, False], ids=["padded", "by_size"])
+@pytest.mark.parametrize("route", ["padded", "by_size", "gather"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_log_density_equals_dense_multivariate_normal(
-    case: str, pad: bool, monkeypatch: pytest.MonkeyPatch
+    case: str, route: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Padded to one batch (the default) and one batch per block size alike."""
-    if not pad:
-        module = importlib.import_module("mixedbayes.compile.residuals")
+    """Padded to one batch (the default), one batch per block size, and with each subject
+    reading its pattern's factor (no pattern indicator) alike."""
+    module = importlib.import_module("mixedbayes.compile.residuals")
+    if route == "by_size":
         monkeypatch.setattr(module, "PAD_LIMIT", 0)
+    if route == "gather":
+        monkeypatch.setattr(module, "ONE_HOT_LIMIT", 0)
     formula, correlation, time = CASES[case]
     df = _panel()
     spec = mb.LMM(formula, residuals={"correlation": correlation, "time": time, "group": "id"})

@@ -63,6 +63,10 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 #: above it, one batch per block size (padding a few long blocks would cost k³ per subject).
 PAD_LIMIT = 24
 
+#: Most patterns whose quadratic forms are summed through the pattern indicator (a
+#: patterns × subjects product); above it, each subject reads its pattern's factor.
+ONE_HOT_LIMIT = 64
+
 
 def residual_coords(rd: ResidualDesign) -> dict[str, list[Any]]:
     """The coords an unstructured covariance adds (its visit levels, twice); else none."""
@@ -157,12 +161,22 @@ def residual_logp(resid: Any, rd: ResidualDesign, theta: dict[str, Any]) -> Any:
         E = resid[np.maximum(rows, 0)]  # subjects × k
         if batch.valid is not None:
             E = E * batch.valid[batch.pattern].astype(float)
-        if batch.n_patterns == 1:
-            W = pt.dot(E, L_inv[0].T)
+        u, m = batch.n_patterns, rows.shape[0]
+        if u == 1:
+            quad = pt.sum(pt.sqr(pt.dot(E, L_inv[0].T)))
+        elif u <= ONE_HOT_LIMIT:
+            # Σ_s e_sᵀ P_p(s) e_s = Σ_p <P_p, Σ_{s∈p} e_s e_sᵀ>: the per-pattern sums of
+            # outer products as one product with the pattern indicator (dense BLAS, no
+            # per-subject gather)
+            one_hot = (batch.pattern[None, :] == np.arange(u)[:, None]).astype(float)
+            outer = (E[:, :, None] * E[:, None, :]).reshape((m, k * k))
+            S = pt.dot(one_hot, outer).reshape((u, k, k))
+            P = (L_inv[:, :, :, None] * L_inv[:, :, None, :]).sum(axis=1)  # L⁻ᵀ L⁻¹
+            quad = pt.sum(P * S)
         else:
-            W = pt.matmul(L_inv[batch.pattern], E[:, :, None])
-        counts = np.bincount(batch.pattern, minlength=batch.n_patterns).astype(float)
-        total = total - 0.5 * (pt.sum(pt.sqr(W)) + pt.dot(counts, log_det) + n_values * _LOG_2PI)
+            quad = pt.sum(pt.sqr(pt.matmul(L_inv[batch.pattern], E[:, :, None])))
+        counts = np.bincount(batch.pattern, minlength=u).astype(float)
+        total = total - 0.5 * (quad + pt.dot(counts, log_det) + n_values * _LOG_2PI)
     return total
 
 
