@@ -226,7 +226,9 @@ def test_imputed_draws_from_a_fake_posterior(nhanes: pd.DataFrame) -> None:
     assert float(imp["bmi"].sel(bmi_row=0)[0, 0]) == pytest.approx(20 + 0.03 * chl_0, abs=1e-3)
     assert float(imp["bmi"].sel(bmi_row=2)[0, 0]) == pytest.approx(20 + 0.03 * 187, abs=1e-3)
     table = imputed_table(tree)
-    assert list(table.columns) == ["column", "row", "mean", "sd", "lower", "upper", "probability"]
+    assert list(table.columns) == [
+        *("column", "row", "mean", "sd", "lower", "upper", "probability", "class")
+    ]
     assert table["probability"].isna().all()  # only a summed-out binary column has one
     assert len(table) == 19
 
@@ -323,3 +325,121 @@ def test_binary_class_probabilities_from_a_fake_posterior() -> None:
         assert prob[j] == pytest.approx(l1 / (l0 + l1), rel=1e-8)
     assert set(np.unique(imp["s"].to_numpy())) <= {0.0, 1.0}
     assert imp["s"].dims == imp["s_prob"].dims == ("chain", "draw", "s_row")
+
+
+# ------------------------------------------------------------------------ categorical, summed out
+LEVELS = ("current", "former", "never")  # a string column's levels: sorted, "current" first
+CATEGORICAL = {
+    "kind": "lmm",
+    "formula": "y ~ 0 + s + z",
+    "priors": BINARY_PRIORS,
+    "missing": {"covariates": {"s": {"formula": "s ~ z", "family": "categorical"}}},
+}
+
+
+def _categorical(n: int = 40, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    s = np.array(LEVELS)[rng.integers(0, 3, n)]
+    y = 1 + 0.5 * z + np.select([s == "former", s == "never"], [0.8, 1.6], 0.0)
+    return pd.DataFrame({"y": y + rng.normal(0, 0.6, n), "s": s, "z": z})
+
+
+def test_categorical_covariate_is_summed_out_exactly() -> None:
+    """log p(data with s[7] missing) = logsumexp over the 3 levels of log p(data with s[7]
+    set to that level)."""
+    from scipy.special import logsumexp
+
+    from mixedbayes._system import python_ops
+
+    full = _categorical()
+    holed = full.copy()
+    holed.loc[7, "s"] = np.nan
+    compiled = mb.compile(CATEGORICAL, holed)
+    m = compiled.model
+    cov = compiled.design.imputation.covariate("s")
+    assert cov.levels == LEVELS and cov.fill == "current"
+    assert cov.class_D.shape == (3, 1, 4)  # levels x missing rows x columns of X
+    assert Names.marginal_var("s") in m.named_vars and "s_missing" not in m.named_vars
+    assert m.named_vars_to_dims["b_s"] == ("s_term", "s_class")
+    assert list(m.coords["s_class"]) == list(LEVELS)
+    with python_ops():
+        point = m.initial_point()
+    assert {"b_s[former]", "b_s[never]"} <= set(point)  # the baseline has no coefficients
+    point.update(
+        {
+            "b_slope": np.array([0.3, 1.1, -0.4, 0.5]),
+            "b_s[former]": np.array([0.2, -0.7]),
+            "b_s[never]": np.array([-0.3, 0.9]),
+        }
+    )
+    completed = []
+    for level in LEVELS:
+        data = full.copy()
+        data.loc[7, "s"] = level
+        completed.append(_logp(CATEGORICAL, data, point))
+    assert _logp(CATEGORICAL, holed, point) == pytest.approx(logsumexp(completed), rel=1e-10)
+
+
+def test_categorical_class_probabilities_from_a_fake_posterior() -> None:
+    """At known parameters each level's probability of a cell is its exact conditional; a
+    cell in a row with a missing response is drawn from the submodel alone."""
+    import xarray as xr
+    from scipy.special import softmax
+
+    from mixedbayes.results.imputation import add_imputed, imputed_table
+
+    df = _categorical()
+    df.loc[[5, 7, 9], "s"] = np.nan
+    df.loc[9, "y"] = np.nan
+    spec = {**CATEGORICAL, "missing": {**CATEGORICAL["missing"], "response": "impute"}}
+    d = _design(spec, df)
+    b = np.array([0.0, 0.8, 1.6, 0.5])  # s[current] s[former] s[never] z
+    B = np.array([[0.0, 0.2, -0.3], [0.0, -0.7, 0.9]])  # (term, level)
+    post = xr.Dataset(
+        {
+            "b": (("chain", "draw", "term"), np.tile(b, (1, 2, 1))),
+            "sigma": (("chain", "draw"), np.full((1, 2), 0.6)),
+            "b_s": (("chain", "draw", "s_term", "s_class"), np.tile(B, (1, 2, 1, 1))),
+        },
+        coords={"chain": [0], "draw": [0, 1], "term": list(d.fixed_terms)},
+    )
+    tree = add_imputed(xr.DataTree.from_dict({"posterior": post}), d, seed=0)
+    imp = tree["imputed"]
+    assert imp["s_prob"].dims == ("chain", "draw", "s_row", "s_class")
+    assert list(imp["s_class"].to_numpy()) == list(LEVELS)
+    prob = imp["s_prob"].to_numpy()[0, 0]
+    for j, row in enumerate([5, 7, 9]):
+        z = df.loc[row, "z"]
+        prior = softmax(B.T @ np.array([1.0, z]))
+        like = stats.norm.pdf(df.loc[row, "y"], b[:3] + 0.5 * z, 0.6) if row != 9 else 1.0
+        np.testing.assert_allclose(prob[j], prior * like / np.sum(prior * like), rtol=1e-8)
+    assert set(np.unique(imp["s"].to_numpy())) <= set(LEVELS)
+    table = imputed_table(tree).set_index(["column", "row"])
+    k = int(np.argmax(prob[0]))
+    assert table.loc[("s", 5), "class"] == LEVELS[k]
+    assert table.loc[("s", 5), "probability"] == pytest.approx(prob[0, k])
+    assert np.isfinite(imp["y"].to_numpy()).all()  # the response drawn at its drawn level
+
+
+def test_categorical_level_unknown_to_the_formula() -> None:
+    """A level seen only in a row the likelihood does not use is not among the formula's."""
+    df = _categorical()
+    df.loc[[5, 7], "s"] = np.nan
+    df.loc[9, ["s", "y"]] = ["ex-smoker", np.nan]
+    spec = {**CATEGORICAL, "missing": {**CATEGORICAL["missing"], "response": "impute"}}
+    with pytest.raises(mb.errors.DataError, match="ex-smoker") as err:
+        _design(spec, df)
+    assert "column 's'" in err.value.where[0]
+
+
+def test_categorical_submodel_refuses_group_terms_and_numbers() -> None:
+    df = _categorical()
+    df["g"] = np.arange(len(df)) % 4
+    df.loc[5, "s"] = np.nan
+    sub = {"formula": "s ~ z + (1 | g)", "family": "categorical"}
+    with pytest.raises(SpecError, match="not supported yet"):
+        _design({**CATEGORICAL, "missing": {"covariates": {"s": sub}}}, df)
+    df["s"] = df["s"].map({lv: float(i) for i, lv in enumerate(LEVELS)})
+    with pytest.raises(mb.errors.DataError, match="Categorical"):
+        _design(CATEGORICAL, df)

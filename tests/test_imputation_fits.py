@@ -163,3 +163,33 @@ def test_report_shows_imputed_cells(nhanes_fit: mb.Fit) -> None:
     assert any(isinstance(b, Figure) for b in by_key["imputation"].blocks)
     captions = [b.caption for b in by_key["data"].blocks if isinstance(b, Table)]
     assert any("Cells imputed" in c for c in captions)
+
+
+def test_categorical_covariate_summed_out_recovers_levels() -> None:
+    """A 3-level covariate hidden in 25 % of rows: its effects' intervals cover the truth,
+    and the most probable level of a hidden cell is its true level in most cells."""
+    rng = np.random.default_rng(4)
+    n = 240
+    z = rng.normal(size=n)
+    eta = np.column_stack([np.zeros(n), 0.3 + 0.8 * z, 0.6 - 0.8 * z])
+    p = np.exp(eta) / np.exp(eta).sum(axis=1, keepdims=True)
+    k = np.array([rng.choice(3, p=pi) for pi in p])
+    levels = np.array(["current", "former", "never"])
+    y = 1 + 0.5 * z + np.array([0.0, 1.5, 3.0])[k] + rng.normal(0, 0.5, n)
+    df = pd.DataFrame({"y": y, "s": levels[k], "z": z})
+    hide = rng.choice(n, 60, replace=False)
+    df.loc[hide, "s"] = np.nan
+    spec = {
+        "kind": "lmm",
+        "formula": "y ~ s + z",
+        "missing": {"covariates": {"s": {"formula": "s ~ z", "family": "categorical"}}},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = mb.fit(spec, df, draws=400, tune=400, chains=2, seed=5)
+    summary = fit.summary(prob=0.9).set_index("parameter")
+    for term, truth in (("b[s[former]]", 1.5), ("b[s[never]]", 3.0)):
+        assert summary.loc[term, "lower"] <= truth <= summary.loc[term, "upper"]
+    table = fit.imputed().set_index("row")
+    assert (table.loc[np.sort(hide), "class"].to_numpy() == levels[k[np.sort(hide)]]).mean() > 0.8
+    assert fit.idata["imputed"]["s_prob"].sizes["s_class"] == 3

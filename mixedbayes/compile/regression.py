@@ -30,6 +30,7 @@ import numpy as np
 
 from mixedbayes.compile.context import BuildContext, new_model
 from mixedbayes.compile.group_effects import add_group_effects, cor_dim
+from mixedbayes.compile.imputation_discrete import categorical_submodel, sum_out_classes
 from mixedbayes.compile.priors import scalar_prior, vector_prior
 from mixedbayes.design.base import ModelDesign
 from mixedbayes.design.design import Design
@@ -51,7 +52,6 @@ __all__ = [
     "regression_coords",
     "regression_mean",
     "response_var_name",
-    "sum_out_binary",
 ]
 
 
@@ -325,7 +325,7 @@ def add_regression(
     covariate's submodel and missing cells (:func:`add_covariate_submodels`).
     """
     imputed: dict[str, Any] = {}
-    summed: dict[str, tuple[Any, Any]] = {}
+    summed: dict[str, Any] = {}
     if design.imputation is not None and design.imputation.covariates:
         imputed, summed = add_covariate_submodels(design, priors, ctx)
     eta, mu, params, trials = regression_mean(design, priors, ctx, hierarchical, "", imputed)
@@ -336,7 +336,7 @@ def add_regression(
         ctx.model, name, mu, params, y, names.obs_dim, trials=trials
     )
     for column, class_logp in summed.items():
-        sum_out_binary(design, ctx, column, class_logp, eta, params, y, trials)
+        sum_out_classes(design, ctx, column, class_logp, eta, params, y, trials)
     return observed
 
 
@@ -389,23 +389,30 @@ def build_regression(design: Design, priors: PriorTable, hierarchical: bool = Tr
 # ------------------------------------------------------------------ imputation (missing:)
 def add_covariate_submodels(
     design: Design | NonlinearDesign, priors: PriorTable, ctx: BuildContext
-) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Add every imputed covariate's submodel and its likelihood (the observed cells) to
     ``ctx.model``, and the missing cells of each continuous covariate as parameters (any
     design with an :class:`~mixedbayes.design.imputation.ImputationPlan`: a regression's, or
     a nonlinear model's, whose parameters' ``X`` it then completes).
 
-    Returns the missing cells' variables by continuous column, and by binary column (summed
-    out) the log-probabilities of class 0 and of class 1 of its missing cells.
+    Returns the missing cells' variables by continuous column, and by discrete column
+    (summed out) the log-probabilities of each class at its missing cells, (classes, cells);
+    a categorical column's submodel is a multinomial logit
+    (:func:`~mixedbayes.compile.imputation_discrete.categorical_submodel`).
     """
     import pytensor.tensor as pt
 
     plan = design.imputation
     assert plan is not None
     out: dict[str, Any] = {}
-    summed: dict[str, tuple[Any, Any]] = {}
+    summed: dict[str, Any] = {}
     for cov in plan.covariates:
         column = cov.column
+        if cov.categorical:
+            class_logp = categorical_submodel(cov, priors, ctx.scoped(column))
+            if class_logp is not None:
+                summed[column] = class_logp
+            continue
         names = Names(column)
         sub = cov.sub
         _, mu, params, _ = regression_mean(sub, priors, ctx.scoped(column), nlpar=column)
@@ -429,51 +436,16 @@ def add_covariate_submodels(
         p = mu[ctx.data(names.data("missing_rows"), cov.sub_missing)]
         if cov.spec.discrete:
             k = len(cov.rows)
-            summed[column] = (
-                sub.family.logp(pt.zeros(k, dtype="int64"), p, params),
-                sub.family.logp(pt.ones(k, dtype="int64"), p, params),
+            summed[column] = pt.stack(
+                [
+                    sub.family.logp(pt.zeros(k, dtype="int64"), p, params),
+                    sub.family.logp(pt.ones(k, dtype="int64"), p, params),
+                ]
             )
             continue
         dist = sub.family.dist(p, params)
         out[column] = ctx.register(dist, Names.missing_var(column), dims=Names.imputed_dim(column))
     return out, summed
-
-
-def sum_out_binary(
-    design: Design,
-    ctx: BuildContext,
-    column: str,
-    class_logp: tuple[Any, Any],
-    eta: Any,
-    params: dict[str, Any],
-    y: Any,
-    trials: Any,
-) -> Any:
-    """Sum a binary covariate's missing cells out of the log-density exactly.
-
-    The observed response's likelihood holds those rows at class 0 (the design's ``X``);
-    the potential ``<column>_marginal`` adds, per row, ``logsumexp_c[log p(c | submodel) +
-    log p(y | c)] − log p(y | 0)``, class 1's linear predictor being class 0's plus
-    ``D · b``.
-    """
-    import pytensor.tensor as pt
-
-    plan = design.imputation
-    assert plan is not None
-    cov = plan.covariate(column)
-    rows = ctx.data(ctx.names.data("rows", column), cov.rows)
-    slope_cols = [j for j, t in enumerate(design.fixed_terms) if t != "Intercept"]
-    D = ctx.data(ctx.names.data("D", column), cov.D[:, slope_cols])
-    eta0 = eta[rows]
-    eta1 = eta0 + pt.dot(D, ctx.model[ctx.names.b_slope])
-    at_rows = {k: v if v.ndim == 0 else v[rows] for k, v in params.items()}
-    tr = None if trials is None else trials[rows]
-    family, link = design.family, design.link
-    ll0 = family.logp(y[rows], link.inverse(eta0), at_rows, tr)
-    ll1 = family.logp(y[rows], link.inverse(eta1), at_rows, tr)
-    lp0, lp1 = class_logp
-    total = pt.logaddexp(lp0 + ll0, lp1 + ll1) - ll0
-    return ctx.potential(Names.marginal_var(column), total.sum())
 
 
 def completed_X(design: Design, ctx: BuildContext, X_data: Any, imputed: dict[str, Any]) -> Any:

@@ -29,6 +29,11 @@ import pandas as pd
 
 from mixedbayes.design.data import DataReport, Imputed, clean_data
 from mixedbayes.design.formulae import formula_variables
+from mixedbayes.design.imputation_discrete import (
+    categorical_covariate,
+    categorical_levels,
+    categorical_problem,
+)
 from mixedbayes.design.matrices import fixed_part
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 from mixedbayes.spec.formula import split_formula
@@ -89,6 +94,15 @@ class ImputedCovariate:
         For a model with one design matrix per part (a nonlinear model's parameters, by
         key): each part's change of its columns per unit of the covariate at :attr:`rows`
         (only the parts whose formulas use it); :attr:`D` is then empty.
+    levels : tuple of str
+        A categorical covariate's levels in the main formula's order (the first is the
+        submodel's baseline); empty otherwise.
+    class_D : ndarray, optional
+        A categorical covariate's change of every column of ``design.X`` at :attr:`rows`
+        from the fill's level to each level, shape (levels, len(rows), p).
+    codes : ndarray, optional
+        A categorical covariate's level (position in :attr:`levels`, -1 where missing) at
+        each row of the sub-design (whose ``y`` is only "not the first level").
     """
 
     column: str
@@ -103,6 +117,21 @@ class ImputedCovariate:
     predictive_rows: np.ndarray
     note: str = ""
     parts_D: dict[str, np.ndarray] = field(default_factory=dict)
+    levels: tuple[str, ...] = ()
+    class_D: np.ndarray | None = None
+    codes: np.ndarray | None = None
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the covariate is categorical (a multinomial-logit submodel)."""
+        return self.spec.family == "categorical"
+
+    def class_changes(self) -> tuple[np.ndarray, int]:
+        """A discrete covariate's change of ``design.X``'s columns at :attr:`rows` from
+        the fill's class to each class, (classes, len(rows), p), and the fill's class."""
+        if self.class_D is not None:
+            return self.class_D, self.levels.index(str(self.fill))
+        return np.stack([np.zeros_like(self.D), self.D]), 0
 
     @property
     def how(self) -> str:
@@ -147,7 +176,7 @@ class MissingPrep:
 
     spec: MissingSpec
     masks: dict[str, np.ndarray]
-    fills: dict[str, float]
+    fills: dict[str, Any]
     response_frame: pd.DataFrame | None
     response_masks: dict[str, np.ndarray]
 
@@ -204,6 +233,15 @@ def imputation_variables(
                     "use observed columns in imputation formulas.",
                 )
             )
+        if sub.family == "categorical" and groups:
+            problems.append(
+                Problem(
+                    f"the categorical submodel {sub.formula!r} has group terms: group effects "
+                    "in a categorical covariate's submodel are not supported yet.",
+                    where,
+                    "use fixed effects only in its formula.",
+                )
+            )
         more_cov |= cov | {key}
         more_groups |= groups
     SpecError.collect(problems)
@@ -248,6 +286,11 @@ def clean_with_missing(
     problems = []
     for col in imputed:
         values = frame[col]
+        if missing.covariates[col].family == "categorical":
+            problem = categorical_problem(col, values)
+            if problem is not None:
+                problems.append(problem)
+            continue
         if missing.covariates[col].discrete:
             numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(
                 values
@@ -284,7 +327,8 @@ def clean_with_missing(
             where=", ".join(f"column '{c}'" for c in response),
             hint="check the response column for missing values.",
         )
-    fills, masks, response_masks = {}, {}, {}
+    fills: dict[str, Any] = {}
+    masks, response_masks = {}, {}
     entries: list[Imputed] = []
     for col in imputed:
         observed = main[col].dropna()
@@ -297,7 +341,10 @@ def clean_with_missing(
             )
         # a summed-out binary covariate's cells hold class 0 (the model adds class 1's
         # change); a continuous one's its observed mean
-        fills[col] = 0.0 if missing.covariates[col].discrete else float(observed.mean())
+        if missing.covariates[col].family == "categorical":
+            fills[col] = categorical_levels(observed)[0]  # its first level
+        else:
+            fills[col] = 0.0 if missing.covariates[col].discrete else float(observed.mean())
         masks[col] = main[col].isna().to_numpy()
         response_masks[col] = aside[col].isna().to_numpy()
         sub = missing.covariates[col]
@@ -460,10 +507,12 @@ def attach_imputation(
     SpecError.collect(problems)
     for column, sub in prep.spec.covariates.items():
         rows = np.flatnonzero(prep.masks[column])
-        D = affine_columns(design, design.data.iloc[rows], column, check=not sub.discrete)
-        covariates.append(
-            imputed_covariate(spec, design.data, design.groups, prep, column, D, make)
-        )
+        if sub.family == "categorical":
+            cov = categorical_covariate(design, prep, column, rows, make, imputed_covariate)
+        else:
+            D = affine_columns(design, design.data.iloc[rows], column, check=not sub.discrete)
+            cov = imputed_covariate(spec, design.data, design.groups, prep, column, D, make)
+        covariates.append(cov)
     plan = ImputationPlan(prep.spec, tuple(covariates), prep.response_frame, prep.response_masks)
     return dataclasses.replace(design, imputation=plan)
 

@@ -410,7 +410,7 @@ def _imputation_problems(
         elif sub.discrete:
             problems.append(
                 Problem(
-                    f"summing a binary covariate ({key!r}, family {sub.family}) out of a "
+                    f"summing a discrete covariate ({key!r}, family {sub.family}) out of a "
                     "nonlinear model is not supported yet (kinds lmm and glmm only).",
                     where,
                     "give it a continuous family, drop its missing rows, or impute it first "

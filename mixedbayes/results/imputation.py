@@ -10,7 +10,11 @@ One variable per imputed column, named after the column (the response's by
   as sampling them);
 - the response: posterior predictive draws of the rows kept out of the likelihood, each at
   its row's covariates (an imputed covariate at its drawn value) and group effects (a level
-  seen only in these rows drawn from the fitted group-level distribution).
+  seen only in these rows drawn from the fitted group-level distribution);
+- a discrete covariate summed out of the model: classes drawn from each cell's posterior
+  class probabilities, and those probabilities, ``<column>_prob``: of class 1 for a binary
+  covariate, of every level (an extra dim ``<column>_class``) for a categorical one, whose
+  draws are its level labels.
 
 :func:`imputed_table` makes the tidy table of ``fit.imputed()``.
 """
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from mixedbayes.naming import Names
 from mixedbayes.results.group_draws import effect_draws
@@ -81,22 +86,38 @@ def _submodel_draws(
     return np.asarray(cov.sub.family.simulate(mu, params, rng, None), dtype=float)
 
 
-def class_log_weights(
-    posterior: xr.Dataset, design: Design, cov: ImputedCovariate
-) -> tuple[np.ndarray, np.ndarray]:
-    """For a summed-out binary covariate, ``log p(c | submodel) + log p(y | c)`` of its
-    missing cells for c = 0 and c = 1, each (chain, draw, cells): what the model's potential
-    sums (their log-sum-exp is the rows' marginal log-likelihood, their difference the log
-    odds of class 1 given everything)."""
-    rows = cov.rows
-    mu_s, params_s = _submodel_mean(posterior, cov, None, np.random.default_rng(0))
-    p = mu_s[..., cov.sub_missing]
+def _class_logp(
+    posterior: xr.Dataset,
+    cov: ImputedCovariate,
+    frame: pd.DataFrame | None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """The submodel's log-probability of each class of a discrete covariate at rows
+    ``frame`` (its missing cells when None), (classes, chain, draw, rows)."""
+    if cov.categorical:
+        X = cov.sub.X[cov.sub_missing] if frame is None else rows_of(cov.sub, frame).X
+        B = posterior[Names(cov.column).b].transpose("chain", "draw", ...).to_numpy()
+        eta = np.einsum("cdpk,np->kcdn", B, X)
+        return eta - logsumexp(eta, axis=0, keepdims=True)
+    mu_s, params_s = _submodel_mean(posterior, cov, frame, rng or np.random.default_rng(0))
+    p = mu_s if frame is not None else mu_s[..., cov.sub_missing]
+    n = p.shape[-1]
     fam_s = cov.sub.family
-    lp = [fam_s.logp_reference(np.full(len(rows), c), p, params_s, None) for c in (0.0, 1.0)]
+    return np.stack([fam_s.logp_reference(np.full(n, c), p, params_s, None) for c in (0.0, 1.0)])
+
+
+def class_log_weights(posterior: xr.Dataset, design: Design, cov: ImputedCovariate) -> np.ndarray:
+    """For a summed-out discrete covariate, ``log p(k | submodel) + log p(y | k)`` of its
+    missing cells for each class k, (classes, chain, draw, cells): what the model's
+    potential sums (their log-sum-exp over the classes is the rows' marginal
+    log-likelihood, their softmax the class probabilities given everything)."""
+    rows = cov.rows
+    lp = _class_logp(posterior, cov, None)
     eta0, _ = linear_predictor_draws(posterior, design, None)
     eta0 = eta0[..., rows]
     b = posterior[Names().b].transpose("chain", "draw", Names().term_dim).to_numpy()
-    eta1 = eta0 + np.einsum("cdp,kp->cdk", b, cov.D)
+    class_D, _ = cov.class_changes()
+    eta = eta0[None] + np.einsum("cdp,knp->kcdn", b, class_D)
     nd = rows_of(design, None)
     params = {
         k: v if v.shape[-1] == 1 else v[..., rows]
@@ -107,20 +128,19 @@ def class_log_weights(
     with np.errstate(all="ignore"):
         ll = [
             design.family.logp_reference(y, design.link.inverse_numpy(e), params, trials)
-            for e in (eta0, eta1)
+            for e in eta
         ]
-    return lp[0] + ll[0], lp[1] + ll[1]
+    return lp + np.stack(ll)
 
 
 def summed_out_log_likelihood(posterior: xr.Dataset, design: Design) -> dict[int, np.ndarray]:
-    """The marginal log-likelihood of the rows whose binary covariate was summed out, by
-    row position: ``log Σ_c p(c | submodel) p(y | c)`` (chain, draw)."""
+    """The marginal log-likelihood of the rows whose discrete covariate was summed out, by
+    row position: ``log Σ_k p(k | submodel) p(y | k)`` (chain, draw)."""
     plan = getattr(design, "imputation", None)
     out: dict[int, np.ndarray] = {}
     for cov in () if plan is None else plan.covariates:
         if cov.spec.discrete and len(cov.rows):
-            w0, w1 = class_log_weights(posterior, design, cov)
-            total = np.logaddexp(w0, w1)
+            total = logsumexp(class_log_weights(posterior, design, cov), axis=0)
             for j, row in enumerate(cov.rows):
                 out[int(row)] = total[..., j]
     return out
@@ -165,21 +185,26 @@ def imputed_draws(
         if len(cov.rows):
             labels.append(cov.labels)
             if cov.spec.discrete:
-                w0, w1 = class_log_weights(posterior, design, cov)
-                prob = 1.0 / (1.0 + np.exp(np.clip(w0 - w1, -700, 700)))
-                probs.append(prob)
-                parts.append((rng.random(prob.shape) < prob).astype(float))
+                w = class_log_weights(posterior, design, cov)
+                prob = np.exp(w - logsumexp(w, axis=0, keepdims=True))
+                probs.append(_class_probs(cov, prob))
+                parts.append(_draw_classes(cov, prob, rng))
             else:
                 name = Names.missing_var(cov.column)
                 parts.append(posterior[name].transpose("chain", "draw", ...).to_numpy())
         if frame is not None and len(cov.predictive_rows):
             rows = frame.iloc[cov.predictive_rows]
-            mu, params = _submodel_mean(posterior, cov, rows, rng)
-            predicted[cov.column] = np.asarray(
-                cov.sub.family.simulate(mu, params, rng, None), dtype=float
-            )
-            parts.append(predicted[cov.column])
-            probs.append(mu)
+            if cov.spec.discrete:
+                prob = np.exp(_class_logp(posterior, cov, _sub_rows(cov, rows), rng))
+                predicted[cov.column] = _class_index(prob, rng)
+                parts.append(_draw_classes(cov, prob, predicted[cov.column]))
+                probs.append(_class_probs(cov, prob))
+            else:
+                mu, params = _submodel_mean(posterior, cov, rows, rng)
+                predicted[cov.column] = np.asarray(
+                    cov.sub.family.simulate(mu, params, rng, None), dtype=float
+                )
+                parts.append(predicted[cov.column])
             labels.append(rows.index)
         dim = Names.imputed_dim(cov.column)
         if parts:
@@ -193,13 +218,45 @@ def imputed_draws(
     return out
 
 
+def _class_index(prob: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A class drawn per cell from ``prob`` (classes, ...): its position, shape (...)."""
+    u = rng.random(prob.shape[1:])
+    return np.minimum((np.cumsum(prob, axis=0) < u).sum(axis=0), len(prob) - 1)
+
+
+def _draw_classes(
+    cov: ImputedCovariate, prob: np.ndarray, drawn: np.random.Generator | np.ndarray
+) -> np.ndarray:
+    """Classes drawn from ``prob`` (or the positions ``drawn``): 0./1. for a binary
+    covariate, the level labels for a categorical one."""
+    index = _class_index(prob, drawn) if isinstance(drawn, np.random.Generator) else drawn
+    if cov.categorical:
+        return np.asarray(cov.levels, dtype=object)[index]
+    return index.astype(float)
+
+
+def _class_probs(cov: ImputedCovariate, prob: np.ndarray) -> np.ndarray:
+    """What ``<column>_prob`` holds: class 1's probability (binary), every level's, last
+    (categorical)."""
+    return np.moveaxis(prob, 0, -1) if cov.categorical else prob[1]
+
+
+def _sub_rows(cov: ImputedCovariate, rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows as the submodel's design reads them (a categorical column as its indicator)."""
+    if not cov.categorical:
+        return rows
+    from mixedbayes.design.imputation_discrete import indicator_frame
+
+    return indicator_frame(rows.assign(**{cov.column: np.nan}), cov.column, cov.levels)
+
+
 def _in_data_order(
     design: Design, labels: list[pd.Index], parts: list[np.ndarray]
 ) -> tuple[pd.Index, np.ndarray]:
     index = labels[0].append(labels[1:]) if len(labels) > 1 else labels[0]
-    values = np.concatenate(parts, axis=-1)
+    values = np.concatenate(parts, axis=2)  # (chain, draw, rows[, classes])
     order = np.argsort(design.source.index.get_indexer(index), kind="stable")
-    return index[order], values[..., order]
+    return index[order], values[:, :, order]
 
 
 def _response_draws(
@@ -222,6 +279,11 @@ def _response_draws(
         if x is None:
             continue
         rows = cov.predictive_rows
+        if cov.spec.discrete:  # x: each draw's class (position)
+            class_D = _class_changes(design, frame.iloc[rows], cov)
+            shift = np.einsum("cdp,knp->kcdn", b, class_D)
+            eta[:, :, rows] += np.take_along_axis(shift, x[None].astype(int), axis=0)[0]
+            continue
         D = affine_columns(design, frame.iloc[rows], cov.column)
         eta[:, :, rows] += (x - cov.fill) * np.einsum("cdp,kp->cdk", b, D)
     nd = design.new_data(frame)
@@ -230,6 +292,23 @@ def _response_draws(
     return np.asarray(
         design.family.simulate(mu, params, np.random.default_rng(noise_seed), nd.trials),
         dtype=float,
+    )
+
+
+def _class_changes(design: Design, frame: pd.DataFrame, cov: ImputedCovariate) -> np.ndarray:
+    """The change of ``design``'s columns at rows ``frame`` from the fill's class to each
+    class of a discrete covariate, (classes, rows, p)."""
+    from mixedbayes.design.imputation_discrete import class_changes
+
+    classes = list(cov.levels) if cov.categorical else [0.0, 1.0]
+    return class_changes(
+        design._matrices.common,
+        frame,
+        cov.column,
+        classes,
+        cov.fill,
+        coded=design.coding.new_data,
+        n_columns=len(design.fixed_terms),
     )
 
 
@@ -252,9 +331,18 @@ def add_imputed(
     post = idata["posterior"]
     data_vars = {}
     coords: dict[str, Any] = {"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()}
+    plan = getattr(design, "imputation", None)
+    levels = {
+        Names.prob_var(c.column): c.levels for c in getattr(plan, "covariates", ()) if c.levels
+    }
     for name, (dim, labels, values) in draws.items():
         coords[dim] = list(labels)
-        data_vars[name] = (("chain", "draw", dim), values)
+        dims: tuple[str, ...] = ("chain", "draw", dim)
+        if values.ndim == 4:  # a categorical covariate's level probabilities
+            class_dim = name.removesuffix("_prob") + "_class"
+            coords[class_dim] = list(levels[name])
+            dims = (*dims, class_dim)
+        data_vars[name] = (dims, values)
     idata[IMPUTED_GROUP] = xr.DataTree(xr.Dataset(data_vars, coords=coords))
     return idata
 
@@ -262,9 +350,11 @@ def add_imputed(
 def imputed_table(idata: Any, prob: float = 0.9) -> pd.DataFrame:
     """A tidy table of the imputed values: ``column``, ``row`` (the data's label), ``mean``,
     ``sd``, ``lower``, ``upper`` (central ``prob`` interval), ``probability`` (a summed-out
-    binary covariate: the posterior probability of class 1; NaN otherwise); empty without
+    binary covariate: the posterior probability of class 1; a categorical one: that of its
+    most probable level; NaN otherwise), ``class`` (a categorical covariate: its most
+    probable level, whose row has no mean, sd or interval; None otherwise); empty without
     imputation."""
-    columns = ["column", "row", "mean", "sd", "lower", "upper", "probability"]
+    columns = ["column", "row", "mean", "sd", "lower", "upper", "probability", "class"]
     if IMPUTED_GROUP not in idata.children:
         return pd.DataFrame(columns=columns)
     ds = idata[IMPUTED_GROUP].to_dataset()
@@ -277,6 +367,16 @@ def imputed_table(idata: Any, prob: float = 0.9) -> pd.DataFrame:
         dim = next(d for d in da.dims if d not in ("chain", "draw"))
         p_name = Names.prob_var(str(name))
         class1 = ds[p_name].mean(("chain", "draw")).to_numpy() if p_name in prob_names else None
+        if class1 is not None and class1.ndim == 2:  # a categorical covariate's levels
+            levels = ds[p_name][ds[p_name].dims[-1]].to_numpy()
+            for j, label in enumerate(da[dim].to_numpy()):
+                k = int(np.argmax(class1[j]))
+                records.append(
+                    {"column": str(name), "row": label, "probability": float(class1[j, k])}
+                    | {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan}
+                    | {"class": str(levels[k])}
+                )
+            continue
         values = da.transpose("chain", "draw", dim).to_numpy().reshape(-1, da.sizes[dim])
         lo, hi = np.quantile(values, [tail, 1 - tail], axis=0)
         for j, label in enumerate(da[dim].to_numpy()):
@@ -289,6 +389,7 @@ def imputed_table(idata: Any, prob: float = 0.9) -> pd.DataFrame:
                     "lower": float(lo[j]),
                     "upper": float(hi[j]),
                     "probability": np.nan if class1 is None else float(class1[j]),
+                    "class": None,
                 }
             )
     return pd.DataFrame.from_records(records, columns=columns)

@@ -31,8 +31,10 @@ __all__ = [
 #: Families a continuous covariate's submodel may take: each missing cell is a parameter.
 CONTINUOUS_IMPUTATION_FAMILIES = ("gaussian", "student", "lognormal", "gamma", "beta")
 
-#: Families of a discrete covariate (summed out of the log-density exactly).
-DISCRETE_IMPUTATION_FAMILIES = ("bernoulli",)
+#: Families of a discrete covariate (summed out of the log-density exactly): ``bernoulli``
+#: (0/1) and ``categorical`` (a factor: a multinomial logit over its levels, fixed effects
+#: only; local to imputation, not a response family of the GLMM).
+DISCRETE_IMPUTATION_FAMILIES = ("bernoulli", "categorical")
 
 
 class _Frozen(BaseModel):
@@ -50,7 +52,8 @@ class CovariateImputation(_Frozen):
     family : str
         The covariate's distribution: a continuous family
         (:data:`CONTINUOUS_IMPUTATION_FAMILIES`, default ``gaussian``: each missing cell is a
-        parameter) or ``bernoulli`` (a binary covariate, summed out exactly).
+        parameter), ``bernoulli`` (a 0/1 covariate) or ``categorical`` (a factor with K
+        levels: a multinomial logit, fixed effects only), both summed out exactly.
     """
 
     formula: str
@@ -79,8 +82,8 @@ class CovariateImputation(_Frozen):
             raise ValueError(
                 f"an imputation submodel cannot take the family {value!r}; it takes the "
                 f"continuous families {list(CONTINUOUS_IMPUTATION_FAMILIES)} (each missing "
-                f"value a parameter) or {list(DISCRETE_IMPUTATION_FAMILIES)} (a binary "
-                "covariate, summed out)"
+                f"value a parameter) or {list(DISCRETE_IMPUTATION_FAMILIES)} (a binary or "
+                "categorical covariate, summed out)"
             )
         return value
 

@@ -49,7 +49,8 @@ class ImputationSection(Section):
                 table,
                 max_rows=40,
                 caption="Imputed cells (row: the data's label); probability: a summed-out "
-                "binary covariate's posterior probability of class 1.",
+                "binary covariate's posterior probability of class 1, a categorical one's of its "
+                "most probable level (class).",
             ),
         ]
 
@@ -66,6 +67,12 @@ def _plot(table: pd.DataFrame, source: pd.DataFrame) -> MplFigure:
     )
     rng = np.random.default_rng(0)
     for ax, column in zip(axes[:, 0], columns, strict=True):
+        rows = table[table["column"] == column]
+        if rows["class"].notna().any():  # a categorical covariate: levels, not values
+            counts = rows["class"].value_counts()
+            ax.barh(counts.index.astype(str), counts.to_numpy(), color="tab:red")
+            ax.set_title(f"{column}: most probable level of the imputed cells", fontsize=9)
+            continue
         if column in source.columns:
             observed = source[column].dropna().to_numpy(dtype=float)
             ax.scatter(
@@ -75,7 +82,6 @@ def _plot(table: pd.DataFrame, source: pd.DataFrame) -> MplFigure:
                 color="0.5",
                 alpha=0.7,
             )
-        rows = table[table["column"] == column]
         y = rng.uniform(-0.2, 0.2, len(rows))
         ax.errorbar(
             rows["mean"],
