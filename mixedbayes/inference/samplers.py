@@ -128,8 +128,9 @@ def log_likelihood(
     """Add the pointwise ``log_likelihood`` group of ``model``'s observed variable(s).
 
     ``pointwise`` (chain, draw, rows), when the kind computed it with NumPy, is stored as the
-    log-likelihood of the model's one observed variable. Otherwise the model's own pointwise
-    log-density is evaluated at every draw, compiled by JAX when it is installed (its
+    log-likelihood of the model's one observed variable (or, beside others such as an
+    imputation submodel's, of the one over the ``observation`` rows). Otherwise the model's
+    own pointwise log-density is evaluated at every draw, compiled by JAX when it is installed (its
     persistent cache serves later sessions), else by PyTensor's default backend. ``extra``
     adds log-likelihood terms that are not observed variables, by name: (dims, values). PyMC's
     ``compute_log_likelihood`` maps posterior variables to value variables by name, which
@@ -145,6 +146,8 @@ def log_likelihood(
         out = [np.asarray(pointwise)]
     else:
         out = _evaluated(model, post)
+        if pointwise is not None:  # the response's rows, beside other observed variables
+            out = _with_response(out, observed_names, dims, np.asarray(pointwise))
     # a multivariate observation (a sample's counts of every taxon) has one value per row
     data_vars = {
         name: (("chain", "draw", *tuple(dims.get(name, ()))[: np.ndim(arr) - 2]), arr)
@@ -157,6 +160,28 @@ def log_likelihood(
     ds = ds.assign_coords({k: v for k, v in coords.items() if k in ds.dims})
     idata["log_likelihood"] = xr.DataTree(ds)
     return idata
+
+
+def _with_response(
+    out: list[np.ndarray],
+    names: list[str],
+    dims: dict[str, tuple[str, ...]],
+    pointwise: np.ndarray,
+) -> list[np.ndarray]:
+    """``out`` with the kind's ``pointwise`` in place of the response's evaluated log-density:
+    the one observed variable over the rows dim (``observation``) of the same shape. The
+    kind's values carry what the graph's observed variable does not (rows whose discrete
+    covariate is summed out: their marginal log-likelihood)."""
+    from mixedbayes.naming import OBS_DIM
+
+    hits = [
+        i
+        for i, name in enumerate(names)
+        if tuple(dims.get(name, ()))[:1] == (OBS_DIM,) and out[i].shape == pointwise.shape
+    ]
+    if len(hits) != 1:
+        return out
+    return [pointwise if i == hits[0] else arr for i, arr in enumerate(out)]
 
 
 def _evaluated(model: pm.Model, post: xr.Dataset) -> list[np.ndarray]:
