@@ -101,16 +101,10 @@ class NonlinearKind(Kind):
     def family_variables(self, design: ModelDesign) -> list[str]:
         """The error model's parameters, then per imputed covariate its submodel's
         (``b_<column>``, ``sd_<g>_<column>``, ``sigma_<column>``)."""
-        from mixedbayes.kinds.regression import _group_variables
+        from mixedbayes.kinds.regression import imputation_variables
 
-        names = list(self.positive_classes(design))
         plan = cast("NonlinearDesign", design).imputation
-        for cov in () if plan is None else plan.covariates:
-            part = Names(cov.column)
-            names.append(part.b)
-            names += _group_variables(cov.sub.groups)
-            names += [part.param(p.name) for p in cov.sub.family.params]
-        return names
+        return list(self.positive_classes(design)) + imputation_variables(plan)
 
     def summary_variables(self, design: ModelDesign, include_group_levels: bool) -> list[str]:
         names = super().summary_variables(design, include_group_levels)

@@ -69,12 +69,7 @@ class RegressionKind(Kind):
         for dp in d.dpars:
             names.append(Names(dp.name).b)
             names += _group_variables(dp.groups)
-        for cov in () if d.imputation is None else d.imputation.covariates:
-            part = Names(cov.column)
-            names.append(part.b)
-            names += _group_variables(cov.sub.groups)
-            names += [part.param(p.name) for p in cov.sub.family.params]
-        return names
+        return names + imputation_variables(d.imputation)
 
     def summary_variables(self, design: ModelDesign, include_group_levels: bool) -> list[str]:
         names = super().summary_variables(design, include_group_levels)
@@ -105,6 +100,18 @@ class RegressionKind(Kind):
         for key, rhs in self._dpars(spec).items():
             text += f"; {key} {rhs.strip()}"
         return text
+
+
+def imputation_variables(plan: Any) -> list[str]:
+    """Per imputed covariate of an imputation plan (None: none), its submodel's variables:
+    ``b_<column>``, ``sd_<g>_<column>`` (and ``cor_``), ``sigma_<column>``."""
+    names: list[str] = []
+    for cov in () if plan is None else plan.covariates:
+        part = Names(cov.column)
+        names.append(part.b)
+        names += _group_variables(cov.sub.groups)
+        names += [part.param(p.name) for p in cov.sub.family.params]
+    return names
 
 
 def _group_variables(groups: Any) -> list[str]:
