@@ -330,7 +330,7 @@ class LMMSpec(ModelSpec):
 #: :attr:`~mixedbayes.families.FamilyParam.link`); a new key (``sigma``, ``phi``, ``hu``) is
 #: its name here and a field of :class:`GLMMSpec`, validated, designed, compiled, predicted
 #: and summarised by the same code.
-DPAR_KEYS: tuple[str, ...] = ("zi",)
+DPAR_KEYS: tuple[str, ...] = ("zi", "hu")
 
 
 def checked_dpar_formula(key: str, value: str, family: FamilySpec | None) -> str:
@@ -395,6 +395,7 @@ class GLMMSpec(LMMSpec):
         "(binomial, negbinomial, bernoulli, gamma, ...); a Gaussian response is kind: lmm"
     )
     zi: str | None = None
+    hu: str | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
     takes_residuals: ClassVar[bool] = False
