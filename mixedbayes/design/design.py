@@ -50,6 +50,7 @@ from mixedbayes.design.matrices import (
 from mixedbayes.design.matrices import common_vars as _common_vars
 from mixedbayes.design.matrices import fixed_part as _fixed_part
 from mixedbayes.design.parametrization import choose_parametrization, one_centred_intercept
+from mixedbayes.design.rank import warn_rank_deficient
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 from mixedbayes.families import Family, Link, get_family, get_link
 from mixedbayes.naming import OBS_DIM, Names
@@ -423,6 +424,7 @@ def make_regression_design(
             )
         )
     DataError.collect(problems)
+    warn_rank_deficient(X, names)
     factors = factors_of(dm, parts, frame, rows)
     SpecError.collect(
         name_problems(factors, family)
