@@ -208,6 +208,9 @@ class Names:
     PHI_AR = "phi_ar"
     #: The compound-symmetry residual correlation (nlme's ``Rho`` of ``corCompSymm``).
     RHO_CS = "rho_cs"
+    #: The power of ``|fitted|`` of the residual SD (``variance: {power: fitted}``, nlme's
+    #: ``varPower``): ``sigma_i = sigma·|mu_i|^delta_power``.
+    DELTA_POWER = "delta_power"
 
     @staticmethod
     def visit_dims(visit: str) -> tuple[str, str]:

@@ -88,8 +88,9 @@ def test_every_formula_parameter_is_a_spec_key() -> None:
     assert declared <= set(DPAR_KEYS), declared - set(DPAR_KEYS)
     for key in DPAR_KEYS:
         assert key in GLMMSpec.model_fields
-    assert FAMILIES["zero_inflated_beta"].formula_params()[0].link == "logit"
-    assert [p.name for p in FAMILIES["beta"].formula_params()] == []
+    assert FAMILIES["zero_inflated_beta"].param("zi").link == "logit"  # type: ignore[union-attr]
+    assert [p.name for p in FAMILIES["beta"].formula_params()] == ["phi"]
+    assert FAMILIES["beta"].param("phi").link == "log"  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- design and priors

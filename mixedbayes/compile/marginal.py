@@ -33,6 +33,7 @@ import numpy as np
 from mixedbayes.compile import marginal_math as mm
 from mixedbayes.design.design import Design
 from mixedbayes.design.groups import GroupFactor, level_sums
+from mixedbayes.design.variance import power_of_fitted
 from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
@@ -93,6 +94,8 @@ def marginal_applies(design: Design) -> str:
         return f"the {design.family.name} family with {design.link.name} link is not Gaussian"
     if design.dpars or design.trials is not None:
         return "the model has a distributional formula (zi, sigma, ...) or trials part"
+    if power_of_fitted(design):
+        return "the residual SD is a power of the fitted value (variance: {power: fitted})"
     if not design.groups:
         return "the model has no group effects"
     if _nesting(design) is None:

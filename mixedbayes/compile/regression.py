@@ -32,6 +32,7 @@ from mixedbayes.compile.context import BuildContext, new_model
 from mixedbayes.compile.group_effects import add_group_effects, cor_dim
 from mixedbayes.compile.imputation_discrete import categorical_submodel, sum_out_classes
 from mixedbayes.compile.priors import scalar_prior, vector_prior
+from mixedbayes.compile.variance import apply_variance
 from mixedbayes.design.base import ModelDesign
 from mixedbayes.design.design import Design
 from mixedbayes.design.dpars import DparDesign
@@ -368,6 +369,7 @@ def regression_mean(
         else:
             row = priors.get(p.name, "", "", nlpar)
             params[p.name] = scalar_prior(ctx, names.param(p.name), row, positive=p.positive)
+    params = apply_variance(design, params, mu, priors, ctx)  # variance: {power: fitted}
     trials = None
     if design.trials is not None:
         trials = ctx.data(

@@ -33,16 +33,19 @@ import numpy as np
 from mixedbayes.compile.context import BuildContext
 from mixedbayes.compile.priors import scalar_prior, vector_prior
 from mixedbayes.compile.regression import (
+    dpar_predictor,
     linear_predictor,
     regression_coords,
     response_var_name,
 )
+from mixedbayes.compile.variance import apply_variance
 from mixedbayes.design.residuals import (
     ResidualBatch,
     ResidualDesign,
     padded_batch,
     simulate_residuals,
 )
+from mixedbayes.design.variance import row_varying_sigma
 from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
@@ -78,11 +81,12 @@ def residual_coords(rd: ResidualDesign) -> dict[str, list[Any]]:
 
 
 def residual_parameters(
-    rd: ResidualDesign, priors: PriorTable, ctx: BuildContext
+    rd: ResidualDesign, priors: PriorTable, ctx: BuildContext, sigma: bool = True
 ) -> dict[str, Any]:
     """Add the structure's parameters to ``ctx.model``; return them by role: ``sigma`` and
     ``phi`` (``ar1``, ``car1``), ``sigma`` and ``rho`` (``cs``), ``sd`` and ``chol`` (the
-    Cholesky factor of the correlation, ``unstructured``)."""
+    Cholesky factor of the correlation, ``unstructured``). ``sigma=False``: no ``sigma``
+    (each row's SD comes from elsewhere: a sigma formula)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -97,12 +101,14 @@ def residual_parameters(
             chol = pm.LKJCorr(Names.residual_chol(rd.time), n=len(levels), eta=eta)
         ctx.deterministic(Names.cor(rd.time), pt.dot(chol, chol.T), dims=(first, second))
         return {"sd": sd, "chol": chol}
-    sigma = scalar_prior(ctx, names.param("sigma"), priors.get("sigma"), positive=True)
+    scale = {}
+    if sigma:
+        scale["sigma"] = scalar_prior(ctx, names.param("sigma"), priors.get("sigma"), positive=True)
     if rd.correlation == "cs":
         rho = scalar_prior(ctx, names.param(Names.RHO_CS), priors.get(Names.RHO_CS), positive=False)
-        return {"sigma": sigma, "rho": rho}
+        return {**scale, "rho": rho}
     phi = scalar_prior(ctx, names.param(Names.PHI_AR), priors.get(Names.PHI_AR), positive=False)
-    return {"sigma": sigma, "phi": phi}
+    return {**scale, "phi": phi}
 
 
 def _powers(phi: Any, lags: np.ndarray) -> Any:
@@ -203,10 +209,25 @@ def opaque_residual_logp(resid: Any, rd: ResidualDesign, theta: dict[str, Any]) 
 
 
 def _signature(ndims: list[int]) -> str:
-    """The CustomDist signature: the mean over the rows, the parameters (scalars, the
-    visits' SDs ``(k)``, their correlation's Cholesky factor ``(k,k)``), the rows."""
+    """The CustomDist signature: the mean and the SD over the rows, the parameters
+    (scalars, the visits' SDs ``(k)``, their correlation's Cholesky factor ``(k,k)``), the
+    rows."""
     shapes = {0: "()", 1: "(k)", 2: "(k,k)"}
-    return ",".join(["(n)", *[shapes[d] for d in ndims]]) + "->(n)"
+    return ",".join(["(n)", "(n)", *[shapes[d] for d in ndims]]) + "->(n)"
+
+
+def row_scale(design: Design, priors: PriorTable, ctx: BuildContext, mu: Any) -> Any:
+    """Each row's residual SD when it varies (``sigma:`` formula, ``variance:``; with
+    ``ar1``/``car1``/``cs`` the covariance is ``D R D``, nlme's varIdent + corAR1), else
+    None: the sigma formula's predictor, or ``sigma``, times ``|mu|^delta_power``."""
+    if not row_varying_sigma(design):
+        return None
+    dpar = design.dpar("sigma")
+    if dpar is not None:
+        sigma = dpar_predictor(dpar, priors, ctx)
+    else:
+        sigma = scalar_prior(ctx, ctx.names.param("sigma"), priors.get("sigma"), positive=True)
+    return apply_variance(design, {"sigma": sigma}, mu, priors, ctx)["sigma"]
 
 
 def add_residual_regression(
@@ -224,25 +245,33 @@ def add_residual_regression(
     if design.offset is not None and np.any(design.offset != 0):
         eta = eta + ctx.data(names.data("offset"), design.offset, dims=names.obs_dim)
     mu = design.link.inverse(eta)
-    theta = residual_parameters(rd, priors, ctx)
+    # each row's SD (sigma:, variance:): the residuals are scaled by it, R keeps sigma = 1
+    scale = row_scale(design, priors, ctx, mu)
+    theta = residual_parameters(rd, priors, ctx, sigma=scale is None)
     keys = sorted(theta)
+    unit = {} if scale is None or rd.correlation == "unstructured" else {"sigma": 1.0}
 
-    def logp(value: Any, mu: Any, *params: Any) -> Any:
-        return opaque_residual_logp(value - mu, rd, dict(zip(keys, params, strict=True)))
+    def logp(value: Any, mu: Any, s: Any, *params: Any) -> Any:
+        theta = {**unit, **dict(zip(keys, params, strict=True))}
+        if scale is None:
+            return opaque_residual_logp(value - mu, rd, theta)
+        return opaque_residual_logp((value - mu) / s, rd, theta) - pt.sum(pt.log(s))
 
-    def random(mu: Any, *params: Any, rng: Any = None, size: Any = None) -> np.ndarray:
+    def random(mu: Any, s: Any, *params: Any, rng: Any = None, size: Any = None) -> np.ndarray:
         values = {k: np.asarray(p)[None] for k, p in zip(keys, params, strict=True)}
+        values |= {k: np.ones(1) for k in unit}
         if "chol" in values:
             chol = values.pop("chol")
             values["cor"] = chol @ np.swapaxes(chol, -1, -2)
         noise = simulate_residuals(rd, values, np.random.default_rng(rng))[0]
-        return np.asarray(mu) + noise
+        return np.asarray(mu) + np.asarray(s) * noise
 
     y = ctx.data(names.data("y_obs"), np.asarray(design.y), dims=names.obs_dim)
     with ctx.active():
         return pm.CustomDist(
             response_var_name(design),
             pt.as_tensor(mu),
+            pt.ones_like(mu) if scale is None else pt.as_tensor(scale) * pt.ones_like(mu),
             *[pt.as_tensor(theta[k]) for k in keys],
             logp=logp,
             random=random,

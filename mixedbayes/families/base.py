@@ -33,6 +33,7 @@ __all__ = [
     "families_with_formula",
     "get_family",
     "get_link",
+    "log_scale_intercept",
     "register_family",
     "register_link",
 ]
@@ -276,6 +277,22 @@ def scale_prior(y: np.ndarray) -> tuple[PriorDist, str]:
     return (
         PriorDist("student_t", (3.0, 0.0, round_sig(s))),
         f"half-Student-t(3, 0, sd(y)); sd(y)={s:.4g}",
+    )
+
+
+def log_scale_intercept(
+    y: np.ndarray, transform: Callable[[np.ndarray], np.ndarray] | None = None, what: str = "y"
+) -> tuple[PriorDist, str]:
+    """Student-t(3, log(sd(y)), 2.5): the default intercept of a residual SD's formula
+    (``sigma: "~ x"``) on the log scale, brms's Student-t(3, 0, 2.5) centred at the
+    response's SD (``transform``: of ``y`` first, e.g. the log of a lognormal response)."""
+    from mixedbayes.priors.distributions import PriorDist
+
+    s = sd_scale(np.asarray(y, dtype=float) if transform is None else transform(y))
+    loc = round_sig(float(np.log(s)))
+    return (
+        PriorDist("student_t", (3.0, loc, 2.5)),
+        f"Student-t(3, log(sd({what})), 2.5) on log(sigma); sd({what})={s:.4g}",
     )
 
 

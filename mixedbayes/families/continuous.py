@@ -16,6 +16,7 @@ from mixedbayes.families.base import (
     Family,
     FamilyParam,
     Link,
+    log_scale_intercept,
     register_family,
     round_sig,
     scale_prior,
@@ -72,6 +73,7 @@ class Gamma(Family):
             fixed_prior(
                 "gamma", (0.01, 0.01), "Gamma(0.01, 0.01), as brms's default prior on the shape"
             ),
+            link="log",
         ),
     )
 
@@ -142,6 +144,7 @@ class Beta(Family):
                 (0.01, 0.01),
                 "Gamma(0.01, 0.01), as brms's default prior on the beta precision phi",
             ),
+            link="log",
         ),
     )
 
@@ -215,7 +218,7 @@ class Student(Family):
     links = ("identity", "log", "inverse")
     default_link = "identity"
     params = (
-        FamilyParam("sigma", scale_prior),
+        FamilyParam("sigma", scale_prior, link="log", intercept_prior=log_scale_intercept),
         FamilyParam(
             "nu",
             fixed_prior(
@@ -284,6 +287,10 @@ def _log_positive(y: np.ndarray) -> np.ndarray:
     return np.log(y[np.isfinite(y) & (y > 0)])
 
 
+def _log_sigma_intercept(y: np.ndarray) -> tuple[PriorDist, str]:
+    return log_scale_intercept(y, _log_positive, "log y")
+
+
 def _log_scale_prior(y: np.ndarray) -> tuple[PriorDist, str]:
     from mixedbayes.priors.distributions import PriorDist
 
@@ -304,7 +311,9 @@ class LogNormal(Family):
     name = "lognormal"
     links = ("identity",)
     default_link = "identity"
-    params = (FamilyParam("sigma", _log_scale_prior),)
+    params = (
+        FamilyParam("sigma", _log_scale_prior, link="log", intercept_prior=_log_sigma_intercept),
+    )
 
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
         """``median(log y)`` and ``sd(log y)``: ``mu`` is on the scale of ``log(y)``."""

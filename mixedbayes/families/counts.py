@@ -32,6 +32,7 @@ _SHAPE = FamilyParam(
         (0.01, 0.01),
         "Gamma(0.01, 0.01), as brms's default prior on the negative-binomial shape",
     ),
+    link="log",
 )
 _ZI = ZERO_INFLATION
 

@@ -12,6 +12,7 @@ from mixedbayes.families.base import (
     Family,
     FamilyParam,
     Link,
+    log_scale_intercept,
     register_family,
     round_sig,
     scale_prior,
@@ -28,7 +29,8 @@ class Gaussian(Family):
     name = "gaussian"
     links = ("identity", "log", "inverse")
     default_link = "identity"
-    params = (FamilyParam("sigma", scale_prior),)
+    #: ``sigma`` may take a formula (``sigma: "~ trt"``, log link; docs/distributional.md).
+    params = (FamilyParam("sigma", scale_prior, link="log", intercept_prior=log_scale_intercept),)
 
     def prior_reference(self, y: np.ndarray, link: Link) -> tuple[float, float, str]:
         """``median(y)`` and ``sd(y)`` (identity link), as brms and rstanarm scale."""

@@ -30,14 +30,17 @@ class RegressionKind(Kind):
     )
 
     def _dpars(self, spec: ModelSpec) -> dict[str, str]:
-        """The spec's distributional formulas, by family parameter."""
-        return {}
+        """The spec's distributional formulas, by family parameter (``variance: {ident:
+        col}`` is one of ``sigma``)."""
+        return cast(LMMSpec, spec).dpar_formulas()
 
     def design(self, spec: ModelSpec, data: pd.DataFrame) -> Design:
         from mixedbayes.design.design import make_regression_design
+        from mixedbayes.design.variance import ident_terms
 
         formula = cast(LMMSpec, spec).formula
-        return make_regression_design(spec, data, formula=formula, dpars=self._dpars(spec))
+        design = make_regression_design(spec, data, formula=formula, dpars=self._dpars(spec))
+        return ident_terms(design)
 
     def default_priors(self, design: ModelDesign) -> PriorTable:
         from mixedbayes.priors.regression import default_regression_priors
@@ -63,9 +66,13 @@ class RegressionKind(Kind):
         """The family's scalar parameters (``phi``), then per distributional formula its
         fixed effects (``b_zi``) and group-level SDs and correlations (``sd_Subject_zi``),
         then per imputed covariate its submodel's (``b_chl``, ``sd_id_chl``, ``sigma_chl``)."""
+        from mixedbayes.design.variance import power_of_fitted
+
         d = cast("Design", design)
         predicted = {dp.name for dp in d.dpars}
         names = [Names().param(p.name) for p in d.family.params if p.name not in predicted]
+        if power_of_fitted(d):
+            names.append(Names().param(Names.DELTA_POWER))
         for dp in d.dpars:
             names.append(Names(dp.name).b)
             names += _group_variables(dp.groups)
@@ -96,9 +103,14 @@ class RegressionKind(Kind):
         return imputed_draws(posterior, design, seed)
 
     def describe(self, spec: ModelSpec) -> str:
-        text = str(cast(LMMSpec, spec).formula)
+        s = cast(LMMSpec, spec)
+        text = str(s.formula)
         for key, rhs in self._dpars(spec).items():
-            text += f"; {key} {rhs.strip()}"
+            if key != "sigma" or s.sigma is not None:
+                text += f"; {key} {rhs.strip()}"
+        if s.variance is not None:
+            shown = [f"{k}({v})" for k, v in s.variance.model_dump(exclude_none=True).items()]
+            text += f"; variance {' * '.join(shown)}"
         return text
 
 
@@ -246,6 +258,3 @@ class GLMMKind(RegressionKind):
 
     name = "glmm"
     spec_type = GLMMSpec
-
-    def _dpars(self, spec: ModelSpec) -> dict[str, str]:
-        return cast(GLMMSpec, spec).dpar_formulas()

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mixedbayes.design.variance import power_of_fitted
 from mixedbayes.families import response_scale, round_sig, sd_scale
+from mixedbayes.naming import Names
 from mixedbayes.priors.distributions import PriorDist
 from mixedbayes.priors.table import PriorRow, PriorTable, group_prior_rows
 
@@ -39,8 +41,9 @@ def default_regression_priors(design: Design) -> PriorTable:
       intercept).
     - ``cor``: LKJ(1), uniform over correlation matrices.
     - family parameters (``sigma``): the family's default, e.g. half-Student-t(3, 0, sd(y));
-      a parameter with a formula (``zi``) gets its formula's rows, ``nlpar`` the parameter
-      (:func:`dpar_prior_rows`).
+      a parameter with a formula (``zi``, ``sigma``) gets its formula's rows, ``nlpar`` the
+      parameter (:func:`dpar_prior_rows`);
+    - ``delta_power`` (``variance: {power: fitted}``): Normal(0, 1).
     """
     y = design.y
     loc, s, ytext = response_scale(design.family, y, design.link)
@@ -75,6 +78,19 @@ def default_regression_priors(design: Design) -> PriorTable:
             rows.append(PriorRow(param.name, "", "", "", prior, "default", text))
         else:
             rows += dpar_prior_rows(dpar, param.formula_intercept_prior(y))
+    if power_of_fitted(design):
+        rows.append(
+            PriorRow(
+                Names.DELTA_POWER,
+                "",
+                "",
+                "",
+                PriorDist("normal", (0.0, 1.0)),
+                "default",
+                "Normal(0, 1) on the power of |fitted| (0: a constant SD, 1: a constant "
+                "coefficient of variation)",
+            )
+        )
     rows += imputation_prior_rows(design)
     return PriorTable(tuple(rows))
 
@@ -100,7 +116,8 @@ def dpar_prior_rows(dpar: DparDesign, intercept: tuple[PriorDist, str]) -> list[
 
     On its link scale (``logit(zi)``), as brms's defaults for distributional parameters:
 
-    - ``Intercept``: the parameter's own (``zi``: Normal(-1, 1.5)); else Student-t(3, 0, 2.5);
+    - ``Intercept``: the parameter's own (``zi``: Normal(-1, 1.5); ``sigma``: Student-t(3,
+      log(sd(y)), 2.5)); else Student-t(3, 0, 2.5);
     - ``b`` for predictor ``x``: Normal(0, 2.5 / sd(x));
     - ``sd`` of group term ``z``: half-Student-t(3, 0, 2.5 / sd(z)) (brms's
       ``student_t(3, 0, 2.5)``, wider than the response's half-Student-t(3, 0, s): a

@@ -113,15 +113,17 @@ def class_log_weights(posterior: xr.Dataset, design: Design, cov: ImputedCovaria
     log-likelihood, their softmax the class probabilities given everything)."""
     rows = cov.rows
     lp = _class_logp(posterior, cov, None)
-    eta0, _ = linear_predictor_draws(posterior, design, None)
-    eta0 = eta0[..., rows]
+    eta_all, _ = linear_predictor_draws(posterior, design, None)
+    eta0 = eta_all[..., rows]
     b = posterior[Names().b].transpose("chain", "draw", Names().term_dim).to_numpy()
     class_D, _ = cov.class_changes()
     eta = eta0[None] + np.einsum("cdp,knp->kcdn", b, class_D)
     nd = rows_of(design, None)
     params = {
         k: v if v.shape[-1] == 1 else v[..., rows]
-        for k, v in family_params(posterior, design, nd).items()
+        for k, v in family_params(
+            posterior, design, nd, mu=design.link.inverse_numpy(eta_all)
+        ).items()
     }
     trials = None if nd.trials is None else nd.trials[rows]
     y = np.asarray(design.y)[rows]
@@ -287,8 +289,8 @@ def _response_draws(
         D = affine_columns(design, frame.iloc[rows], cov.column)
         eta[:, :, rows] += (x - cov.fill) * np.einsum("cdp,kp->cdk", b, D)
     nd = design.new_data(frame)
-    params = family_params(posterior, design, nd, new_groups="sample", seed=noise_seed + 1)
     mu = design.link.inverse_numpy(eta)
+    params = family_params(posterior, design, nd, new_groups="sample", seed=noise_seed + 1, mu=mu)
     return np.asarray(
         design.family.simulate(mu, params, np.random.default_rng(noise_seed), nd.trials),
         dtype=float,

@@ -42,7 +42,7 @@ def regression_log_likelihood(posterior: xr.Dataset, design: Design) -> np.ndarr
         part = posterior.isel(draw=slice(start, start + step))
         eta, _ = linear_predictor_draws(part, design, None)
         mu = design.link.inverse_numpy(eta)
-        params = family_params(part, design, nd)
+        params = family_params(part, design, nd, mu=mu)
         with np.errstate(all="ignore"):
             out[:, start : start + step] = design.family.logp_reference(
                 design.y, mu, params, nd.trials

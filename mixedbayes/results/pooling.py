@@ -37,7 +37,7 @@ import numpy as np
 
 from mixedbayes.design.groups import level_sums
 from mixedbayes.families import response_scale
-from mixedbayes.results.predict import family_params, rows_of
+from mixedbayes.results.predict import family_params, linear_predictor_draws, rows_of
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -87,7 +87,9 @@ class RowLikelihood:
     @classmethod
     def at_posterior_mean(cls, design: Design, posterior: xr.Dataset) -> RowLikelihood:
         """The likelihood with the family's parameters at their posterior means."""
-        draws = family_params(posterior, design, rows_of(design, None))
+        eta, _ = linear_predictor_draws(posterior, design, None)
+        mu = design.link.inverse_numpy(eta)
+        draws = family_params(posterior, design, rows_of(design, None), mu=mu)
         params = {
             k: np.broadcast_to(np.asarray(v).mean(axis=(0, 1)), (design.n,)).copy()
             for k, v in draws.items()

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.design.design import OBS_DIM, Design
+from mixedbayes.design.variance import FITTED_FLOOR, power_of_fitted, row_varying_sigma
 from mixedbayes.errors import SpecError
 from mixedbayes.naming import Names
 from mixedbayes.results.group_draws import (
@@ -74,12 +75,15 @@ def family_params(
     level: Level = None,
     new_groups: NewGroups = "error",
     seed: int | None = None,
+    mu: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Draws of the family's parameters, broadcastable to (chain, draw, rows).
 
-    A parameter with a distributional formula (``zi``) is evaluated per row, its group
-    effects included as ``level`` and ``new_groups`` say (as :func:`linear_predictor_draws`
-    does for the response's); a scalar parameter has shape (chain, draw, 1).
+    A parameter with a distributional formula (``zi``, ``sigma``) is evaluated per row, its
+    group effects included as ``level`` and ``new_groups`` say (as
+    :func:`linear_predictor_draws` does for the response's); a scalar parameter has shape
+    (chain, draw, 1). ``mu`` (chain, draw, rows), the mean of the rows, is needed when the
+    residual SD is a power of it (``variance: {power: fitted}``): ``sigma·|mu|^delta_power``.
     """
     out: dict[str, np.ndarray] = {}
     dpars = {d.name: d for d in design.dpars}
@@ -108,6 +112,11 @@ def family_params(
             )
             eta = eta + np.einsum("cdnk,nk->cdn", r, rows.group_Z[g.name])
         out[p.name] = dpar.link.inverse_numpy(eta)
+    if power_of_fitted(design):
+        if mu is None:
+            raise TypeError("family_params needs mu: the residual SD is a power of it")
+        delta = posterior[Names.DELTA_POWER].transpose("chain", "draw").to_numpy()[..., None]
+        out["sigma"] = out["sigma"] * np.maximum(np.abs(mu), FITTED_FLOOR) ** delta
     return out
 
 
@@ -219,19 +228,27 @@ def predict_draws(
     )
     if kind == "link":
         values = eta
-    elif kind == "response" and getattr(design.spec, "residuals", None) is not None:
-        # correlated residuals: drawn jointly within each subject (results/residual_draws.py)
-        from mixedbayes.results.residual_draws import residual_response
-
-        values = residual_response(posterior, design, newdata, eta, int(noise_seed))
     else:
         nd = rows_of(design, newdata)
         mu = design.link.inverse_numpy(eta)
         params = family_params(
-            posterior, design, nd, level=level, new_groups=new_groups, seed=int(noise_seed) + 1
+            posterior,
+            design,
+            nd,
+            level=level,
+            new_groups=new_groups,
+            seed=int(noise_seed) + 1,
+            mu=mu,
         )
         values = design.family.mean_numpy(mu, params, nd.trials)
-        if kind == "response":
+        if kind == "response" and getattr(design.spec, "residuals", None) is not None:
+            # correlated residuals: drawn jointly within each subject (residual_draws.py),
+            # scaled by each row's SD when it varies (sigma:, variance:)
+            from mixedbayes.results.residual_draws import residual_response
+
+            scale = params.get("sigma") if row_varying_sigma(design) else None
+            values = residual_response(posterior, design, newdata, eta, int(noise_seed), scale)
+        elif kind == "response":
             rng_noise = np.random.default_rng(noise_seed)
             values = design.family.simulate(mu, params, rng_noise, nd.trials)
     return xr.DataArray(

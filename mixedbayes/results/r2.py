@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from mixedbayes.design.variance import row_varying_sigma
 from mixedbayes.errors import SpecError
 from mixedbayes.results.predict import (
     family_params,
@@ -80,7 +81,7 @@ def distribution_variance(
     def draws(name: str) -> np.ndarray:
         return np.asarray(posterior[name].transpose("chain", "draw").to_numpy()).ravel()
 
-    if "sigma" in params and "sigma" in posterior:
+    if "sigma" in params and "sigma" in posterior and not row_varying_sigma(design):
         return draws("sigma") ** 2, "sigma^2"
     if link in _BINARY_LINKS:
         value, text = _BINARY_LINKS[link]
@@ -145,14 +146,15 @@ def r2_draws(fit: FitLike, method: Method) -> tuple[dict[str, np.ndarray], str]:
     fixed = fixed - offset  # an offset is not variance the model explains
     if method == "gelman":
         eta, _ = linear_predictor_draws(post, design, None)
-        params = family_params(post, design, rows_of(design, None))
-        mu = design.family.mean_numpy(design.link.inverse_numpy(eta), params, design.trials)
+        m = design.link.inverse_numpy(eta)
+        params = family_params(post, design, rows_of(design, None), mu=m)
+        mu = design.family.mean_numpy(m, params, design.trials)
         mu0 = design.family.mean_numpy(
             design.link.inverse_numpy(fixed + offset), params, design.trials
         )
         var_fit = mu.var(axis=-1).ravel()
         var_f = mu0.var(axis=-1).ravel()
-        if design.link.name == "identity" and "sigma" in post:
+        if design.link.name == "identity" and "sigma" in post and not row_varying_sigma(design):
             resid, note = distribution_variance(design, post, np.nan)
         else:  # residual-based (Gelman et al. 2019, section 3)
             resid = (design.y - mu).var(axis=-1).ravel()

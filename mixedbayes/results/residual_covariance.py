@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.design.residuals import ResidualBatch, block_covariances, residual_design
+from mixedbayes.design.variance import row_varying_sigma
 from mixedbayes.results.residual_draws import chunks, residual_draws
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ def residual_covariance(
     -------
     DataFrame
         Visits × visits, labelled by the time column's values. For ``ar1`` + random effects
-        this is the residual part ``R`` only (the random effects add ``Z G Zᵀ``).
+        this is the residual part ``R`` only (the random effects add ``Z G Zᵀ``). When each
+        row has its own SD (``sigma:``, ``variance:``) only the correlation is one matrix;
+        the covariance is then a ``SpecError``.
     """
     from mixedbayes.errors import SpecError
 
@@ -49,8 +52,16 @@ def residual_covariance(
             hint="fit an lmm with residuals: {correlation: ar1 | car1 | cs | unstructured, "
             "time: <column>}",
         )
+    varying = row_varying_sigma(design)
+    if varying and not correlation:
+        raise SpecError(
+            "each row has its own residual SD (sigma: or variance:), so the covariance "
+            "differs between subjects (D R D); only the correlation R is one matrix.",
+            where="residual_covariance",
+            hint="ask for residual_covariance(correlation=True), and for the SDs see b_sigma.",
+        )
     rd = residual_design(design)
-    values = residual_draws(fit.posterior, rd)
+    values = residual_draws(fit.posterior, rd, unit_sigma=varying)
     if rd.correlation in ("cs", "unstructured"):
         labels = list(rd.visit_levels) if times is None else list(times)
         position = {str(v): i for i, v in enumerate(rd.visit_levels)}

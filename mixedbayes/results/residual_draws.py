@@ -22,9 +22,12 @@ __all__ = ["CHUNK_DRAWS", "chunks", "residual_draws", "residual_response"]
 CHUNK_DRAWS = 200
 
 
-def residual_draws(posterior: xr.Dataset, rd: ResidualDesign) -> dict[str, np.ndarray]:
+def residual_draws(
+    posterior: xr.Dataset, rd: ResidualDesign, unit_sigma: bool = False
+) -> dict[str, np.ndarray]:
     """The structure's parameter draws by role (``sigma``, ``phi``, ``rho``, ``sd``,
-    ``cor``), chains and draws flattened into one leading dim."""
+    ``cor``), chains and draws flattened into one leading dim. ``unit_sigma``: ``sigma`` is
+    1 (each row's SD varies, ``sigma:``/``variance:``, and scales the residuals instead)."""
 
     def flat(name: str) -> np.ndarray:
         da = posterior[name]
@@ -36,7 +39,9 @@ def residual_draws(posterior: xr.Dataset, rd: ResidualDesign) -> dict[str, np.nd
         return {"sd": flat(Names.sd(rd.time)), "cor": flat(Names.cor(rd.time))}
     names = Names()
     key, name = ("rho", Names.RHO_CS) if rd.correlation == "cs" else ("phi", Names.PHI_AR)
-    return {"sigma": flat(names.param("sigma")), key: flat(names.param(name))}
+    corr = flat(names.param(name))
+    sigma = np.ones(len(corr)) if unit_sigma else flat(names.param("sigma"))
+    return {"sigma": sigma, key: corr}
 
 
 def chunks(values: dict[str, np.ndarray]) -> Any:
@@ -55,14 +60,20 @@ def residual_response(
     newdata: pd.DataFrame | None,
     eta: np.ndarray,
     seed: int | None,
+    scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """New responses (chain, draw, rows) at the linear predictor ``eta`` of the rows of
     ``newdata`` (the fitted rows when None), with residuals drawn jointly within each
-    subject of those rows (its time and subject columns) from every draw's covariance."""
+    subject of those rows (its time and subject columns) from every draw's covariance.
+    ``scale`` (chain, draw, rows): each row's SD when it varies (``sigma:``, ``variance:``);
+    the correlation's residuals are multiplied by it."""
     rd = residual_design(design, newdata)
     c, d, n = eta.shape
     rng = np.random.default_rng(seed)
     noise = np.empty((c * d, n))
-    for part, values in chunks(residual_draws(posterior, rd)):
+    for part, values in chunks(residual_draws(posterior, rd, unit_sigma=scale is not None)):
         noise[part] = simulate_residuals(rd, values, rng)
-    return np.asarray(eta + noise.reshape(c, d, n))
+    noise = noise.reshape(c, d, n)
+    if scale is not None:
+        noise = noise * scale
+    return np.asarray(eta + noise)

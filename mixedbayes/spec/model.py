@@ -26,6 +26,7 @@ from mixedbayes.spec.contrasts import ContrastSpec
 from mixedbayes.spec.missing import MissingSpec
 from mixedbayes.spec.residuals import ResidualSpec, residual_problem
 from mixedbayes.spec.validation import validation_problems
+from mixedbayes.spec.variance import VarianceSpec
 
 __all__ = [
     "DPAR_KEYS",
@@ -273,64 +274,14 @@ def register_kind[T: type[ModelSpec]](cls: T) -> T:
     return cls
 
 
-@register_kind
-class LMMSpec(ModelSpec):
-    """A linear mixed model: an lme4 formula with a gaussian response.
-
-    Attributes
-    ----------
-    formula : str
-        An lme4 formula (``"Reaction ~ Days + (Days | Subject)"``).
-    residuals : ResidualSpec, optional
-        Correlated residuals within a subject (``{correlation: ar1, time: visit, group:
-        id}``; ``ar1``, ``car1``, ``cs``, ``unstructured``); see
-        :class:`~mixedbayes.spec.residuals.ResidualSpec` and ``docs/residuals.md``.
-
-    Examples
-    --------
-    >>> spec = LMMSpec(formula="Reaction ~ Days + (Days | Subject)")
-    >>> spec.kind
-    'lmm'
-    """
-
-    kind: Literal["lmm"] = "lmm"
-    formula: str
-    residuals: ResidualSpec | None = None
-
-    allowed_families: ClassVar[tuple[str, ...] | None] = ("gaussian",)
-    takes_missing: ClassVar[bool] = True
-    #: Whether the kind takes correlated residuals (``residuals:``; the Gaussian lmm).
-    takes_residuals: ClassVar[bool] = True
-
-    @field_validator("formula")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        return checked_formula(value)
-
-    @model_validator(mode="after")
-    def _residuals(self) -> Self:
-        # correlated residuals within a subject: mixedbayes.spec.residuals, docs/residuals.md
-        if self.residuals is None:
-            return self
-        if not self.takes_residuals:
-            raise ValueError(
-                f"residuals: (correlated residuals within a subject) is for kind 'lmm' "
-                f"(a Gaussian response), not {self.kind!r}. Fix: use kind: lmm, or remove "
-                "residuals:"
-            )
-        problem = residual_problem(self.formula, self.residuals)
-        if problem:
-            raise ValueError(problem)
-        return self
-
-
 #: The family parameters a ``glmm`` spec may give a distributional formula, each a top-level
-#: key (``zi: "~ trt + (1 | Subject)"``, as brms's ``zi ~ ...`` and glmmTMB's ``ziformula``).
-#: Which families take which is the families' business (a parameter with a
-#: :attr:`~mixedbayes.families.FamilyParam.link`); a new key (``sigma``, ``phi``, ``hu``) is
-#: its name here and a field of :class:`GLMMSpec`, validated, designed, compiled, predicted
-#: and summarised by the same code.
-DPAR_KEYS: tuple[str, ...] = ("zi", "hu")
+#: key named after the parameter (``zi: "~ trt + (1 | Subject)"``, as brms's ``zi ~ ...`` and
+#: glmmTMB's ``ziformula``; ``sigma: "~ trt"``, brms's ``sigma ~ trt``; ``phi``/``alpha``,
+#: glmmTMB's ``dispformula``). Which families take which is the families' business (a
+#: parameter with a :attr:`~mixedbayes.families.FamilyParam.link`); a new key is its name here
+#: and a field of :class:`GLMMSpec` (``sigma`` is one of :class:`LMMSpec` too), validated,
+#: designed, compiled, predicted and summarised by the same code.
+DPAR_KEYS: tuple[str, ...] = ("zi", "hu", "sigma", "phi", "alpha")
 
 
 def checked_dpar_formula(key: str, value: str, family: FamilySpec | None) -> str:
@@ -360,6 +311,129 @@ def checked_dpar_formula(key: str, value: str, family: FamilySpec | None) -> str
     return value
 
 
+def _unstructured_problem(key: str, residuals: ResidualSpec | None) -> None:
+    """``ValueError`` when ``key`` (``sigma``, ``variance``) would set the residual SD of an
+    unstructured residual covariance, which has one SD per visit already."""
+    unstructured = residuals is not None and residuals.correlation == "unstructured"
+    if key in ("sigma", "variance") and residuals is not None and unstructured:
+        raise ValueError(
+            f"an unstructured residual covariance already has one SD per visit "
+            f"(sd_{residuals.time}); {key}: on top of it is redundant. Fix: remove "
+            f"{key}:, or use correlation: ar1 / car1 / cs with it (nlme's varIdent + corAR1)"
+        )
+
+
+@register_kind
+class LMMSpec(ModelSpec):
+    """A linear mixed model: an lme4 formula with a gaussian response.
+
+    Attributes
+    ----------
+    formula : str
+        An lme4 formula (``"Reaction ~ Days + (Days | Subject)"``).
+    residuals : ResidualSpec, optional
+        Correlated residuals within a subject (``{correlation: ar1, time: visit, group:
+        id}``; ``ar1``, ``car1``, ``cs``, ``unstructured``); see
+        :class:`~mixedbayes.spec.residuals.ResidualSpec` and ``docs/residuals.md``.
+    sigma : str, optional
+        A distributional formula of the residual SD (brms's ``sigma ~ ...``): a right-hand
+        side on the log scale, fixed and group effects, e.g. ``"~ trt + visit"`` (``b_sigma``,
+        dim ``sigma_term``; ``sd_<g>_sigma``); see ``docs/distributional.md``.
+    variance : VarianceSpec, optional
+        A named variance function (nlme's ``weights =``): ``{ident: visit}`` (one SD per
+        level, ``varIdent``), ``{power: fitted}`` (``sigma·|mu|^delta_power``, ``varPower``);
+        not together with ``sigma``; see :class:`~mixedbayes.spec.variance.VarianceSpec`.
+
+    Examples
+    --------
+    >>> spec = LMMSpec(formula="Reaction ~ Days + (Days | Subject)")
+    >>> spec.kind
+    'lmm'
+    """
+
+    kind: Literal["lmm"] = "lmm"
+    formula: str
+    residuals: ResidualSpec | None = None
+    sigma: str | None = None
+    variance: VarianceSpec | None = None
+
+    allowed_families: ClassVar[tuple[str, ...] | None] = ("gaussian",)
+    takes_missing: ClassVar[bool] = True
+    #: Whether the kind takes correlated residuals (``residuals:``; the Gaussian lmm).
+    takes_residuals: ClassVar[bool] = True
+
+    @field_validator("formula")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        return checked_formula(value)
+
+    @field_validator(*DPAR_KEYS, check_fields=False)
+    @classmethod
+    def _dpar_formula(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        assert info.field_name is not None
+        _unstructured_problem(info.field_name, info.data.get("residuals"))
+        return checked_dpar_formula(info.field_name, value, info.data.get("family"))
+
+    @field_validator("variance")
+    @classmethod
+    def _variance(cls, value: VarianceSpec | None, info: ValidationInfo) -> VarianceSpec | None:
+        # named variance functions: mixedbayes.spec.variance, docs/distributional.md
+        if value is None:
+            return value
+        if info.data.get("sigma") is not None:
+            raise ValueError(
+                "sigma: and variance: both set the residual SD; give one. Fix: remove "
+                'variance: (its ident: <col> is sigma: "~ 1 + <col>"), or remove sigma:'
+            )
+        family = info.data.get("family")
+        if family is not None and family.name != "gaussian":
+            raise ValueError(
+                f"variance: (nlme's varIdent/varPower) is for the gaussian family, not "
+                f"{family.name!r}. Fix: use family: gaussian, or a sigma: formula for a "
+                "family whose sigma takes one"
+            )
+        _unstructured_problem("variance", info.data.get("residuals"))
+        missing = info.data.get("missing")
+        if value.power is not None and missing is not None and missing.covariates:
+            raise ValueError(
+                "variance: {power: fitted} with covariates imputed in the model "
+                "(missing.covariates) is not supported yet. Fix: remove power: or impute "
+                "first (multiple imputation)"
+            )
+        return value
+
+    def dpar_formulas(self) -> dict[str, str]:
+        """The distributional formulas given, by family parameter (``{"zi": "~ Trt"}``);
+        ``variance: {ident: visit}`` gives ``{"sigma": "~ 1 + C(visit)"}``."""
+        out = {
+            k: v
+            for k in DPAR_KEYS
+            if k in type(self).model_fields and (v := getattr(self, k)) is not None
+        }
+        ident = None if self.variance is None else self.variance.sigma_formula()
+        if ident is not None:
+            out["sigma"] = ident
+        return out
+
+    @model_validator(mode="after")
+    def _residuals(self) -> Self:
+        # correlated residuals within a subject: mixedbayes.spec.residuals, docs/residuals.md
+        if self.residuals is None:
+            return self
+        if not self.takes_residuals:
+            raise ValueError(
+                f"residuals: (correlated residuals within a subject) is for kind 'lmm' "
+                f"(a Gaussian response), not {self.kind!r}. Fix: use kind: lmm, or remove "
+                "residuals:"
+            )
+        problem = residual_problem(self.formula, self.residuals)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
 @register_kind
 class GLMMSpec(LMMSpec):
     """A generalised linear mixed model: an lme4 formula, any registered family and link.
@@ -378,6 +452,12 @@ class GLMMSpec(LMMSpec):
         structural zero, fixed and group effects as in the main formula, e.g. ``"~ 1"`` (the
         default), ``"~ Trt"`` or ``"~ Trt + (1 | Subject)"``. Its group effects have a
         covariance of their own (``sd_Subject_zi``, ``r_Subject_zi``).
+    sigma, phi, alpha : str, optional
+        Distributional formulas of the dispersion parameters (glmmTMB's ``dispformula``,
+        brms's ``sigma ~``, ``phi ~``, ``shape ~``), on the log scale: ``sigma`` of the
+        gaussian, student and lognormal families, ``phi`` (precision) of beta and
+        zero-inflated beta, ``alpha`` (shape) of gamma and the negative binomials. Without
+        one the parameter is a scalar. ``variance:`` (gaussian) as for ``lmm``.
 
     Examples
     --------
@@ -396,18 +476,8 @@ class GLMMSpec(LMMSpec):
     )
     zi: str | None = None
     hu: str | None = None
+    phi: str | None = None
+    alpha: str | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
     takes_residuals: ClassVar[bool] = False
-
-    @field_validator(*DPAR_KEYS)
-    @classmethod
-    def _dpar_formula(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return value
-        assert info.field_name is not None
-        return checked_dpar_formula(info.field_name, value, info.data.get("family"))
-
-    def dpar_formulas(self) -> dict[str, str]:
-        """The distributional formulas given, by family parameter (``{"zi": "~ Trt"}``)."""
-        return {k: v for k in DPAR_KEYS if (v := getattr(self, k)) is not None}

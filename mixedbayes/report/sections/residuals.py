@@ -30,12 +30,15 @@ class ResidualCovarianceSection(Section):
         return getattr(fit.design.spec, "residuals", None) is not None
 
     def build(self, ctx: ReportContext) -> list[Block]:
+        from mixedbayes.design.variance import row_varying_sigma
         from mixedbayes.results.residual_covariance import residual_covariance
 
         spec = getattr(ctx.fit.design.spec, "residuals", None)
         assert spec is not None
-        cov = residual_covariance(ctx.fit)
+        varying = row_varying_sigma(ctx.fit.design)  # D R D: only R is one matrix
         cor = residual_covariance(ctx.fit, correlation=True)
+        cov = cor if varying else residual_covariance(ctx.fit)
+        what = "correlation (each row has its own SD)" if varying else "covariance"
         return [
             Paragraph(
                 f"Residuals correlated within each subject: {spec.correlation} over "
@@ -44,7 +47,7 @@ class ResidualCovarianceSection(Section):
             ),
             table_from_frame(
                 cov.reset_index(),
-                caption=f"Residual covariance over {spec.time!r} (posterior mean).",
+                caption=f"Residual {what} over {spec.time!r} (posterior mean).",
                 digits=3,
             ),
             figure_block(
