@@ -156,6 +156,20 @@ def test_conditional_effects_interaction_and_reference_values(count_small_fit: m
         count_small_fit.conditional_effects("x:nope")
 
 
+def test_emmeans_of_a_glmm_fit_from_the_draws_of_b(count_small_fit: mb.Fit) -> None:
+    """LS-means of the sampled Poisson GLMM: exp(b0 + b_x·mean(x) + b_trt) per draw."""
+    b = count_small_fit.posterior["b"].transpose("chain", "draw", "term")
+    term = {str(t): b.sel(term=t).to_numpy().ravel() for t in b["term"].to_numpy()}
+    x = count_data().dropna()["x"].mean()
+    em = count_small_fit.emmeans("arm")
+    ctl = term["Intercept"] + x * term["x"]
+    np.testing.assert_allclose(em.draws, np.exp(np.column_stack([ctl, ctl + term["arm[trt]"]])))
+    assert list(em.means["arm"]) == ["ctl", "trt"] and list(em.means["n"]) == [24, 23]
+    pair = em.pairs().iloc[0]
+    assert pair["contrast"] == "trt − ctl"
+    assert pair["estimate"] == pytest.approx(np.mean(em.draws[:, 1] - em.draws[:, 0]))
+
+
 # --------------------------------------------------------------------------- kfold
 
 

@@ -15,6 +15,7 @@ EXPECTED = [
     "longitudinal-lmm.ipynb",
     "microbiome.ipynb",
     "missing-data.ipynb",
+    "mmrm.ipynb",
     "pk.ipynb",
 ]
 # what each notebook must leave in its output folder
@@ -25,6 +26,7 @@ REPORTS = {
     "joint.ipynb": ["joint-report.html"],
     "microbiome.ipynb": ["microbiome-report.html"],
     "missing-data.ipynb": ["missing-data-mi-report.html"],
+    "mmrm.ipynb": ["mmrm-report.html"],
 }
 
 

@@ -21,10 +21,12 @@ from mixedbayes.spec.formula import FormulaParts, fixed_formula
 
 __all__ = [
     "DENSE_GROUP_CELLS",
+    "FixedPredictors",
     "NewData",
     "factor_labels",
     "factors_of",
     "fixed_part",
+    "fixed_predictors",
     "formula_matrices",
     "group_rows",
     "level_rows",
@@ -131,6 +133,52 @@ def common_vars(dm: Any) -> set[str]:
     for term in dm.common.terms.values():
         out |= getattr(term, "var_names", set())
     return out
+
+
+@dataclass(frozen=True)
+class FixedPredictors:
+    """The data columns the fixed part of a formula reads.
+
+    Attributes
+    ----------
+    categorical : tuple of str
+        Columns read as factors (text, Categorical, or wrapped in ``C(...)``).
+    numeric : tuple of str
+        Columns read only as numbers (``age``, ``np.log(dose)``'s ``dose``; formulae reads
+        a boolean column as 0/1).
+    terms : tuple of frozenset of str
+        The columns of each term (``trt:visit`` → ``{"trt", "visit"}``): which interact.
+    """
+
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    terms: tuple[frozenset[str], ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column, factors first."""
+        return self.categorical + self.numeric
+
+
+def fixed_predictors(dm: Any) -> FixedPredictors:
+    """The columns formulae's fixed part reads, as factors or as numbers (each in formula
+    order), and the columns of each term."""
+    categorical: dict[str, None] = {}
+    numeric: dict[str, None] = {}
+    terms: list[frozenset[str]] = []
+    for term in [] if dm.common is None else dm.common.terms.values():
+        columns: set[str] = set()
+        for component in getattr(term, "components", ()):
+            names = [v for v in sorted(getattr(component, "var_names", ())) if v]
+            columns.update(names)
+            # formulae gives a categoric component its levels; a numeric one has None
+            target = numeric if getattr(component, "levels", None) is None else categorical
+            target.update(dict.fromkeys(names))
+        if columns:
+            terms.append(frozenset(columns))
+    return FixedPredictors(
+        tuple(categorical), tuple(c for c in numeric if c not in categorical), tuple(terms)
+    )
 
 
 def group_vars(dm: Any, groups: tuple[GroupFactor, ...]) -> set[str]:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.errors import DataError
-from mixedbayes.results.slopes import _by_values, data_column, reference_grid
+from mixedbayes.results.slopes import by_values, data_column, reference_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,7 +132,7 @@ def _effect_values(fit: FitLike, name: str, resolution: int, first: bool) -> lis
         return _levels(col)
     if first:
         return [float(v) for v in np.linspace(col.min(), col.max(), resolution)]
-    return _by_values(fit, name, None, role="the effect")
+    return by_values(fit, name, None, role="the effect")
 
 
 def _conditions(conditions: Mapping[str, Any] | pd.DataFrame | None) -> list[dict[str, Any]]:

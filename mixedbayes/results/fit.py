@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mixedbayes.kinds import Kind
     from mixedbayes.priors import PriorTable
     from mixedbayes.results.conditional import ConditionalEffects
+    from mixedbayes.results.emmeans import EMMeans
     from mixedbayes.results.kfold import KFoldResult
     from mixedbayes.results.shrinkage import Shrinkage
     from mixedbayes.results.trajectories import Trajectories
@@ -221,6 +222,18 @@ class Fit:
 
         self.kind.require("slopes", "contrasts")
         return contrasts(self, variable, values, by=by, at=at, prob=prob, rope=rope)
+
+    def emmeans(
+        self, specs: str | Sequence[str], by: str | Sequence[str] | None = None, **options: Any
+    ) -> EMMeans:
+        """Estimated marginal (least-squares) means of ``specs`` per ``by``, as R's emmeans
+        (``fit.emmeans("arm", by="visit").pairs()``: the arm difference at each visit).
+        Options ``at``, ``type``, ``weights``, ``prob``:
+        :func:`mixedbayes.results.emmeans.emmeans`."""
+        from mixedbayes.results.emmeans import emmeans
+
+        self.kind.require("slopes", "emmeans")
+        return emmeans(self, specs, by, **options)
 
     def shrinkage(self, group: str | None = None, prob: float = 0.95) -> Shrinkage:
         """No-pooling, complete-pooling and partial-pooling estimates per level and term.

@@ -20,7 +20,14 @@ from mixedbayes.results.hypothesis import summarise_draws
 if TYPE_CHECKING:
     from mixedbayes.results.protocols import FitLike
 
-__all__ = ["contrasts", "reference_grid", "slopes"]
+__all__ = [
+    "by_values",
+    "contrasts",
+    "ordered_values",
+    "reference_grid",
+    "slopes",
+    "with_categories",
+]
 
 
 def _typical(series: pd.Series) -> Any:
@@ -41,7 +48,12 @@ def reference_grid(fit: FitLike, at: Mapping[str, Any] | None = None) -> pd.Data
                 hint=f"use columns of the data: {list(map(str, data.columns))}.",
             )
         row[key] = value
-    frame = pd.DataFrame([row])
+    return with_categories(pd.DataFrame([row]), data)
+
+
+def with_categories(frame: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each column that is a Categorical in ``data`` made one with its
+    categories (in place; returned)."""
     for c in data.columns:
         if isinstance(data[c].dtype, pd.CategoricalDtype) and c in frame:
             frame[c] = pd.Categorical(frame[c], categories=data[c].cat.categories)
@@ -60,7 +72,10 @@ def data_column(fit: FitLike, name: str, role: str) -> pd.Series:
     return data[name]
 
 
-def _by_values(fit: FitLike, by: str | None, values: Sequence[Any] | None, role: str) -> list[Any]:
+def by_values(fit: FitLike, by: str | None, values: Sequence[Any] | None, role: str) -> list[Any]:
+    """The values of column ``by`` a table is shown at: ``values`` when given, else its
+    distinct values in table order, or its 10/50/90 % quantiles when it is numeric with more
+    than 10 of them (``[None]`` without ``by``)."""
     if by is None:
         return [None]
     data = fit.design.data
@@ -140,7 +155,7 @@ def slopes(
         Rows ``variable | by=value`` with estimate, sd, lower, upper, post_prob (P(> 0)),
         p_in_rope, excludes_zero.
     """
-    levels = _by_values(fit, by, values, role="'by'")
+    levels = by_values(fit, by, values, role="'by'")
     base = reference_grid(fit, at)
     grid = pd.concat([base] * len(levels), ignore_index=True)
     if by is not None:
@@ -177,8 +192,8 @@ def contrasts(
 
     E.g. ``contrasts(fit, "trt", by="time", values=[0, 1])``: the treatment effect at each time.
     """
-    levels = _by_values(fit, variable, values, role="the variable")
-    by_levels = _by_values(fit, by, None, role="'by'")
+    levels = by_values(fit, variable, values, role="the variable")
+    by_levels = by_values(fit, by, None, role="'by'")
     base = reference_grid(fit, at)
     rows = []
     for b in by_levels:
