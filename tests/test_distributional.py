@@ -242,6 +242,22 @@ def _prior_as_posterior(cm: object, draws: int = 6) -> object:
     return tree["prior"].to_dataset()
 
 
+def pymc_pointwise_loglik(post: object, cm: object, name: str) -> np.ndarray:
+    """PyMC's pointwise log-density of the observed variable ``name`` at every draw of
+    ``post`` (chain, draw, rows): what the NumPy log-likelihood must equal."""
+    import pymc as pm
+    import xarray as xr
+
+    loglik = pm.compute_log_likelihood(
+        xr.DataTree.from_dict({"posterior": post}),
+        model=cm.model,  # type: ignore[attr-defined]
+        extend_inferencedata=False,
+        progressbar=False,
+        compile_kwargs={"mode": "FAST_COMPILE"},
+    )
+    return np.asarray(loglik[name].transpose("chain", "draw", ...).to_numpy())
+
+
 def test_rowwise_zi_in_predictions_and_log_likelihood() -> None:
     """The zi of every row (its formula's fixed and group effects) enters predictions,
     simulated responses and the pointwise log-likelihood, for fitted rows and new data; the
@@ -276,15 +292,5 @@ def test_rowwise_zi_in_predictions_and_log_likelihood() -> None:
     drawn = predict_draws(post, d, new, kind="response", new_groups="sample", seed=1).to_numpy()
     assert drawn.shape == (1, 6, 2) and np.all((drawn >= 0) & (drawn < 1))
     # the NumPy pointwise log-likelihood is PyMC's, draw by draw
-    import pymc as pm
-    import xarray as xr
-
-    loglik = pm.compute_log_likelihood(
-        xr.DataTree.from_dict({"posterior": post}),
-        model=cm.model,
-        extend_inferencedata=False,
-        progressbar=False,
-        compile_kwargs={"mode": "FAST_COMPILE"},
-    )
-    pymc_ll = loglik["Abundance"].transpose("chain", "draw", ...).to_numpy()
+    pymc_ll = pymc_pointwise_loglik(post, cm, "Abundance")
     np.testing.assert_allclose(regression_log_likelihood(post, d), pymc_ll, rtol=1e-8)

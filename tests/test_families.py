@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from mixedbayes.errors import SpecError
-from mixedbayes.families import FAMILIES, LINKS, Family, get_link
+from mixedbayes.families import FAMILIES, LINKS, Family, FamilyParam, get_link
+from mixedbayes.families.counts import NB1_DISPERSION
 from mixedbayes.priors.distributions import DISTRIBUTIONS
 
 NAMES = sorted(FAMILIES)
@@ -33,6 +34,9 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
     "nu": (3.0, 30.0),
     "zi": (0.05, 0.6),
 }
+#: Ranges of parameters that share a name with another's but not its scale: the NB1
+#: dispersion ``phi`` (``var = mu·(1 + phi)``) beside the beta precision ``phi``.
+OWN_RANGES: list[tuple[FamilyParam, tuple[float, float]]] = [(NB1_DISPERSION, (0.2, 3.0))]
 POSITIVE_RANGE = (0.5, 3.0)
 PROBABILITY_RANGE = (0.05, 0.6)
 
@@ -45,6 +49,9 @@ def valid_mu(family: Family, rng: np.random.Generator, n: int, spread: float = 1
 
 def param_range(family: Family, name: str) -> tuple[float, float]:
     param = next(p for p in family.params if p.name == name)
+    own = [r for p, r in OWN_RANGES if p is param]
+    if own:
+        return own[0]
     default = POSITIVE_RANGE if param.positive else PROBABILITY_RANGE
     return PARAM_RANGES.get(name, default)
 
@@ -216,6 +223,11 @@ BAD_CASES: list[tuple[str, list[float], list[int] | None, str, str]] = [
     ("negbinomial", [0, 2, 5, 1, -3], None, "105", "-3"),
     ("zero_inflated_poisson", [0, 0, 1.5, 1, 3], None, "103", "1.5"),
     ("zero_inflated_negbinomial", [0, -2, 1, 1, 3], None, "102", "-2"),
+    ("negbinomial1", [0, 2, 5, 1, -3], None, "105", "-3"),
+    ("truncated_poisson", [1, 2, 0, 1, 3], None, "103", "0"),
+    ("truncated_negbinomial1", [1, 2, 2.5, 1, 3], None, "103", "2.5"),
+    ("hurdle_poisson", [0, 2, 5, -1, 3], None, "104", "-1"),
+    ("hurdle_negbinomial", [0, 0, 1.5, 1, 3], None, "103", "1.5"),
     ("bernoulli", [0, 1, 0.5, 1, 0], None, "103", "0.5"),
     ("bernoulli", [0, 1, 2, 1, 0], None, "103", "2"),
     ("binomial", [0, 1, 3, 1, 2], [2, 2, 2, 2, 2], "103", "3 > 2"),

@@ -111,7 +111,7 @@ def test_count_workflow(epi_obs: mb.Fit, epilepsy: pd.DataFrame) -> None:
     assert len(epi_obs.slopes("zBase", by="Trt")) == 2
 
 
-TRUE = {"sigma": 0.7, "alpha": 3.0, "phi": 8.0, "nu": 6.0, "zi": 0.25}
+TRUE = {"sigma": 0.7, "alpha": 3.0, "phi": 8.0, "nu": 6.0, "zi": 0.25, "hu": 0.3}
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

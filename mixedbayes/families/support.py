@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mixedbayes.priors.distributions import PriorDist
 
 __all__ = [
+    "HURDLE",
     "ZERO_INFLATION",
     "bad_rows_problem",
     "count_problems",
@@ -246,6 +247,22 @@ ZERO_INFLATION = FamilyParam(
         (-1.0, 1.5),
         "Normal(-1, 1.5) on logit(zi): zero inflation 27 % a priori (median), "
         "95 % within (2 %, 87 %)",
+    ),
+    positive=False,
+    predictor=True,
+    link="logit",
+)
+
+
+#: The hurdle probability ``hu`` of a hurdle family (the probability of a zero: every zero
+#: comes from it): always a linear predictor on the logit scale (``~ 1`` unless the spec's
+#: ``hu`` formula says otherwise), with brms's prior on its intercept.
+HURDLE = FamilyParam(
+    "hu",
+    fixed_prior(
+        "logistic",
+        (0.0, 1.0),
+        "Logistic(0, 1) on logit(hu): uniform on the zero probability hu, as brms's default",
     ),
     positive=False,
     predictor=True,

@@ -200,6 +200,32 @@ class Cauchy(Distribution):
         return pm.HalfCauchy(name, beta=kwargs["beta"], dims=dims)
 
 
+@register_distribution
+class Logistic(Distribution):
+    """Logistic(mu, s): on the logit scale, Logistic(0, 1) is uniform on the probability
+    (brms's default intercept of ``zi`` and ``hu`` formulas)."""
+
+    name = "logistic"
+    params = ("mu", "s")
+    positive_params = ("s",)
+    location = "mu"
+
+    def rv(self, name: str, kwargs: dict[str, Any], dims: Any) -> Any:
+        import pymc as pm
+
+        return pm.Logistic(name, **kwargs, dims=dims)
+
+    def dist(self, kwargs: dict[str, Any]) -> Any:
+        import pymc as pm
+
+        return pm.Logistic.dist(**kwargs)
+
+    def half(self, name: str, kwargs: dict[str, Any], dims: Any) -> Any:
+        import pymc as pm
+
+        return pm.Truncated(name, pm.Logistic.dist(mu=0.0, s=kwargs["s"]), lower=0.0, dims=dims)
+
+
 class _Positive(Distribution):
     """A distribution whose support is already positive."""
 

@@ -452,11 +452,15 @@ class GLMMSpec(LMMSpec):
         structural zero, fixed and group effects as in the main formula, e.g. ``"~ 1"`` (the
         default), ``"~ Trt"`` or ``"~ Trt + (1 | Subject)"``. Its group effects have a
         covariance of their own (``sd_Subject_zi``, ``r_Subject_zi``).
+    hu : str, optional
+        The same for the probability of a zero of a hurdle family (``hurdle_poisson``,
+        ``hurdle_negbinomial``, ``hurdle_negbinomial1``): ``b_hu``, ``sd_Subject_hu``.
     sigma, phi, alpha : str, optional
         Distributional formulas of the dispersion parameters (glmmTMB's ``dispformula``,
         brms's ``sigma ~``, ``phi ~``, ``shape ~``), on the log scale: ``sigma`` of the
         gaussian, student and lognormal families, ``phi`` (precision) of beta and
-        zero-inflated beta, ``alpha`` (shape) of gamma and the negative binomials. Without
+        zero-inflated beta and dispersion of the NB1 families (``negbinomial1``: var =
+        mu·(1 + phi)), ``alpha`` (shape) of gamma and the negative binomials. Without
         one the parameter is a scalar. ``variance:`` (gaussian) as for ``lmm``.
 
     Examples
