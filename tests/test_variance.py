@@ -21,9 +21,10 @@ import pytest
 from conftest import frame_hash
 from scipy import stats
 from test_distributional import _prior_as_posterior, pymc_pointwise_loglik
-from test_residuals import _evaluate, _observed_logp, _point
+from test_residuals import _point
 
 import mixedbayes as mb
+from mixedbayes._system import python_ops
 from mixedbayes.families import FAMILIES
 from mixedbayes.results.loglik import regression_log_likelihood
 from mixedbayes.results.predict import family_params, predict_draws, rows_of
@@ -52,8 +53,31 @@ def panel(seed: int = 1, n_subjects: int = 16, visits: int = 5) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def evaluate(model: Any, point: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+    """Values of model variables at ``point`` (random variables read through their value;
+    inputs they do not read are ignored)."""
+    outs = model.replace_rvs_by_values([model[n] for n in names])
+    with python_ops():
+        fn = model.compile_fn(
+            outs, inputs=model.value_vars, mode="FAST_COMPILE", on_unused_input="ignore"
+        )
+        return [np.asarray(v) for v in fn(point)]
+
+
+def _observed_logp(compiled: Any, point: dict[str, np.ndarray]) -> float:
+    model = compiled.model
+    with python_ops():
+        fn = model.compile_fn(
+            model.logp(vars=model.observed_RVs),
+            inputs=model.value_vars,
+            mode="FAST_COMPILE",
+            on_unused_input="ignore",
+        )
+        return float(fn(point))
+
+
 def _values(compiled: Any, point: dict[str, np.ndarray], names: list[str]) -> dict[str, Any]:
-    return dict(zip(names, _evaluate(compiled.model, point, names), strict=True))
+    return dict(zip(names, evaluate(compiled.model, point, names), strict=True))
 
 
 def _mean(compiled: Any, values: dict[str, Any]) -> np.ndarray:

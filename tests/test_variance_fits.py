@@ -2,7 +2,9 @@
 
 30 subjects × 6 visits, a between-subject treatment whose residual SD is exp(0.7) ≈ 2 times
 the control arm's: the posterior of ``b_sigma[trt]`` (the log SD ratio) covers 0.7 and excludes
-0; the summary and the predictions carry ``b_sigma``. One small fit (2 chains × 300 draws).
+0; the summary and the predictions carry ``b_sigma``. The fit is marginalised (two classes of
+rows, compile/marginal.py); the plain model's fit of the same data has the same posterior.
+Two small fits (2 chains × 300 draws each).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import quiet_fit
+from conftest import assert_same_posterior, quiet_fit
 
 import mixedbayes as mb
 
@@ -31,10 +33,12 @@ def simulate(seed: int = 20, n_subjects: int = 30, n_visits: int = 6) -> pd.Data
     return pd.DataFrame({"y": y, "visit": visit, "trt": trt, "id": [f"s{i:02d}" for i in subject]})
 
 
+SPEC = mb.LMM("y ~ visit * trt + (1 | id)", sigma="~ trt")
+
+
 @pytest.fixture(scope="module")
 def fit() -> mb.Fit:
-    spec = mb.LMM("y ~ visit * trt + (1 | id)", sigma="~ trt")
-    return quiet_fit(spec, simulate(), draws=300, tune=300, chains=2, seed=7)
+    return quiet_fit(SPEC, simulate(), draws=300, tune=300, chains=2, seed=7)
 
 
 def test_log_sd_ratio_recovered(fit: mb.Fit) -> None:
@@ -47,7 +51,17 @@ def test_log_sd_ratio_recovered(fit: mb.Fit) -> None:
     assert table.loc[["b_sigma[trt]", "b_sigma[Intercept]"], "rhat"].max() < 1.05
     assert "sigma" not in set(fit.posterior.data_vars)
     assert list(fit.posterior["b_sigma"].coords["sigma_term"].values) == ["Intercept", "trt"]
-    assert fit.compiled.marginalization.startswith("not integrated out")
+    assert fit.compiled.marginalization.startswith("integrated out: id")
+
+
+def test_same_posterior_as_the_plain_model(fit: mb.Fit) -> None:
+    plain = quiet_fit(SPEC, simulate(), draws=300, tune=300, chains=2, seed=8, marginalize=False)
+    assert plain.compiled.marginalization.startswith("not integrated out")
+    assert_same_posterior(fit, plain, sd_slack=0.1)
+    ra = fit.posterior["r_id"].mean(("chain", "draw"))
+    rb = plain.posterior["r_id"].mean(("chain", "draw"))
+    scale = fit.posterior["r_id"].std(("chain", "draw"))
+    assert float((abs(ra - rb) / scale).max()) < 0.3
 
 
 def test_predictions_and_log_likelihood_use_each_rows_sd(fit: mb.Fit) -> None:

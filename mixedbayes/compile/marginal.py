@@ -20,6 +20,17 @@ two, use the plain model.
 
 After sampling, the effects are drawn from their exact conditional for every posterior draw
 (outer factor first, then the inner one given it) by :func:`draw_group_effects`.
+
+**A residual SD per row** (``sigma: "~ trt + visit"``, ``variance: {ident: visit}``) keeps
+the model marginalised when the sigma formula has no group terms and its rows take at most
+:data:`MAX_SIGMA_CLASSES` distinct values (factors and binary covariates: the *classes*
+``c``, with ``σ_c = exp(u_c·b_sigma)``). With ``W = diag(1/σ_i²)`` the algebra above is the
+same with ``ZᵀZ/σ²`` read as ``ZᵀWZ = Σ_c ZᵀZ_c/σ_c²`` (likewise ``ZᵀF``, ``Zᵀy``, ``FᵀF``,
+``Fᵀy``, ``yᵀy`` and the outer factor's statistics), ``σ² = 1`` and ``n log σ²`` read as
+``Σ_c n_c log σ_c²``: the statistics are kept per class and weighted in the graph, so the
+cost grows with levels × classes, still not with rows. A continuous covariate in the sigma
+formula (a class per row), group terms in it, or ``variance: {power: fitted}`` (the SD then
+depends on the random effects) use the plain model.
 """
 
 from __future__ import annotations
@@ -38,12 +49,22 @@ from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
 __all__ = [
+    "MAX_SIGMA_CLASSES",
     "MarginalLMM",
     "build_marginal",
     "centred_design",
     "draw_group_effects",
     "marginal_applies",
 ]
+
+
+#: Most distinct rows of a sigma formula's design (classes) the marginalised LMM weighs its
+#: per-class statistics over; above, the plain model.
+MAX_SIGMA_CLASSES = 32
+
+#: The statistics kept per class of the residual SD (a sigma formula), summed with the
+#: weights ``1/σ_c²`` in the graph.
+CLASS_STATS = ("FtF", "Fty", "yty", "ZtZ", "ZtF", "Zty", "ZtO", "OtO", "OtF", "Oty")
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +82,12 @@ class MarginalLMM:
     outer: str | None
     n: int
     stats: dict[str, np.ndarray]
+
+    @property
+    def heteroscedastic(self) -> bool:
+        """Whether the statistics are per class of a sigma formula (``sigma_U``: the classes'
+        rows of the sigma design, ``n_class``: their numbers of rows)."""
+        return "sigma_U" in self.stats
 
     @property
     def shift(self) -> float:
@@ -92,8 +119,18 @@ def marginal_applies(design: Design) -> str:
     """Empty when the random effects of ``design`` can be integrated out; else why not."""
     if design.family.name != "gaussian" or design.link.name != "identity":
         return f"the {design.family.name} family with {design.link.name} link is not Gaussian"
-    if design.dpars or design.trials is not None:
-        return "the model has a distributional formula (zi, sigma, ...) or trials part"
+    if design.trials is not None:
+        return "the model has a trials part"
+    if any(d.name != "sigma" for d in design.dpars):
+        return "the model has a distributional formula of a parameter other than sigma"
+    sigma = design.dpar("sigma")
+    if sigma is not None and sigma.groups:
+        return "the sigma formula has group terms (its group effects are sampled)"
+    if sigma is not None and len(np.unique(sigma.X, axis=0)) > MAX_SIGMA_CLASSES:
+        return (
+            f"the sigma formula's rows take more than {MAX_SIGMA_CLASSES} distinct values (a "
+            "continuous covariate): the marginal statistics would be per row"
+        )
     if power_of_fitted(design):
         return "the residual SD is a power of the fitted value (variance: {power: fitted})"
     if not design.groups:
@@ -136,28 +173,53 @@ def sufficient_statistics(design: Design) -> MarginalLMM:
     y = y - shift
     Z = np.asarray(inner.Z, dtype=float)
     P = inner.n_levels
-    stats = {
-        "FtF": F.T @ F,
-        "Fty": F.T @ y,
-        "yty": np.asarray(float(y @ y)),
-        "shift": np.asarray(shift),
-        "ZtZ": _cross(inner.index, Z, Z, P),
-        "ZtF": _cross(inner.index, Z, F, P),
-        "Zty": level_sums(inner.index, Z * y[:, None], P),
-    }
+    Zo = None if outer is None else np.asarray(outer.Z, dtype=float)
+
+    def row_stats(w: np.ndarray) -> dict[str, np.ndarray]:
+        """The statistics over the rows with weight ``w`` (0 or 1: one class's rows)."""
+        Fw, Zw = F * w[:, None], Z * w[:, None]
+        out = {
+            "FtF": F.T @ Fw,
+            "Fty": Fw.T @ y,
+            "yty": np.asarray(float(y @ (w * y))),
+            "ZtZ": _cross(inner.index, Zw, Z, P),
+            "ZtF": _cross(inner.index, Zw, F, P),
+            "Zty": level_sums(inner.index, Zw * y[:, None], P),
+        }
+        if outer is not None and Zo is not None:
+            Zow, C = Zo * w[:, None], outer.n_levels
+            out |= {
+                "ZtO": _cross(inner.index, Zw, Zo, P),
+                "OtO": _cross(outer.index, Zow, Zo, C),
+                "OtF": _cross(outer.index, Zow, F, C),
+                "Oty": level_sums(outer.index, Zow * y[:, None], C),
+            }
+        return out
+
+    sigma = design.dpar("sigma")
+    if sigma is None:
+        stats = row_stats(np.ones(design.n))
+    else:  # per class of the sigma formula's rows, weighted by 1/σ_c² in the graph
+        U, cls = np.unique(sigma.X, axis=0, return_inverse=True)
+        cls = np.asarray(cls).reshape(-1)
+        per_class = [row_stats((cls == c).astype(float)) for c in range(len(U))]
+        stats = {k: np.stack([s[k] for s in per_class]) for k in per_class[0]}
+        stats |= {"sigma_U": U, "n_class": np.bincount(cls, minlength=len(U)).astype(float)}
+    stats["shift"] = np.asarray(shift)
     if outer is not None:
-        Zo = np.asarray(outer.Z, dtype=float)
-        C = outer.n_levels
         parent = np.zeros(P, dtype=np.int64)
         parent[inner.index] = outer.index
-        stats |= {
-            "ZtO": _cross(inner.index, Z, Zo, P),
-            "OtO": _cross(outer.index, Zo, Zo, C),
-            "OtF": _cross(outer.index, Zo, F, C),
-            "Oty": level_sums(outer.index, Zo * y[:, None], C),
-            "parent": parent,
-        }
+        stats["parent"] = parent
     return MarginalLMM(inner.name, outer.name if outer is not None else None, design.n, stats)
+
+
+def weighted(stats: dict[str, Any], w: Any, tensordot: Any) -> dict[str, Any]:
+    """The per-class statistics summed with the classes' weights ``w`` (``1/σ_c²``; (K,)
+    in the graph, (draws, K) in NumPy), the others as they are."""
+    return {
+        k: tensordot(w, v, axes=[[w.ndim - 1], [0]]) if k in CLASS_STATS else v
+        for k, v in stats.items()
+    }
 
 
 def _entries(
@@ -190,7 +252,11 @@ def build_marginal(design: Design, priors: PriorTable) -> tuple[Any, MarginalLMM
     from mixedbayes.compile.context import BuildContext, new_model
     from mixedbayes.compile.group_effects import group_scales, scale_cholesky
     from mixedbayes.compile.priors import scalar_prior
-    from mixedbayes.compile.regression import fixed_effects, regression_coords
+    from mixedbayes.compile.regression import (
+        dpar_coefficients,
+        fixed_effects,
+        regression_coords,
+    )
 
     stats = sufficient_statistics(design)
     factors = {g.name: g for g in design.groups}
@@ -208,11 +274,19 @@ def build_marginal(design: Design, priors: PriorTable) -> tuple[Any, MarginalLMM
     for g in design.groups:
         sd, chols = group_scales(g.structure, priors, ctx)
         scales[g.name] = _scale_entries(scale_cholesky(g.structure, sd, chols), len(g.terms))
-    (sigma_param,) = design.family.params
-    sigma = scalar_prior(
-        ctx, names.param(sigma_param.name), priors.get(sigma_param.name), positive=True
-    )
-    s2 = sigma**2
+    sigma_dpar = design.dpar("sigma")
+    log_sigma_terms: Any = 0.0
+    if sigma_dpar is not None:  # σ_c = exp(u_c·b_sigma): weights 1/σ_c², σ² read as 1
+        log_sigma = pt.dot(data["sigma_U"], dpar_coefficients(sigma_dpar, priors, ctx))
+        data = weighted(data, pt.exp(-2.0 * log_sigma), pt.tensordot)
+        log_sigma_terms = 2.0 * pt.dot(data["n_class"], log_sigma)  # Σ_c n_c log σ_c²
+        s2: Any = 1.0
+    else:
+        (sigma_param,) = design.family.params
+        sigma = scalar_prior(
+            ctx, names.param(sigma_param.name), priors.get(sigma_param.name), positive=True
+        )
+        s2 = sigma**2
     n_outer = factors[stats.outer].n_levels if stats.outer is not None else 0
     parent = data.get("parent")
     ops = mm.Ops(
@@ -221,14 +295,15 @@ def build_marginal(design: Design, priors: PriorTable) -> tuple[Any, MarginalLMM
         segment_sum=lambda x: pt.inc_subtensor(pt.zeros(n_outer)[parent], x),
         total=pt.sum,
     )
-    theta_e = [theta[k] for k in range(len(stats.stats["Fty"]))]
+    theta_e = [theta[k] for k in range(stats.stats["Fty"].shape[-1])]
     Lo = scales[stats.outer] if stats.outer is not None else None
     terms = mm.marginal_terms(
         _entries(data, stats.stats), theta_e, s2, scales[stats.inner], Lo, ops
     )
     ete = data["yty"] - 2.0 * pt.dot(theta, data["Fty"])
     ete = ete + pt.dot(theta, pt.dot(data["FtF"], theta))
-    ctx.potential(names.var("marginal_loglik"), mm.log_likelihood(terms, ete, s2, stats.n, ops))
+    loglik = mm.log_likelihood(terms, ete, s2, stats.n, ops) - 0.5 * log_sigma_terms
+    ctx.potential(names.var("marginal_loglik"), loglik)
     return ctx.model, stats
 
 
@@ -268,7 +343,13 @@ def _draw_chunk(
 ) -> dict[str, np.ndarray]:
     """Effects of one chunk of draws: ``{group: (draws, levels, terms)}``."""
     st = stats.stats
-    s2 = post["sigma"][:, None] ** 2
+    lead: tuple[Any, ...] = (None,)  # the statistics broadcast over the draws
+    s2: Any = 1.0
+    if stats.heteroscedastic:  # weighted per draw: (draws, levels, ...) statistics
+        st = weighted(st, np.exp(-2.0 * post["b_sigma"] @ st["sigma_U"].T), np.tensordot)
+        lead = (slice(None),)
+    else:
+        s2 = post["sigma"][:, None] ** 2
     theta = [post["theta"][:, k][:, None] for k in range(post["theta"].shape[1])]
     inner = factors[stats.inner]
     Li = _scale_factors(post, inner)
@@ -289,14 +370,14 @@ def _draw_chunk(
         return out
 
     ops = mm.Ops(sqrt=np.sqrt, log=np.log, segment_sum=segment_sum, total=np.sum)
-    t = mm.marginal_terms(_entries(st, st, (None,)), theta, s2, L_in, L_out, ops)
+    t = mm.marginal_terms(_entries(st, st, lead), theta, s2, L_in, L_out, ops)
     out = {}
     w = t.w
     if L_out is not None and t.D is not None and t.z is not None:
         so = mm.backward(t.D, [z + rng.standard_normal(z.shape) for z in t.z])
         r_out = mm.mat_vec(L_out, so)  # entries (s, C)
         out[str(stats.outer)] = np.stack(r_out, axis=-1)
-        ZtO = _entries(st, st, (None,))["ZtO"]
+        ZtO = _entries(st, st, lead)["ZtO"]
         Zte = [
             t.Zte[a] - sum((ZtO[a][j] * r_out[j][:, parent] for j in range(len(r_out))), start=0.0)
             for a in range(qi)
@@ -324,7 +405,11 @@ def draw_group_effects(
         return arr.reshape(S, *arr.shape[2:])
 
     names = Names()
-    post = {"sigma": flat(names.param("sigma"))}
+    sigma_dpar = design.dpar("sigma")
+    if sigma_dpar is None:
+        post = {"sigma": flat(names.param("sigma"))}
+    else:
+        post = {"b_sigma": flat(sigma_dpar.names.b)}
     for g in design.groups:
         post[Names.sd(g.name)] = flat(Names.sd(g.name))
         for v in ds.data_vars:

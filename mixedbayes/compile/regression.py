@@ -47,6 +47,7 @@ __all__ = [
     "add_regression",
     "build_regression",
     "completed_X",
+    "dpar_coefficients",
     "dpar_predictor",
     "fixed_effects",
     "linear_predictor",
@@ -282,13 +283,7 @@ def dpar_predictor(dpar: DparDesign, priors: PriorTable, ctx: BuildContext) -> A
 
     obs = ctx.names.obs_dim
     names = ctx.names.scoped(dpar.name)
-    rows = [
-        priors.get("Intercept", "", "", dpar.name)
-        if t == "Intercept"
-        else priors.get("b", t, "", dpar.name)
-        for t in dpar.terms
-    ]
-    b = pt.as_tensor(vector_prior(ctx, names.b, rows, names.term_dim, positive=False))
+    b = dpar_coefficients(dpar, priors, ctx)
     X = ctx.data(names.data("X"), dpar.X, dims=(obs, names.term_dim))
     eta = pt.dot(X, b)
     for g in dpar.groups:
@@ -296,6 +291,21 @@ def dpar_predictor(dpar: DparDesign, priors: PriorTable, ctx: BuildContext) -> A
         Z = ctx.data(names.data("Z", g.name), g.Z, dims=(obs, g.term_dim))
         eta = eta + add_group_effects(g, priors, ctx, index=index, Z=Z, nlpar=dpar.name)
     return dpar.link.inverse(eta)
+
+
+def dpar_coefficients(dpar: DparDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+    """Add ``b_<param>`` (dim ``<param>_term``, priors ``nlpar`` = the parameter) of a
+    distributional formula to ``ctx.model``; return it."""
+    import pytensor.tensor as pt
+
+    names = ctx.names.scoped(dpar.name)
+    rows = [
+        priors.get("Intercept", "", "", dpar.name)
+        if t == "Intercept"
+        else priors.get("b", t, "", dpar.name)
+        for t in dpar.terms
+    ]
+    return pt.as_tensor(vector_prior(ctx, names.b, rows, names.term_dim, positive=False))
 
 
 def regression_coords(design: Design, names: Names | None = None) -> dict[str, Any]:
