@@ -424,14 +424,22 @@ def write_report(
         ]
     else:
         lines += ["Not run.", ""]
+    lines += specs_markdown(
+        [
+            ("complete cases and MI fits", SPEC_CC),
+            ("imputation", SPEC_IMP),
+            ("binary", SPEC_DISC),
+        ]
+    )
+    return "\n".join(lines)
+
+
+def specs_markdown(specs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """A "Specs" section: each spec as YAML under its label."""
     import yaml
 
-    lines += ["## Specs", ""]
-    for name, spec in (
-        ("complete cases and MI fits", SPEC_CC),
-        ("imputation", SPEC_IMP),
-        ("binary", SPEC_DISC),
-    ):
+    lines = ["## Specs", ""]
+    for name, spec in specs:
         lines += [
             f"{name}:",
             "",
@@ -440,26 +448,33 @@ def write_report(
             "```",
             "",
         ]
-    return "\n".join(lines)
+    return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def simulation_parser(doc: str, *, runs: str, out: str, seed: int) -> argparse.ArgumentParser:
+    """The options every simulation study here takes: replicates, NUTS settings, seed, time
+    budget, the run files (``out/<runs>``, for resuming) and the results file."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--reps", type=int, default=100)
-    parser.add_argument("--disc-reps", type=int, default=40)
     parser.add_argument("--draws", type=int, default=400)
     parser.add_argument("--tune", type=int, default=400)
     parser.add_argument("--chains", type=int, default=2)
-    parser.add_argument("--m", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--seed", type=int, default=seed)
     parser.add_argument(
         "--budget-min",
         type=float,
         default=float("inf"),
         help="stop starting replicates after this many minutes",
     )
-    parser.add_argument("--runs", default=str(ROOT / "out" / "validate_missing"))
-    parser.add_argument("--out", default=str(HERE / "results" / "missing_data.md"))
+    parser.add_argument("--runs", default=str(ROOT / "out" / runs))
+    parser.add_argument("--out", default=str(HERE / "results" / out))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = simulation_parser(__doc__, runs="validate_missing", out="missing_data.md", seed=19)
+    parser.add_argument("--disc-reps", type=int, default=40)
+    parser.add_argument("--m", type=int, default=5)
     args = parser.parse_args(argv)
     args.started = time.time()
     out = Path(args.out)
