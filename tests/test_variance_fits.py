@@ -9,6 +9,9 @@ Two small fits (2 chains × 300 draws each).
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,6 +65,17 @@ def test_same_posterior_as_the_plain_model(fit: mb.Fit) -> None:
     rb = plain.posterior["r_id"].mean(("chain", "draw"))
     scale = fit.posterior["r_id"].std(("chain", "draw"))
     assert float((abs(ra - rb) / scale).max()) < 0.3
+
+
+def test_save_load(fit: mb.Fit, tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit.save(tmp_path / "fit")
+        again = mb.load(tmp_path / "fit")
+    assert again.spec == fit.spec
+    np.testing.assert_allclose(
+        again.predict(None, kind="mean").to_numpy(), fit.predict(None, kind="mean").to_numpy()
+    )
 
 
 def test_predictions_and_log_likelihood_use_each_rows_sd(fit: mb.Fit) -> None:
