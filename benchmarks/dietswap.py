@@ -9,7 +9,7 @@ Western one) and at the endoscopies before and after (``ED``, 1 and 6). 222 samp
 genus-level taxa; with ``min_prevalence: 0.1``, 110 taxa are modelled.
 
     python benchmarks/dietswap.py [--out out/dietswap] [--draws 500] [--tune 500]
-        [--chains 2] [--likelihood multinomial]
+        [--chains 2] [--likelihood multinomial] [--pooling taxa] [--group-sd taxon]
 
 fits the model end to end and writes ``report.html`` and ``taxa_effects.csv`` to ``--out``
 (by hand: at this size sampling takes many minutes on 2 cores). ``load_dietswap()`` and
@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--likelihood", default="multinomial")
     parser.add_argument("--sampler", default=None)
+    parser.add_argument("--pooling", default=None, help="horseshoe (default), taxa or none")
+    parser.add_argument("--group-sd", default=None, help="shared (default) or taxon")
     args = parser.parse_args(argv)
     import warnings
 
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = load_dietswap()
     spec = dietswap_spec(args.likelihood, draws=args.draws, tune=args.tune, chains=args.chains)
+    options = {"pooling": args.pooling, "group_sd": args.group_sd}
+    spec.update({k: v for k, v in options.items() if v is not None})
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the taxa dropped by the filter

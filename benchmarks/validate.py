@@ -1,4 +1,4 @@
-"""Simulation-based calibration of three model kinds (``make validate``).
+"""Simulation-based calibration of the model kinds (``make validate``).
 
     python benchmarks/validate.py [--n 200] [--cases lmm,glmm,pk] [--backend dask]
                                   [--workers 2] [--address tcp://...] [--quick]
@@ -107,6 +107,36 @@ def _compositional_template() -> dict[str, pd.DataFrame]:
     return sim.data  # the counts are replaced in every replicate
 
 
+def _compositional_case(
+    name: str, title: str, priors: list[dict[str, str]] | None = None, **options: str
+) -> Case:
+    """A compositional case: ``~ group + (1 | subject)`` on :func:`_compositional_template`
+    with fixed priors for the intercepts, subject SD and residual SDs (and ``priors``), the
+    spec's ``options`` (``pooling``, ``group_sd``), 2 × 500 draws at target_accept 0.9."""
+    return Case(
+        name,
+        title,
+        {
+            "kind": "compositional",
+            "formula": "~ group + (1 | subject)",
+            "parametrization": "noncentered",
+            **options,
+            "priors": [
+                {"class": "Intercept", "prior": "normal(0, 1)"},
+                *(priors or []),
+                {"class": "sd", "group": "subject", "prior": "normal(0, 0.5)"},
+                {"class": "sigma", "prior": "normal(0, 0.5)"},
+            ],
+        },
+        _compositional_template,
+        "simulated (mb.simulate.compositional): 12 subjects (two arms) × 2 samples, 5 taxa, "
+        "library sizes 500–3,000",
+        draws=500,
+        tune=500,
+        target_accept=0.9,
+    )
+
+
 CASES: dict[str, Case] = {
     "lmm": Case(
         "lmm",
@@ -211,27 +241,27 @@ CASES: dict[str, Case] = {
         tune=500,
         target_accept=0.9,
     ),
-    "compositional": Case(
+    "compositional": _compositional_case(
         "compositional",
         "Compositional: multinomial logistic-normal counts of 5 taxa, a group effect pooled "
         "across taxa, subject random intercepts per taxon",
-        {
-            "kind": "compositional",
-            "formula": "~ group + (1 | subject)",
-            "parametrization": "noncentered",
-            "priors": [
-                {"class": "Intercept", "prior": "normal(0, 1)"},
-                {"class": "sd_b", "prior": "normal(0, 0.7)"},
-                {"class": "sd", "group": "subject", "prior": "normal(0, 0.5)"},
-                {"class": "sigma", "prior": "normal(0, 0.5)"},
-            ],
-        },
-        _compositional_template,
-        "simulated (mb.simulate.compositional): 12 subjects (two arms) × 2 samples, 5 taxa, "
-        "library sizes 500–3,000",
-        draws=500,
-        tune=500,
-        target_accept=0.9,
+        [{"class": "sd_b", "prior": "normal(0, 0.7)"}],
+        pooling="taxa",
+    ),
+    "compositional_horseshoe": _compositional_case(
+        "compositional_horseshoe",
+        "Compositional, `pooling: horseshoe`: as `compositional`, the group effect's taxon "
+        "effects under the regularised horseshoe with its default priors (global scale "
+        "half-Student-t(3, 0, τ0), slab InvGamma(2, 2/sd(x)²))",
+        pooling="horseshoe",
+    ),
+    "compositional_group_sd": _compositional_case(
+        "compositional_group_sd",
+        "Compositional, `group_sd: taxon`: as `compositional_horseshoe`, with a subject SD "
+        "per taxon, log-normal around the pooled one (spread `tau_sd_subject`, "
+        "half-Normal(0, 0.5))",
+        pooling="horseshoe",
+        group_sd="taxon",
     ),
 }
 
@@ -367,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="replicates per case (default 200)")
     parser.add_argument(
-        "--cases", default="lmm,glmm,pk", help="comma-separated: lmm,glmm,pk,joint,compositional"
+        "--cases", default="lmm,glmm,pk", help="comma-separated: " + ",".join(CASES)
     )
     parser.add_argument("--backend", default="dask", choices=("serial", "processes", "dask"))
     parser.add_argument("--workers", type=int, default=max(1, min(2, _cpus())))

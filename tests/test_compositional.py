@@ -350,55 +350,19 @@ def test_report_save_and_load(fit: mb.Fit, tmp_path: Any) -> None:
 
 
 def test_centred_parametrization_draws_zero_sum_effects_directly(sim: Any) -> None:
-    """``parametrization: centered`` samples the taxon effects as zero-sum normals
-    (``noncentered`` samples standard normals on the zero-sum basis)."""
+    """``parametrization: centered`` samples the taxon effects of ``pooling: taxa`` as
+    zero-sum normals (``noncentered`` samples standard normals on the zero-sum basis)."""
+    spec = {**sim.spec, "pooling": "taxa"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        centred = mb.compile({**sim.spec, "parametrization": "centered"}, sim.data)
-        plain = mb.compile({**sim.spec, "parametrization": "noncentered"}, sim.data)
+        centred = mb.compile({**spec, "parametrization": "centered"}, sim.data)
+        plain = mb.compile({**spec, "parametrization": "noncentered"}, sim.data)
     free = {v.name for v in centred.model.free_RVs}
     assert {"b_slope", "r_subject"} <= free and "z_subject" not in free
     assert {"z_b_slope", "z_subject"} <= {v.name for v in plain.model.free_RVs}
     draw = pm_draw(centred.model["r_subject"])
     np.testing.assert_allclose(draw.sum(axis=-1), 0.0, atol=1e-9)
     assert np.isfinite(centred.initial_logp())
-
-
-@pytest.mark.parametrize("parametrization", ["noncentered", "centered"])
-def test_horseshoe_pooling_scales_each_taxon_and_stays_zero_sum(
-    sim: Any, parametrization: str
-) -> None:
-    """``pooling: horseshoe``: ``b = v − mean(v)``, ``v = tau·λ̃·w`` with the regularised
-    local scale ``λ̃² = c²λ²/(c² + tau²λ²)``; its priors are rows of the prior table."""
-    spec = {**sim.spec, "pooling": "horseshoe", "parametrization": parametrization}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cm = mb.compile(spec, sim.data)
-    model = cm.model
-    slopes = ["group[diet]", "time", "group[diet]:time"]
-    dims = model.named_vars_to_dims
-    assert dims["lambda_b"] == ("slope", "taxon") and dims["tau_b"] == ("slope",)
-    assert "sd_b" not in model.named_vars and "slab_b" in model.named_vars
-    table = mb.get_priors(spec, sim.data).to_frame()
-    tau_rows = table[table["class"] == "tau_b"]
-    assert (
-        list(tau_rows["coef"]) == slopes and tau_rows["prior"].str.startswith("half_cauchy").all()
-    )
-    raw = "b_slope_raw" if parametrization == "centered" else "z_b_slope"
-    rng = np.random.default_rng(5)
-    point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in model.initial_point().items()}
-    names = ["b", "tau_b", "slab_b", "lambda_b", raw]
-    outs = model.replace_rvs_by_values([model[n] for n in names])
-    b, tau, slab, lam, w = model.compile_fn(
-        outs, inputs=model.value_vars, on_unused_input="ignore"
-    )(point)
-    scale = np.sqrt(
-        slab[:, None] * (tau[:, None] * lam) ** 2 / (slab[:, None] + (tau[:, None] * lam) ** 2)
-    )
-    v = w if parametrization == "centered" else scale * w
-    np.testing.assert_allclose(b[1:], v - v.mean(axis=1, keepdims=True), rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(b.sum(axis=1), 0.0, atol=1e-9)
-    assert np.isfinite(cm.initial_logp())
 
 
 def pm_draw(var: Any) -> np.ndarray:

@@ -11,8 +11,10 @@ unidentified direction per vector never reaches the sampler. (One free coordinat
 centred afterwards, keeps each coordinate's scale its taxon's but leaves that direction to
 the sampler: a standard normal far wider than the data-pinned intercepts, whose ESS fell
 from ~150 to 3 on 90 samples × 40 taxa.) Pooled across taxa: each coefficient's taxon effects
-share ``sd_b[coefficient]``; each group term's effects share ``sd_<g>[term]``, and a
-correlated factor's terms one LKJ correlation ``cor_<g>`` for every taxon.
+share ``sd_b[coefficient]``; each group term's effects share ``sd_<g>[term]`` (or, with
+``group_sd: taxon``, have an SD per taxon, ``taxon_sd_<g>``, log-normal around it with spread
+``tau_sd_<g>``), and a correlated factor's terms one LKJ correlation ``cor_<g>`` for every
+taxon.
 
 Likelihoods (``spec.likelihood``): ``DirichletMultinomial(n, phi·softmax(λ))``;
 ``Multinomial(n, softmax(η))`` with latent log-abundances ``η ~ Normal(λ, sigma[taxon])`` per
@@ -22,7 +24,8 @@ sample (logistic-normal, as fido), sampled data-centred (:mod:`mixedbayes.compil
 The intercepts' prior centres (the CLR of the pooled composition by default) are in the prior
 table. Variables: ``b`` (``term`` × ``taxon``, CLR effects, ``b[Intercept]`` at the covariates'
 zero), ``sd_b`` (``slope``), ``sd_<g>``, ``cor_<g>``, ``r_<g>`` (``<g>`` × ``<g>_term`` ×
-``taxon``), ``eta`` and ``sigma``, or ``phi``, or ``sigma`` per log-ratio coordinate.
+``taxon``), ``tau_sd_<g>`` and ``taxon_sd_<g>``, ``eta`` and ``sigma``, or ``phi``, or
+``sigma`` per log-ratio coordinate.
 """
 
 from __future__ import annotations
@@ -42,7 +45,16 @@ if TYPE_CHECKING:
     from mixedbayes.design.groups import GroupFactor
     from mixedbayes.priors.table import PriorRow, PriorTable
 
-__all__ = ["BASIS_DIM", "HS_GLOBAL", "HS_LOCAL", "HS_SLAB", "LATENT", "add_compositional"]
+__all__ = [
+    "BASIS_DIM",
+    "HS_GLOBAL",
+    "HS_LOCAL",
+    "HS_SLAB",
+    "LATENT",
+    "add_compositional",
+    "tau_sd_name",
+    "taxon_sd_name",
+]
 
 #: The zero-sum basis dimension of the standardised effects (taxa − 1).
 BASIS_DIM = "taxon_basis"
@@ -51,6 +63,17 @@ LATENT = "eta"
 #: ``pooling: horseshoe``: the global scale per coefficient, the slab's variance per
 #: coefficient and the local scales (coefficient × taxon).
 HS_GLOBAL, HS_SLAB, HS_LOCAL = "tau_b", "slab_b", "lambda_b"
+
+
+def taxon_sd_name(group: str) -> str:
+    """``group_sd: taxon``: the SD of a group term's effects per taxon, ``taxon_sd_<g>``
+    (``<g>_term`` × taxon)."""
+    return f"taxon_sd_{group}"
+
+
+def tau_sd_name(group: str) -> str:
+    """``group_sd: taxon``: the SD of the taxa's log SDs per group term, ``tau_sd_<g>``."""
+    return f"tau_sd_{group}"
 
 
 def _normal_scale(row: PriorRow) -> float:
@@ -109,20 +132,24 @@ def add_compositional(design: CompositionalDesign, priors: PriorTable, ctx: Buil
         b_all = pt.concatenate([b0[None, :], *b_rows], axis=0)
         ctx.deterministic(names.b, b_all, dims=(names.term_dim, TAXON_DIM))
         for g in design.groups:
-            r = _group_effects(g, priors, ctx, H)
+            r = _group_effects(g, priors, ctx, H, design.spec.group_sd == "taxon")
             index = ctx.data(names.data("index", g.name), g.index)
             Z = ctx.data(names.data("Z", g.name), g.Z)
             lam = lam + pt.sum(Z[:, :, None] * r[index], axis=1)
         return _likelihood(design, priors, ctx, lam)
 
 
-def _group_effects(g: GroupFactor, priors: PriorTable, ctx: BuildContext, H: Any) -> Any:
+def _group_effects(
+    g: GroupFactor, priors: PriorTable, ctx: BuildContext, H: Any, per_taxon: bool
+) -> Any:
     """``r_<g>`` (levels × terms × taxa), every taxon vector zero-sum: the group-effect
     core's ``sd_<g>`` (pooled across taxa) and, for a correlated factor, ``cor_<g>`` (LKJ,
     shared by every taxon), so each taxon's term vector ``r[l, :, j]`` has covariance
     ``(1 − 1/J)·L Lᵀ``. Uncorrelated: :func:`_zero_sum`. Correlated, non-centred:
     ``r = L·z·Hᵀ``; centred: each basis coordinate's term vector is ``MvNormal(0, L Lᵀ)``
-    (``r_<g>_basis``), ``r`` its image under ``H``."""
+    (``r_<g>_basis``), ``r`` its image under ``H``. ``per_taxon`` (``group_sd: taxon``):
+    :func:`_taxon_scaled` (a centred uncorrelated factor's zero-sum normal is then
+    ``r_<g>_raw``)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -131,30 +158,60 @@ def _group_effects(g: GroupFactor, priors: PriorTable, ctx: BuildContext, H: Any
     sd, chols = group_scales(g.structure, priors, ctx)
     centred = all(b.parametrization == "centered" for b in g.blocks)
     name = Names.r(g.name)
+    dims = (g.dim, g.term_dim, TAXON_DIM)
     if not g.correlated:
-        r = _zero_sum(name, sd[None, :], (g.dim, g.term_dim), H, centred)
-        return r if centred else ctx.deterministic(name, r, dims=(g.dim, g.term_dim, TAXON_DIM))
-    L = scale_cholesky(g.structure, sd, chols)
-    if centred:  # (levels, basis, terms): each coordinate's term vector MvNormal(0, L Lᵀ)
-        w = pm.MvNormal(f"{name}_basis", 0.0, chol=L, dims=(g.dim, BASIS_DIM, g.term_dim))
+        raw = f"{name}_raw" if per_taxon and centred else name
+        r = _zero_sum(raw, sd[None, :], (g.dim, g.term_dim), H, centred, Names.z(g.name))
+        if not per_taxon and centred:
+            return r
     else:
-        z = pm.Normal(Names.z(g.name), 0.0, 1.0, dims=(g.dim, g.term_dim, BASIS_DIM))
-        w = pt.tensordot(z, L, axes=[[1], [1]])  # (levels, basis, terms): L·z per coordinate
-    r = pt.tensordot(w, H, axes=[[1], [1]])  # (levels, terms, taxa)
-    return ctx.deterministic(name, r, dims=(g.dim, g.term_dim, TAXON_DIM))
+        L = scale_cholesky(g.structure, sd, chols)
+        if centred:  # (levels, basis, terms): each coordinate's term vector MvNormal(0, L Lᵀ)
+            w = pm.MvNormal(f"{name}_basis", 0.0, chol=L, dims=(g.dim, BASIS_DIM, g.term_dim))
+        else:
+            z = pm.Normal(Names.z(g.name), 0.0, 1.0, dims=(g.dim, g.term_dim, BASIS_DIM))
+            w = pt.tensordot(z, L, axes=[[1], [1]])  # (levels, basis, terms): L·z per coordinate
+        r = pt.tensordot(w, H, axes=[[1], [1]])  # (levels, terms, taxa)
+    if per_taxon:
+        r = _taxon_scaled(g, priors, ctx, sd, r)
+    return ctx.deterministic(name, r, dims=dims)
 
 
-def _zero_sum(name: str, scale: Any, batch: tuple[str, ...], H: Any, centred: bool) -> Any:
+def _taxon_scaled(g: GroupFactor, priors: PriorTable, ctx: BuildContext, sd: Any, r: Any) -> Any:
+    """``group_sd: taxon``: the shared-SD effects ``r`` rescaled per term and taxon and
+    centred again, ``r' = C(ρ ⊙ r)``, ``ρ[k, j] = exp(tau_sd[k]·ζ[k, j])``, ``ζ ~ Normal(0,
+    1)`` (``z_taxon_sd_<g>``), ``tau_sd_<g>`` from the prior table; ``taxon_sd_<g> = sd·ρ``
+    (the SDs before the centring, which shrinks each by about ``1 − 1/J``). ``sd_<g>`` is
+    then the median of the taxa's SDs."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    rows = [priors.get("tau_sd", t, g.name) for t in g.terms]
+    tau = vector_prior(ctx, tau_sd_name(g.name), rows, g.term_dim, positive=True)
+    dims = (g.term_dim, TAXON_DIM)
+    with ctx.active():
+        zeta = pm.Normal(Names.z(taxon_sd_name(g.name)), 0.0, 1.0, dims=dims)
+    rho = pt.exp(pt.as_tensor(tau)[:, None] * zeta)
+    ctx.deterministic(taxon_sd_name(g.name), sd[:, None] * rho, dims=dims)
+    scaled = r * rho[None, :, :]
+    return scaled - pt.mean(scaled, axis=-1, keepdims=True)
+
+
+def _zero_sum(
+    name: str, scale: Any, batch: tuple[str, ...], H: Any, centred: bool, z_name: str = ""
+) -> Any:
     """Taxon vectors (``batch`` × taxa) summing to zero, each Normal(0, ``scale``) on the
     zero-sum subspace: centred (``pm.ZeroSumNormal`` named ``name``) or non-centred
-    (``scale · (z @ H')``, ``z`` standard normal named ``z_<name>``)."""
+    (``scale · (z @ H')``, ``z`` standard normal named ``z_name``, default
+    ``z_<name without r_>``)."""
     import pymc as pm
     import pytensor.tensor as pt
 
     scale = pt.as_tensor(scale)
     if centred:
         return pm.ZeroSumNormal(name, sigma=scale[..., None], dims=(*batch, TAXON_DIM))
-    z = pm.Normal(Names.z(name.removeprefix("r_")), 0.0, 1.0, dims=(*batch, BASIS_DIM))
+    z_name = z_name or Names.z(name.removeprefix("r_"))
+    z = pm.Normal(z_name, 0.0, 1.0, dims=(*batch, BASIS_DIM))
     return scale[..., None] * pt.dot(z, H.T)
 
 

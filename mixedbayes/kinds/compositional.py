@@ -22,8 +22,10 @@ __all__ = ["CompositionalKind"]
 
 @register_kind
 class CompositionalKind(Kind):
-    """``compositional``: ``b`` (term × taxon, CLR), ``sd_b`` (the taxon effects' SD per
-    coefficient), ``sd_<g>`` / ``r_<g>`` per group term and taxon, ``phi`` or ``sigma``."""
+    """``compositional``: ``b`` (term × taxon, CLR), ``tau_b`` / ``slab_b`` (horseshoe) or
+    ``sd_b`` (the taxon effects' SD per coefficient), ``sd_<g>`` / ``r_<g>`` per group term
+    and taxon (``tau_sd_<g>`` and ``taxon_sd_<g>`` with ``group_sd: taxon``), ``phi`` or
+    ``sigma``."""
 
     name = "compositional"
     spec_type = CompositionalSpec
@@ -53,11 +55,14 @@ class CompositionalKind(Kind):
         return add_compositional(cast("CompositionalDesign", design), priors, ctx)
 
     def family_variables(self, design: ModelDesign) -> list[str]:
+        from mixedbayes.compile.compositional import tau_sd_name
+
         d = cast("CompositionalDesign", design)
         pooled = {"taxa": ["sd_b"], "horseshoe": ["tau_b", "slab_b"]}.get(d.spec.pooling, [])
         pooled = pooled if d.slopes else []
+        spread = [tau_sd_name(g.name) for g in d.groups] if d.spec.group_sd == "taxon" else []
         extra = {"dirichlet_multinomial": "phi"}.get(d.spec.likelihood, "sigma")
-        return [*pooled, extra]
+        return [*pooled, *spread, extra]
 
     def response_columns(self, design: ModelDesign) -> list[str]:
         return list(cast("CompositionalDesign", design).taxa)
@@ -118,5 +123,11 @@ class CompositionalKind(Kind):
                     "taxa": "taxon effects share an SD per coefficient",
                     "horseshoe": "regularised horseshoe across taxa per coefficient",
                 }.get(s.pooling, "none"),
+            ),
+            (
+                "group SDs",
+                "per taxon, log-normal around the pooled SD"
+                if s.group_sd == "taxon"
+                else "one per term, shared by every taxon",
             ),
         ]

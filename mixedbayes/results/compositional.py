@@ -9,7 +9,7 @@ keeps the expected share of wrong signs among the calls at or below ``level``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -177,13 +177,14 @@ def expected_proportions(
     post = fit.idata["posterior"]
     b = np.asarray(post["b"].transpose("chain", "draw", "term", "taxon").to_numpy(), float)
     b = b.reshape(-1, *b.shape[2:])
-    effects, chols = {}, {}
+    effects, chols, scales = {}, {}, {}
     for g in groups:
         r = np.asarray(post[Names.r(g.name)].to_numpy(), dtype=float)
         effects[g.name] = r.reshape(-1, *r.shape[2:])  # draws first
         if labels and (rows[g.name][0] < 0).any():
             chol = _group_covariance_chol(post.to_dataset(), g)
             chols[g.name] = chol.reshape(-1, *chol.shape[2:])
+            scales[g.name] = _taxon_scales(post, g.name)
     rng = np.random.default_rng(seed)
     n, J = X.shape[0], len(design.taxa)
     total = np.zeros((n, J))
@@ -200,20 +201,49 @@ def expected_proportions(
                 unseen = np.flatnonzero(~known)
                 names = [labels[g.name][int(i)] for i in unseen]
                 _, inverse = np.unique(names, return_inverse=True)
+                rho = scales[g.name]
                 r[:, unseen] = _new_level_effects(
-                    chols[g.name][part], int(inverse.max()) + 1, J, rng
+                    chols[g.name][part],
+                    int(inverse.max()) + 1,
+                    J,
+                    rng,
+                    None if rho is None else rho[part],
                 )[:, inverse]
             lam = lam + np.einsum("nk,snkj->snj", Z, r)
         total += softmax(lam, axis=-1).sum(axis=0)
     return pd.DataFrame(total / b.shape[0], index=index, columns=design.taxa)
 
 
+def _taxon_scales(post: Any, group: str) -> np.ndarray | None:
+    """``group_sd: taxon``: each draw's per-taxon scale of the group terms relative to the
+    pooled SD, ``taxon_sd_<g> / sd_<g>`` (draws, terms, taxa); None with shared SDs."""
+    from mixedbayes.compile.compositional import taxon_sd_name
+
+    name = taxon_sd_name(group)
+    if name not in post:
+        return None
+    g_term = Names.group_term_dim(group)
+    per_taxon = post[name].transpose("chain", "draw", g_term, "taxon").to_numpy()
+    sd = post[Names.sd(group)].transpose("chain", "draw", g_term).to_numpy()
+    rho = np.asarray(per_taxon / sd[..., None], dtype=float)
+    return rho.reshape(-1, *rho.shape[2:])
+
+
 def _new_level_effects(
-    chol: np.ndarray, n_levels: int, n_taxa: int, rng: np.random.Generator
+    chol: np.ndarray,
+    n_levels: int,
+    n_taxa: int,
+    rng: np.random.Generator,
+    rho: np.ndarray | None = None,
 ) -> np.ndarray:
     """Effects of unseen levels, (draws, levels, terms, taxa): per draw, level and taxon a
     term vector with covariance ``chol cholᵀ``, centred across taxa (zero-sum, as the
-    model's)."""
+    model's); with per-taxon scales ``rho`` (draws, terms, taxa) rescaled by them and centred
+    again, as the model's ``group_sd: taxon``."""
     z = rng.standard_normal((chol.shape[0], n_levels, chol.shape[-1], n_taxa))
     x = np.einsum("skl,sulj->sukj", chol, z)
-    return np.asarray(x - x.mean(axis=-1, keepdims=True))
+    x = x - x.mean(axis=-1, keepdims=True)
+    if rho is not None:
+        x = x * rho[:, None]
+        x = x - x.mean(axis=-1, keepdims=True)
+    return np.asarray(x)

@@ -67,13 +67,18 @@ class CompositionalSpec(ModelSpec):
     zero_value : float, optional
         The pseudocount (default 0.5) or the multiplicative rule's fraction of the detection
         limit (default 0.65: of one read, or of the smallest non-zero proportion).
-    pooling : {"taxa", "horseshoe", "none"}
-        ``taxa``: each coefficient's taxon effects share a normal prior whose SD is
-        estimated (``sd_b``); ``horseshoe``: a regularised horseshoe per coefficient
-        (``tau_b`` global, ``lambda_b`` per taxon, ``slab_b``): most taxa shrunk hard to no
-        change, the few large effects left alone — for a sparse truth (few taxa change),
-        fewer false calls and large effects not pulled toward the rest; ``none``: fixed
-        prior SDs.
+    pooling : {"horseshoe", "taxa", "none"}
+        ``horseshoe`` (default): a regularised horseshoe per coefficient (``tau_b`` global,
+        ``lambda_b`` per taxon, ``slab_b``): most taxa shrunk hard to no change, the few
+        large effects left alone — for the sparse truth of most studies (few taxa change):
+        fewer false calls, large effects not pulled toward the rest; ``taxa``: each
+        coefficient's taxon effects share a normal prior whose SD is estimated (``sd_b``);
+        ``none``: fixed prior SDs.
+    group_sd : {"shared", "taxon"}
+        ``shared`` (default): one SD per group term (``sd_<g>``) for every taxon;
+        ``taxon``: an SD per term and taxon (``taxon_sd_<g>``), log-normal around the pooled
+        ``sd_<g>`` with a spread ``tau_sd_<g>`` per term (for a subject-level trait strong
+        in a few taxa).
 
     Data: ``mb.fit(spec, {"counts": counts, "samples": samples})``, counts samples × taxa
     with the sample ids as index.
@@ -88,7 +93,8 @@ class CompositionalSpec(ModelSpec):
     reference: str | None = None
     zeros: str = "model"
     zero_value: float | None = Field(default=None, gt=0)
-    pooling: Literal["taxa", "horseshoe", "none"] = "taxa"
+    pooling: Literal["horseshoe", "taxa", "none"] = "horseshoe"
+    group_sd: Literal["shared", "taxon"] = "shared"
     factors: int = Field(default=0, ge=0)
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
