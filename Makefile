@@ -12,7 +12,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 # Compiled sampler programs (jax.export) and XLA executables (JAX's persistent cache).
 export MIXEDBAYES_CACHE_DIR ?= $(CURDIR)/.cache/mixedbayes
 
-.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional bench-mi fit-dietswap validate validate-joint validate-compositional validate-missing validate-ar1
+.PHONY: demo test test-fast lint typecheck venv clean lock bench bench-quick bench-policy bench-joint bench-compositional bench-mi fit-dietswap validate validate-joint validate-compositional validate-compositional-horseshoe validate-missing validate-ar1
 
 venv: $(STAMP)
 
@@ -107,6 +107,12 @@ validate-joint: $(STAMP)
 # SBC of a compositional model (100 replicates): benchmarks/results/sbc_compositional.md.
 validate-compositional: $(STAMP)
 	$(PY) benchmarks/validate.py --cases compositional --n 100 --out benchmarks/results/sbc_compositional.md
+
+# SBC of the default horseshoe pooling and of group_sd: taxon (100 replicates each):
+# benchmarks/results/sbc_compositional_horseshoe.md and sbc_compositional_group_sd.md.
+validate-compositional-horseshoe: $(STAMP)
+	$(PY) benchmarks/validate.py --cases compositional_horseshoe --n 100 --out benchmarks/results/sbc_compositional_horseshoe.md
+	$(PY) benchmarks/validate.py --cases compositional_group_sd --n 100 --out benchmarks/results/sbc_compositional_group_sd.md
 
 # Missing covariates by simulation (issue 19): complete cases vs imputation by sampling vs
 # multiple imputation (200 replicates), calibration of summed-out binary classes;
