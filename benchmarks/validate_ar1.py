@@ -4,7 +4,7 @@ when it ignores it?
 
     python benchmarks/validate_ar1.py [--reps 100] [--draws 400] [--tune 400] [--chains 2]
         [--seed 20] [--parametrization noncentered] [--budget-min inf]
-        [--runs out/validate_ar1] [--auto-runs out/validate_ar1_auto]
+        [--runs out/validate_ar1] [--centred-runs out/validate_ar1_centred]
         [--out benchmarks/results/ar1_calibration.md]
 
 Each replicate: 40 subjects (half treated) × 8 equally spaced visits 0..7, no dropout;
@@ -20,10 +20,11 @@ fits per replicate, both ``y ~ trt * visit + (1 | id)``:
 Recorded per fit: the posterior mean and 90 % central interval of ``b[trt:visit]`` (the
 treatment × time slope), ``b[visit]`` and ``b[trt]``; for (a) the posterior of ``phi_ar`` and
 ``sigma``; divergences and R-hat. Both models' random intercepts are non-centred
-(``--parametrization``): the ``auto`` rule picks centred ones for (a), whose funnel between
-``sd_id`` and the intercepts gave divergences in a quarter of the replicates. A run with
-``--parametrization auto --runs out/validate_ar1_auto`` is summarised beside the main one
-when its run file exists (``--auto-runs``). Priors are fixed in the specs (not scaled from
+(``--parametrization``, what ``auto`` now picks beside ``residuals:``); centred ones for (a)
+(what ``auto`` picked before) gave divergences in a quarter of the replicates (the funnel
+between ``sd_id`` and the intercepts). A run with ``--parametrization centered --runs
+out/validate_ar1_centred`` is summarised beside the main one when its run file exists
+(``--centred-runs``). Priors are fixed in the specs (not scaled from
 each data set) and every replicate has the same visits, so each model compiles once and
 later replicates reuse the compiled log-density (``mixedbayes.inference.reuse``). Every
 finished replicate is appended to ``--runs``/``ar1.jsonl`` at once; running the same command
@@ -208,9 +209,9 @@ def _flagged(ok: list[dict[str, Any]], key: str) -> tuple[int, int, int]:
     return sum(d > 0 for d in div), sum(h > 1.05 for h in rhat), sum(div)
 
 
-def auto_section(path: Path, main: list[dict[str, Any]]) -> list[str]:
-    """The same study with the ``auto`` parametrization, from its run file if it exists,
-    beside the main run's replicates ``main``."""
+def centred_section(path: Path, main: list[dict[str, Any]]) -> list[str]:
+    """The same study with centred intercepts (``auto`` before it knew ``residuals:``),
+    from its run file if it exists, beside the main run's replicates ``main``."""
     from validate_missing import _load
 
     recs = list(_load(path / "ar1.jsonl").values())
@@ -223,13 +224,13 @@ def auto_section(path: Path, main: list[dict[str, Any]]) -> list[str]:
     diverged = {r["rep"] for r in ok if r["ar1"]["divergences"]}
     again = sum(1 for r in main if r["rep"] in diverged and r["ar1"]["divergences"])
     return [
-        "## With the default `auto` parametrization",
+        "## With centred random intercepts",
         "",
-        f"The same {len(ok)} replicates fitted with `parametrization: auto` (`python "
-        "benchmarks/validate_ar1.py --parametrization auto --runs out/validate_ar1_auto`): "
-        "the rule of `design/parametrization.py` picks a *centred* random intercept for the "
-        "AR(1) model (8 rows per subject look informative; the rule assumes independent "
-        "residuals, and the serial correlation inflates its between-subject variance). The "
+        f"The same {len(ok)} replicates fitted with `parametrization: centered` (`python "
+        "benchmarks/validate_ar1.py --parametrization centered --runs "
+        "out/validate_ar1_centred`), what the `auto` rule of `design/parametrization.py` "
+        "picked for the AR(1) model before it took `residuals:` into account (8 rows per "
+        "subject look informative to a rule that assumes independent residuals). The "
         f"AR(1) fits then had divergences in {n_div} replicates ({total} in all) and a "
         f"maximum R-hat above 1.05 in {n_rhat} (the funnel between `sd_id` and the "
         "intercepts, worst where `sd_id` is estimated small). Coverage of the 90 % intervals "
@@ -316,7 +317,8 @@ def write_report(recs: list[dict[str, Any]], args: argparse.Namespace) -> str:
             + "; ".join(f"{r['rep']}: {r['error'][:120]}" for r in errors[:5]),
             "",
         ]
-    lines += auto_section(Path(args.auto_runs), ok) if args.parametrization != "auto" else []
+    if args.parametrization != "centered":
+        lines += centred_section(Path(args.centred_runs), ok)
     lines += specs_markdown([(LABELS[k], v) for k, v in specs(args.parametrization).items()])
     return "\n".join(lines)
 
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parametrization", choices=("noncentered", "centered", "auto"), default="noncentered"
     )
-    parser.add_argument("--auto-runs", default=str(ROOT / "out" / "validate_ar1_auto"))
+    parser.add_argument("--centred-runs", default=str(ROOT / "out" / "validate_ar1_centred"))
     args = parser.parse_args(argv)
     args.started = time.time()
     out = Path(args.out)

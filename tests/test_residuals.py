@@ -398,3 +398,28 @@ def test_report_section() -> None:
     assert section.applies(fit)
     blocks = section.build(types.SimpleNamespace(fit=fit))  # type: ignore[arg-type]
     assert len(blocks) == 3
+
+
+def test_auto_parametrization_is_noncentred_beside_correlated_residuals() -> None:
+    """Subject intercepts the rows pin down (the rule's data weight > 1) are centred with
+    independent residuals but non-centred beside AR(1) residuals within the subject, where
+    the rule's weight overstates the information (docs/residuals.md)."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {"id": np.repeat([f"s{i:02d}" for i in range(30)], 8), "visit": np.tile(np.arange(8), 30)}
+    )
+    df["y"] = np.repeat(rng.normal(0, 3.0, 30), 8) + rng.normal(0, 0.5, len(df))
+    plain = mb.design(mb.LMM("y ~ visit + (1 | id)"), df)
+    assert plain.groups[0].blocks[0].parametrization == "centered"
+    spec = mb.LMM(
+        "y ~ visit + (1 | id)", residuals={"correlation": "ar1", "time": "visit", "group": "id"}
+    )
+    block = mb.design(spec, df).groups[0].blocks[0]
+    assert block.parametrization == "noncentered"
+    assert "ar1" in block.reason and "data weight" in block.reason
+    fixed = mb.LMM(
+        "y ~ visit + (1 | id)",
+        residuals={"correlation": "ar1", "time": "visit", "group": "id"},
+        group_effects={"id": {"parametrization": "centered"}},
+    )
+    assert mb.design(fixed, df).groups[0].blocks[0].parametrization == "centered"

@@ -49,13 +49,18 @@ from mixedbayes.design.matrices import (
 )
 from mixedbayes.design.matrices import common_vars as _common_vars
 from mixedbayes.design.matrices import fixed_part as _fixed_part
-from mixedbayes.design.parametrization import choose_parametrization, one_centred_intercept
+from mixedbayes.design.parametrization import (
+    choose_parametrization,
+    noncentred_beside_residual_correlation,
+    one_centred_intercept,
+)
 from mixedbayes.design.rank import warn_rank_deficient
 from mixedbayes.errors import DataError, Problem, SpecError, format_rows
 from mixedbayes.families import Family, Link, get_family, get_link
 from mixedbayes.naming import OBS_DIM, Names
 from mixedbayes.spec.formula import FormulaParts, split_formula
 from mixedbayes.spec.model import ModelSpec
+from mixedbayes.spec.residuals import residual_group
 
 __all__ = ["DENSE_GROUP_CELLS", "Design", "NewData", "make_regression_design"]
 
@@ -444,9 +449,13 @@ def make_regression_design(
         )
         for f in factors
     )
-    factors = one_centred_intercept(
-        factors, {f.name for f in factors if spec.group_options(f.name).parametrization == "auto"}
-    )
+    auto = {f.name for f in factors if spec.group_options(f.name).parametrization == "auto"}
+    factors = one_centred_intercept(factors, auto)
+    residuals = getattr(spec, "residuals", None)
+    if residuals is not None:
+        factors = noncentred_beside_residual_correlation(
+            factors, residual_group(spec.formula, residuals), residuals.correlation, auto
+        )
     known = [f.name for f in factors]
     known += [f.name for d in dpar_designs for f in d.groups if f.name not in known]
     unknown = set(spec.group_effects) - set(known)
