@@ -57,6 +57,20 @@ def assert_same_posterior(first: mb.Fit, second: mb.Fit, *, sd_slack: float = 0.
         assert abs(a.loc[name, "mean"] - b.loc[name, "mean"]) <= tol, name
 
 
+def assert_save_load_round_trip(fit: mb.Fit, path: Path) -> mb.Fit:
+    """Save ``fit`` under ``path``, load it back, and check the spec and the in-sample mean
+    predictions survive; returns the loaded fit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit.save(path)
+        again = mb.load(path)
+    assert again.spec == fit.spec
+    np.testing.assert_allclose(
+        again.predict(None, kind="mean").to_numpy(), fit.predict(None, kind="mean").to_numpy()
+    )
+    return again
+
+
 def clustered_data() -> pd.DataFrame:
     """Strongly clustered patients with a between-patient treatment (naive-vs-mixed data)."""
     return mb.simulate.lmm(

@@ -13,13 +13,12 @@ inside the central 90 % interval. ZIBR reports the presence part, logit P(y > 0)
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import READ_ONLY, quiet_fit
+from conftest import READ_ONLY, assert_save_load_round_trip, quiet_fit
 from scipy.special import expit
 from test_distributional import FORMULA, TRUTH, ZI, zib_data
 
@@ -129,11 +128,4 @@ def test_report_and_save_load(recovery_fit: mb.Fit, tmp_path: Path) -> None:
     # every section but the trajectories (the model has no time covariate) is made
     assert [s.key for s in report.sections if s.unavailable] == ["trajectories"]
     assert "zi ~ Treatment + (1 | Subject)" in report.subtitle
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        recovery_fit.save(tmp_path / "fit")
-        again = mb.load(tmp_path / "fit")
-    assert again.spec == recovery_fit.spec
-    np.testing.assert_allclose(
-        again.predict(None, kind="mean").to_numpy(), recovery_fit.predict(None, kind="mean")
-    )
+    assert_save_load_round_trip(recovery_fit, tmp_path / "fit")

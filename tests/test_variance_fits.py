@@ -9,13 +9,12 @@ Two small fits (2 chains × 300 draws each).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_same_posterior, quiet_fit
+from conftest import assert_same_posterior, assert_save_load_round_trip, quiet_fit
 
 import mixedbayes as mb
 
@@ -68,14 +67,7 @@ def test_same_posterior_as_the_plain_model(fit: mb.Fit) -> None:
 
 
 def test_save_load(fit: mb.Fit, tmp_path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit.save(tmp_path / "fit")
-        again = mb.load(tmp_path / "fit")
-    assert again.spec == fit.spec
-    np.testing.assert_allclose(
-        again.predict(None, kind="mean").to_numpy(), fit.predict(None, kind="mean").to_numpy()
-    )
+    assert_save_load_round_trip(fit, tmp_path / "fit")
 
 
 def test_predictions_and_log_likelihood_use_each_rows_sd(fit: mb.Fit) -> None:
