@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mixedbayes as mb
 from mixedbayes.errors import SpecError
-from mixedbayes.families import FAMILIES, LINKS, Family, FamilyParam, get_link
+from mixedbayes.families import FAMILIES, LINKS, Family, FamilyParam, get_family, get_link
 from mixedbayes.families.counts import NB1_DISPERSION
 from mixedbayes.priors.distributions import DISTRIBUTIONS
 
@@ -365,3 +366,29 @@ def test_zi_prior_statement_is_right() -> None:
 def test_no_pymc_at_import() -> None:
     code = "import sys, mixedbayes.families; assert 'pymc' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("nbinom1", "here it is family: negbinomial1"),
+        ("nbinom2", "here it is family: negbinomial"),
+        ("truncated_nbinom2", "here it is family: truncated_negbinomial"),
+        ("NegativeBinomial", "here it is family: negbinomial"),
+        ("Poisson", "did you mean family: poisson"),
+        ("binomal", "did you mean family: binomial"),
+    ],
+)
+def test_unknown_family_names_ours(name: str, said: str) -> None:
+    """A peer's family name or a typo is a SpecError naming our family."""
+    with pytest.raises(SpecError, match="unknown family") as err:
+        mb.GLMM("y ~ x", family=name)
+    assert said in str(err.value) and "Known families" in str(err.value)
+    with pytest.raises(SpecError, match=said):
+        get_family(name)
+
+
+def test_unknown_family_without_a_match_lists_them() -> None:
+    with pytest.raises(SpecError) as err:
+        get_family("quasipoisson_xyz")
+    assert "did you mean" not in str(err.value) and "'negbinomial1'" in str(err.value)

@@ -454,7 +454,7 @@ def make_regression_design(
     residuals = getattr(spec, "residuals", None)
     if residuals is not None:
         factors = noncentred_beside_residual_correlation(
-            factors, residual_group(spec.formula, residuals), residuals.correlation, auto
+            factors, residual_group(formula, residuals), residuals.correlation, auto
         )
     known = [f.name for f in factors]
     known += [f.name for d in dpar_designs for f in d.groups if f.name not in known]

@@ -260,14 +260,51 @@ def families_with_formula(param: str) -> list[str]:
     return sorted(name for name, f in FAMILIES.items() if (p := f.param(param)) and p.takes_formula)
 
 
+#: Family names of lme4/glmmTMB/brms/bambi/PyMC that differ from ours, for the error's hint.
+PEER_FAMILY_NAMES: dict[str, str] = {
+    "normal": "gaussian",
+    "t": "student",
+    "studentt": "student",
+    "student_t": "student",
+    "nbinom2": "negbinomial",
+    "nbinom1": "negbinomial1",
+    "negativebinomial": "negbinomial",
+    "negative_binomial": "negbinomial",
+    "truncated_nbinom2": "truncated_negbinomial",
+    "truncated_nbinom1": "truncated_negbinomial1",
+    "zero_inflated_negativebinomial": "zero_inflated_negbinomial",
+    "hurdle_negativebinomial": "hurdle_negbinomial",
+    "zeroinflatedpoisson": "zero_inflated_poisson",
+    "zeroinflatednegativebinomial": "zero_inflated_negbinomial",
+    "hurdlepoisson": "hurdle_poisson",
+    "hurdlenegativebinomial": "hurdle_negbinomial",
+    "beta_family": "beta",
+    "bernoulli_logit": "bernoulli",
+}
+
+
+def unknown_family_message(name: str) -> str:
+    """Why ``name`` is not a family, with our name for a peer's (glmmTMB's ``nbinom1`` is
+    ``negbinomial1``) or a close match, and the known families."""
+    import difflib
+
+    key = name.lower().replace("-", "_").replace(" ", "_")
+    said = f"unknown family {name!r}"
+    peer = PEER_FAMILY_NAMES.get(key) or PEER_FAMILY_NAMES.get(key.replace("_", ""))
+    close = difflib.get_close_matches(key, list(FAMILIES), n=1, cutoff=0.75)
+    if peer is not None:
+        said += f" (lme4/glmmTMB/brms/bambi's name); here it is family: {peer}"
+    elif key in FAMILIES or close:
+        said += f"; did you mean family: {key if key in FAMILIES else close[0]}"
+    return f"{said}. Known families: {sorted(FAMILIES)}"
+
+
 def get_family(name: str) -> Family:
     """The registered family called ``name`` (``SpecError`` listing the known ones otherwise)."""
     try:
         return FAMILIES[name]
     except KeyError:
-        raise SpecError(
-            f"unknown family {name!r}.", where="family", hint=f"use one of {sorted(FAMILIES)}."
-        ) from None
+        raise SpecError(unknown_family_message(name), where="family") from None
 
 
 def scale_prior(y: np.ndarray) -> tuple[PriorDist, str]:
