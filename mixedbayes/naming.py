@@ -208,6 +208,13 @@ class Names:
     PHI_AR = "phi_ar"
     #: The compound-symmetry residual correlation (nlme's ``Rho`` of ``corCompSymm``).
     RHO_CS = "rho_cs"
+    #: The SD of a GLMM's latent AR(1) / CAR(1) process on the linear predictor (brms's
+    #: ``sderr`` of a latent ``ar()``); a positive prior class of its own.
+    SIGMA_AR = "sigma_ar"
+    #: The standard normals of the latent process, one per row (``e = sigma_ar · L z``).
+    Z_AR = "z_ar"
+    #: The latent process itself, one value per row, added to the linear predictor.
+    E_AR = "e_ar"
     #: The power of ``|fitted|`` of the residual SD (``variance: {power: fitted}``, nlme's
     #: ``varPower``): ``sigma_i = sigma·|mu_i|^delta_power``.
     DELTA_POWER = "delta_power"

@@ -261,9 +261,13 @@ def test_spec_errors(formula: str, residuals: dict[str, str], message: str) -> N
         mb.LMM(formula, residuals=residuals)
 
 
-def test_glmm_refuses_residuals() -> None:
-    with pytest.raises(SpecError, match="kind 'lmm'"):
-        mb.GLMM("y ~ x + (1 | id)", "poisson", residuals={"correlation": "ar1", "time": "v"})
+def test_glmm_takes_latent_ar1_not_cs() -> None:
+    """A glmm's ar1/car1 is a latent process (tests/test_latent_residuals.py); its cs is a
+    random intercept, and the error says so."""
+    spec = mb.GLMM("y ~ x + (1 | id)", "poisson", residuals={"correlation": "ar1", "time": "v"})
+    assert spec.residuals is not None and spec.latent_residuals
+    with pytest.raises(SpecError, match="random intercept per subject"):
+        mb.GLMM("y ~ x", "poisson", residuals={"correlation": "cs", "time": "v", "group": "id"})
 
 
 def test_data_errors() -> None:

@@ -40,6 +40,8 @@ from mixedbayes.naming import Names
 from mixedbayes.priors.table import PriorTable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mixedbayes.design.nonlinear import NonlinearDesign
 
 __all__ = [
@@ -326,20 +328,28 @@ def regression_coords(design: Design, names: Names | None = None) -> dict[str, A
 
 
 def add_regression(
-    design: Design, priors: PriorTable, ctx: BuildContext, hierarchical: bool = True
+    design: Design,
+    priors: PriorTable,
+    ctx: BuildContext,
+    hierarchical: bool = True,
+    latent: Callable[[BuildContext], Any] | None = None,
 ) -> Any:
     """Add a regression part (linear predictor, family parameters, likelihood) to
     ``ctx.model`` under ``ctx.names``; return the observed variable.
 
     ``hierarchical=False`` turns hierarchical centring off (see :func:`linear_predictor`).
     A design whose spec imputes covariates (``design.imputation``) first gets each
-    covariate's submodel and missing cells (:func:`add_covariate_submodels`).
+    covariate's submodel and missing cells (:func:`add_covariate_submodels`). ``latent``
+    adds a term of the linear predictor of its own (a GLMM's latent residual process,
+    :mod:`mixedbayes.compile.latent_residuals`) and returns it (one value per row).
     """
     imputed: dict[str, Any] = {}
     summed: dict[str, Any] = {}
     if design.imputation is not None and design.imputation.covariates:
         imputed, summed = add_covariate_submodels(design, priors, ctx)
-    eta, mu, params, trials = regression_mean(design, priors, ctx, hierarchical, "", imputed)
+    eta, mu, params, trials = regression_mean(
+        design, priors, ctx, hierarchical, "", imputed, latent
+    )
     names = ctx.names
     y = ctx.data(names.data("y_obs"), np.asarray(design.y), dims=names.obs_dim)
     name = response_var_name(design)
@@ -358,6 +368,7 @@ def regression_mean(
     hierarchical: bool = True,
     nlpar: str = "",
     imputed: dict[str, Any] | None = None,
+    latent: Callable[[BuildContext], Any] | None = None,
 ) -> tuple[Any, Any, dict[str, Any], Any]:
     """The linear predictor and mean of every row of ``design``, the family's parameters and
     the trials (data or None) of a regression part under ``ctx.names`` (priors of
@@ -370,6 +381,8 @@ def regression_mean(
     )
     if design.offset is not None and np.any(design.offset != 0):
         eta = eta + ctx.data(names.data("offset"), design.offset, dims=names.obs_dim)
+    if latent is not None:
+        eta = eta + latent(ctx)
     mu = design.link.inverse(eta)
     params: dict[str, Any] = {}
     dpars = {d.name: d for d in design.dpars}

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_residual_regression",
     "opaque_residual_logp",
+    "powers",
     "residual_coords",
     "residual_logp",
     "residual_parameters",
@@ -111,7 +112,7 @@ def residual_parameters(
     return {**scale, "phi": phi}
 
 
-def _powers(phi: Any, lags: np.ndarray) -> Any:
+def powers(phi: Any, lags: np.ndarray) -> Any:
     """``phi ** lags`` for integer lags, exact for a negative ``phi`` (a gathered table of
     powers ``1, φ, φ², …``)."""
     import pytensor.tensor as pt
@@ -136,7 +137,7 @@ def _block_cov(rd: ResidualDesign, batch: ResidualBatch, theta: dict[str, Any]) 
         one = np.ones((batch.n_patterns, k, k))
         return s2 * (rho * one + (1.0 - rho) * eye)
     if rd.correlation == "ar1":
-        return s2 * _powers(theta["phi"], batch.lags)
+        return s2 * powers(theta["phi"], batch.lags)
     return s2 * pt.power(theta["phi"], batch.lags)
 
 

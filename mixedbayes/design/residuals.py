@@ -28,6 +28,8 @@ __all__ = [
     "ResidualBatch",
     "ResidualDesign",
     "block_covariances",
+    "latent_residuals",
+    "observation_residuals",
     "padded_batch",
     "residual_design",
     "residual_log_likelihood",
@@ -93,6 +95,9 @@ class ResidualDesign:
         The visit levels (``unstructured``, ``cs``): categorical order, else sorted.
     batches : tuple of ResidualBatch
         One per block size, smallest first.
+    latent : bool
+        The residuals are a latent process on the linear predictor (a ``glmm``'s ``ar1`` /
+        ``car1``: its SD is ``sigma_ar``), not the response's.
     """
 
     correlation: str
@@ -103,6 +108,7 @@ class ResidualDesign:
     times: np.ndarray
     visit_levels: list[Any]
     batches: tuple[ResidualBatch, ...]
+    latent: bool = False
 
     def digest(self) -> str:
         """A hash of the blocks (which rows, which pattern, the lags and visits): the compiled
@@ -126,6 +132,19 @@ class ResidualDesign:
 def residual_spec(design: Any) -> ResidualSpec | None:
     """The spec's ``residuals:`` of a design (None when it has none)."""
     return getattr(design.spec, "residuals", None)
+
+
+def latent_residuals(design: Any) -> bool:
+    """Whether the design has ``residuals:`` as a latent process on the linear predictor (a
+    ``glmm``'s ``ar1`` / ``car1``), whose draws the linear predictor adds."""
+    return residual_spec(design) is not None and bool(
+        getattr(design.spec, "latent_residuals", False)
+    )
+
+
+def observation_residuals(design: Any) -> bool:
+    """Whether the design has ``residuals:`` on the response (the Gaussian ``lmm``)."""
+    return residual_spec(design) is not None and not latent_residuals(design)
 
 
 def _levels(column: pd.Series) -> list[Any]:
@@ -224,6 +243,7 @@ def residual_design(design: Design, data: pd.DataFrame | None = None) -> Residua
         times=times,
         visit_levels=visit_levels,
         batches=_batches(subject, times, len(subjects), spec.correlation),
+        latent=latent_residuals(design),
     )
 
 

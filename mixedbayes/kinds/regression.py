@@ -36,16 +36,26 @@ class RegressionKind(Kind):
 
     def design(self, spec: ModelSpec, data: pd.DataFrame) -> Design:
         from mixedbayes.design.design import make_regression_design
+        from mixedbayes.design.residuals import residual_design, residual_spec
         from mixedbayes.design.variance import ident_terms
 
         formula = cast(LMMSpec, spec).formula
         design = make_regression_design(spec, data, formula=formula, dpars=self._dpars(spec))
-        return ident_terms(design)
+        design = ident_terms(design)
+        if residual_spec(design) is not None:  # residuals: (mixedbayes/*/residuals.py)
+            residual_design(design)  # every data problem of the residual blocks, now
+        return design
 
     def default_priors(self, design: ModelDesign) -> PriorTable:
+        from mixedbayes.design.residuals import residual_design, residual_spec
         from mixedbayes.priors.regression import default_regression_priors
+        from mixedbayes.priors.residuals import residual_priors
 
-        return default_regression_priors(cast("Design", design))
+        d = cast("Design", design)
+        table = default_regression_priors(d)
+        if residual_spec(d) is None:
+            return table
+        return residual_priors(table, d, residual_design(d))
 
     def positive_classes(self, design: ModelDesign) -> tuple[str, ...]:
         from mixedbayes.priors.regression import regression_positive_classes
@@ -54,8 +64,13 @@ class RegressionKind(Kind):
 
     def coords(self, design: ModelDesign) -> dict[str, list[Any]]:
         from mixedbayes.compile.regression import regression_coords
+        from mixedbayes.compile.residuals import residual_coords
+        from mixedbayes.design.residuals import residual_design, residual_spec
 
-        return regression_coords(cast("Design", design))
+        coords = regression_coords(cast("Design", design))
+        if residual_spec(design) is not None:
+            coords.update(residual_coords(residual_design(cast("Design", design))))
+        return coords
 
     def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
         from mixedbayes.compile.regression import add_regression
@@ -76,7 +91,7 @@ class RegressionKind(Kind):
         for dp in d.dpars:
             names.append(Names(dp.name).b)
             names += _group_variables(dp.groups)
-        return names + imputation_variables(d.imputation)
+        return _residual_variables(d, names) + imputation_variables(d.imputation)
 
     def summary_variables(self, design: ModelDesign, include_group_levels: bool) -> list[str]:
         names = super().summary_variables(design, include_group_levels)
@@ -111,6 +126,11 @@ class RegressionKind(Kind):
         if s.variance is not None:
             shown = [f"{k}({v})" for k, v in s.variance.model_dump(exclude_none=True).items()]
             text += f"; variance {' * '.join(shown)}"
+        res = s.residuals
+        if res is not None:
+            group = res.group or "the formula's grouping factor"
+            what = "latent residuals" if s.latent_residuals else "residuals"
+            text += f"; {what} {res.correlation} over {res.time} within {group}"
         return text
 
 
@@ -124,6 +144,24 @@ def imputation_variables(plan: Any) -> list[str]:
         names += _group_variables(cov.sub.groups)
         names += [part.param(p.name) for p in cov.sub.family.params]
     return names
+
+
+def _residual_variables(design: Design, names: list[str]) -> list[str]:
+    """``names`` (the family's variables) with the residual structure's (``residuals:``):
+    ``phi_ar`` / ``rho_cs``, ``sigma_ar`` of a latent process, or an unstructured
+    covariance's ``sd_<visit>`` and ``cor_<visit>`` in place of ``sigma``."""
+    from mixedbayes.design.residuals import latent_residuals, residual_spec
+
+    spec = residual_spec(design)
+    if spec is None:
+        return names
+    if spec.correlation == "unstructured":
+        sigma = Names().param("sigma")
+        return [n for n in names if n != sigma] + [Names.sd(spec.time), Names.cor(spec.time)]
+    extra = [Names.RHO_CS if spec.correlation == "cs" else Names.PHI_AR]
+    if latent_residuals(design):
+        extra.append(Names.SIGMA_AR)
+    return [*names, *(Names().param(e) for e in extra)]
 
 
 def _group_variables(groups: Any) -> list[str]:
@@ -145,33 +183,6 @@ class LMMKind(RegressionKind):
     spec_type = LMMSpec
 
     # -- correlated residuals within a subject (residuals:; mixedbayes/*/residuals.py)
-    def design(self, spec: ModelSpec, data: pd.DataFrame) -> Design:
-        from mixedbayes.design.residuals import residual_design, residual_spec
-
-        d = super().design(spec, data)
-        if residual_spec(d) is not None:
-            residual_design(d)  # every data problem of the residual blocks, now
-        return d
-
-    def default_priors(self, design: ModelDesign) -> PriorTable:
-        from mixedbayes.design.residuals import residual_design, residual_spec
-        from mixedbayes.priors.residuals import residual_priors
-
-        table = super().default_priors(design)
-        if residual_spec(design) is None:
-            return table
-        d = cast("Design", design)
-        return residual_priors(table, d, residual_design(d))
-
-    def coords(self, design: ModelDesign) -> dict[str, list[Any]]:
-        from mixedbayes.compile.residuals import residual_coords
-        from mixedbayes.design.residuals import residual_design, residual_spec
-
-        coords = super().coords(design)
-        if residual_spec(design) is not None:
-            coords.update(residual_coords(residual_design(cast("Design", design))))
-        return coords
-
     def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
         from mixedbayes.compile.residuals import add_residual_regression
         from mixedbayes.design.residuals import residual_design, residual_spec
@@ -180,19 +191,6 @@ class LMMKind(RegressionKind):
             return super().build(design, priors, ctx)
         d = cast("Design", design)
         return add_residual_regression(d, residual_design(d), priors, ctx)
-
-    def family_variables(self, design: ModelDesign) -> list[str]:
-        from mixedbayes.design.residuals import residual_spec
-
-        names = super().family_variables(design)
-        spec = residual_spec(design)
-        if spec is None:
-            return names
-        if spec.correlation == "unstructured":
-            sigma = Names().param("sigma")
-            return [n for n in names if n != sigma] + [Names.sd(spec.time), Names.cor(spec.time)]
-        extra = Names.RHO_CS if spec.correlation == "cs" else Names.PHI_AR
-        return [*names, Names().param(extra)]
 
     def log_likelihood(self, design: ModelDesign, posterior: Any) -> Any:
         from mixedbayes.design.residuals import residual_spec
@@ -209,14 +207,6 @@ class LMMKind(RegressionKind):
         if residual_spec(design) is None:
             return super().simulate(design, posterior, seed)
         return residual_predictive(posterior, cast("Design", design), seed)
-
-    def describe(self, spec: ModelSpec) -> str:
-        text = super().describe(spec)
-        res = cast(LMMSpec, spec).residuals
-        if res is not None:
-            group = res.group or "the formula's grouping factor"
-            text += f"; residuals {res.correlation} over {res.time} within {group}"
-        return text
 
     def sampling_variant(
         self, design: ModelDesign, priors: PriorTable, marginalize: bool
@@ -258,3 +248,21 @@ class GLMMKind(RegressionKind):
 
     name = "glmm"
     spec_type = GLMMSpec
+
+    # -- a latent residual process (residuals: ar1 | car1; compile/latent_residuals.py)
+    def positive_classes(self, design: ModelDesign) -> tuple[str, ...]:
+        from mixedbayes.design.residuals import latent_residuals
+
+        extra = (Names.SIGMA_AR,) if latent_residuals(design) else ()
+        return super().positive_classes(design) + extra
+
+    def build(self, design: ModelDesign, priors: PriorTable, ctx: BuildContext) -> Any:
+        from mixedbayes.compile.latent_residuals import add_latent_residuals
+        from mixedbayes.compile.regression import add_regression
+        from mixedbayes.design.residuals import latent_residuals, residual_design
+
+        d = cast("Design", design)
+        if not latent_residuals(d):
+            return super().build(design, priors, ctx)
+        rd = residual_design(d)
+        return add_regression(d, priors, ctx, latent=lambda c: add_latent_residuals(rd, priors, c))

@@ -7,13 +7,16 @@
   which every block's covariance is positive definite (nlme's ``corCompSymm``);
 - ``sd`` of each visit (``unstructured``, group = the visit column, coef = the level): the
   Gaussian ``sigma``'s default, half-Student-t(3, 0, sd(y)); ``cor`` (group = the visit
-  column): LKJ(1); the unstructured covariance has no ``sigma`` row.
+  column): LKJ(1); the unstructured covariance has no ``sigma`` row;
+- ``sigma_ar`` (a ``glmm``'s latent process, on the link scale): half-Student-t(3, 0, s),
+  the rule of the group-level SDs (``s`` = 1 on a log or logit scale).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mixedbayes.families import response_scale, round_sig
 from mixedbayes.naming import Names
 from mixedbayes.priors.distributions import PriorDist
 from mixedbayes.priors.table import PriorRow, PriorTable
@@ -52,4 +55,9 @@ def residual_priors(table: PriorTable, design: Design, rd: ResidualDesign) -> Pr
         dist = PriorDist("uniform", (0.0, 1.0))
         text = "Uniform(0, 1): nlme's corCAR1 range"
     rows.append(PriorRow(Names.PHI_AR, "", "", "", dist, "default", text))
+    if rd.latent:
+        _, scale, ytext = response_scale(design.family, design.y, design.link)
+        prior = PriorDist("student_t", (3.0, 0.0, round_sig(scale)))
+        text = f"half-Student-t(3, 0, s) as the group-level SDs, on the link scale; {ytext}"
+        rows.append(PriorRow(Names.SIGMA_AR, "", "", "", prior, "default", text))
     return PriorTable(tuple(rows))

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mixedbayes.design.design import OBS_DIM, Design
+from mixedbayes.design.residuals import latent_residuals, observation_residuals
 from mixedbayes.design.variance import FITTED_FLOOR, power_of_fitted, row_varying_sigma
 from mixedbayes.errors import SpecError
 from mixedbayes.naming import Names
@@ -29,6 +30,7 @@ from mixedbayes.results.group_draws import (
     group_covariance,
     included_groups,
 )
+from mixedbayes.results.latent_residuals import latent_draws
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -171,6 +173,10 @@ def linear_predictor_draws(
             posterior, g, nd.group_index[g.name], nd.group_labels.get(g.name, []), new_groups, rng
         )
         eta = eta + np.einsum("cdnk,nk->cdn", r, nd.group_Z[g.name])
+    if latent_residuals(design):  # a glmm's latent residual process (residuals: ar1 | car1)
+        eta = eta + latent_draws(
+            posterior, design, newdata, level=level, new_groups=new_groups, rng=rng
+        )
     return eta, nd.index
 
 
@@ -241,7 +247,7 @@ def predict_draws(
             mu=mu,
         )
         values = design.family.mean_numpy(mu, params, nd.trials)
-        if kind == "response" and getattr(design.spec, "residuals", None) is not None:
+        if kind == "response" and observation_residuals(design):
             # correlated residuals: drawn jointly within each subject (residual_draws.py),
             # scaled by each row's SD when it varies (sigma:, variance:)
             from mixedbayes.results.residual_draws import residual_response

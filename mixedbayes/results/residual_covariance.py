@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mixedbayes.design.residuals import ResidualBatch, block_covariances, residual_design
+from mixedbayes.design.residuals import (
+    ResidualBatch,
+    block_covariances,
+    latent_residuals,
+    residual_design,
+)
 from mixedbayes.design.variance import row_varying_sigma
 from mixedbayes.results.residual_draws import chunks, residual_draws
 
@@ -52,7 +57,8 @@ def residual_covariance(
             hint="fit an lmm with residuals: {correlation: ar1 | car1 | cs | unstructured, "
             "time: <column>}",
         )
-    varying = row_varying_sigma(design)
+    # D R D (sigma:, variance:) scales the response's residuals, not a latent process
+    varying = row_varying_sigma(design) and not latent_residuals(design)
     if varying and not correlation:
         raise SpecError(
             "each row has its own residual SD (sigma: or variance:), so the covariance "

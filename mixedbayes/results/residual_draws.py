@@ -27,7 +27,8 @@ def residual_draws(
 ) -> dict[str, np.ndarray]:
     """The structure's parameter draws by role (``sigma``, ``phi``, ``rho``, ``sd``,
     ``cor``), chains and draws flattened into one leading dim. ``unit_sigma``: ``sigma`` is
-    1 (each row's SD varies, ``sigma:``/``variance:``, and scales the residuals instead)."""
+    1 (each row's SD varies, ``sigma:``/``variance:``, and scales the residuals instead).
+    Of a latent process (a ``glmm``) ``sigma`` is ``sigma_ar``."""
 
     def flat(name: str) -> np.ndarray:
         da = posterior[name]
@@ -40,7 +41,8 @@ def residual_draws(
     names = Names()
     key, name = ("rho", Names.RHO_CS) if rd.correlation == "cs" else ("phi", Names.PHI_AR)
     corr = flat(names.param(name))
-    sigma = np.ones(len(corr)) if unit_sigma else flat(names.param("sigma"))
+    scale = names.param(Names.SIGMA_AR if rd.latent else "sigma")
+    sigma = np.ones(len(corr)) if unit_sigma else flat(scale)
     return {"sigma": sigma, key: corr}
 
 

@@ -360,8 +360,11 @@ class LMMSpec(ModelSpec):
 
     allowed_families: ClassVar[tuple[str, ...] | None] = ("gaussian",)
     takes_missing: ClassVar[bool] = True
-    #: Whether the kind takes correlated residuals (``residuals:``; the Gaussian lmm).
+    #: Whether the kind takes correlated residuals (``residuals:``).
     takes_residuals: ClassVar[bool] = True
+    #: Whether they are a latent process on the linear predictor (a glmm: ``ar1``/``car1``,
+    #: ``sigma_ar``) rather than the response's residuals (the Gaussian lmm).
+    latent_residuals: ClassVar[bool] = False
 
     @field_validator("formula")
     @classmethod
@@ -425,11 +428,10 @@ class LMMSpec(ModelSpec):
             return self
         if not self.takes_residuals:
             raise ValueError(
-                f"residuals: (correlated residuals within a subject) is for kind 'lmm' "
-                f"(a Gaussian response), not {self.kind!r}. Fix: use kind: lmm, or remove "
-                "residuals:"
+                f"residuals: (correlated residuals within a subject) is for kinds 'lmm' "
+                f"and 'glmm', not {self.kind!r}. Fix: use one of them, or remove residuals:"
             )
-        problem = residual_problem(self.formula, self.residuals)
+        problem = residual_problem(self.formula, self.residuals, self.latent_residuals)
         if problem:
             raise ValueError(problem)
         return self
@@ -463,6 +465,11 @@ class GLMMSpec(LMMSpec):
         zero-inflated beta and dispersion of the NB1 families (``negbinomial1``: var =
         mu·(1 + phi)), ``alpha`` (shape) of gamma and the negative binomials. Without
         one the parameter is a scalar. ``variance:`` (gaussian) as for ``lmm``.
+    residuals : ResidualSpec, optional
+        ``ar1`` or ``car1``: a latent stationary Gaussian process per subject added to the
+        linear predictor (brms's ``ar()`` on a non-Gaussian family, glmmTMB's ``ar1()``):
+        ``phi_ar``, ``sigma_ar``; ``cs`` / ``unstructured`` are written as random effects
+        (a ``SpecError`` names the formula). See ``docs/residuals.md``.
 
     Examples
     --------
@@ -485,4 +492,4 @@ class GLMMSpec(LMMSpec):
     alpha: str | None = None
 
     allowed_families: ClassVar[tuple[str, ...] | None] = None
-    takes_residuals: ClassVar[bool] = False
+    latent_residuals: ClassVar[bool] = True

@@ -11,7 +11,10 @@ Semantics follow nlme and mmrm (``docs/residuals.md``): ``ar1`` is ``corAR1(form
 id)`` on integer visits with gaps (correlation ``phi_ar^|Δvisit|``), ``car1`` is
 ``corCAR1`` on continuous times (``phi_ar^|Δt|``), ``cs`` is ``corCompSymm`` (``rho_cs``),
 and ``unstructured`` is mmrm's ``us(visit | id)`` (one SD per visit level, ``sd_<visit>``,
-and an LKJ correlation, ``cor_<visit>``; subjects may miss visits). No PyMC here.
+and an LKJ correlation, ``cor_<visit>``; subjects may miss visits). A ``glmm`` takes
+``ar1`` and ``car1`` as a latent process on the linear predictor (brms's ``ar()`` on a
+non-Gaussian family, glmmTMB's ``ar1()``; ``sigma_ar``); its ``cs`` and ``unstructured`` are
+random-effect structures, and :func:`residual_problem` names the formula. No PyMC here.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ CORRELATIONS: tuple[str, ...] = ("ar1", "car1", "cs", "unstructured")
 
 
 class ResidualSpec(BaseModel):
-    """Correlated residuals within a subject (the Gaussian ``lmm`` only).
+    """Correlated residuals within a subject: of the Gaussian ``lmm``'s response, or a
+    latent process on a ``glmm``'s linear predictor (``ar1``, ``car1``).
 
     Attributes
     ----------
@@ -83,12 +87,15 @@ def residual_group(formula: str, residuals: ResidualSpec) -> str:
     return formula_factors(formula)[0]
 
 
-def residual_problem(formula: str, residuals: ResidualSpec) -> str | None:
+def residual_problem(formula: str, residuals: ResidualSpec, latent: bool = False) -> str | None:
     """What is wrong with ``residuals`` for a model with ``formula`` (None when nothing):
     an ambiguous or missing subject column, or a structure not identified beside the
-    formula's group effects on the same factor."""
+    formula's group effects on the same factor. ``latent``: the residuals are a process on
+    the linear predictor (a ``glmm``), which takes ``ar1`` and ``car1`` only."""
     from mixedbayes.spec.formula import split_formula
 
+    if latent and residuals.correlation in ("cs", "unstructured"):
+        return _latent_structure_problem(formula, residuals)
     factors = formula_factors(formula)
     if residuals.group is None:
         if not factors:
@@ -135,3 +142,29 @@ def residual_problem(formula: str, residuals: ResidualSpec) -> str | None:
                     "use correlation: ar1 / car1 beside it"
                 )
     return None
+
+
+def _latent_structure_problem(formula: str, residuals: ResidualSpec) -> str:
+    """Why a GLMM's ``cs`` / ``unstructured`` is a formula, and the formula (glmmTMB's
+    ``cs()`` and ``us()`` are random-effect structures too)."""
+    lhs, rhs = (s.strip() for s in formula.split("~", 1))
+    group = residuals.group or (formula_factors(formula) or ["id"])[0]
+    if residuals.correlation == "cs":
+        extra = f"(1 | {group})"
+        what = (
+            "compound symmetry on the linear predictor is a random intercept per subject "
+            "(glmmTMB's cs() is a random-effect structure)"
+        )
+    else:
+        extra = f"(0 + C({residuals.time}) | {group})"
+        what = (
+            "an unstructured covariance on the linear predictor is a correlated effect of "
+            f"each {residuals.time!r} level per subject (glmmTMB's us(0 + {residuals.time} | "
+            f"{group}))"
+        )
+    return (
+        f"residuals: {{correlation: {residuals.correlation}}} is not a latent process of a "
+        f"glmm: {what}. Fix: remove residuals: and write it in the formula, "
+        f'"{lhs} ~ {rhs} + {extra}"; or use correlation: ar1 / car1 (a latent serial '
+        "process, brms's ar() on a non-Gaussian family)"
+    )

@@ -30,18 +30,26 @@ class ResidualCovarianceSection(Section):
         return getattr(fit.design.spec, "residuals", None) is not None
 
     def build(self, ctx: ReportContext) -> list[Block]:
+        from mixedbayes.design.residuals import latent_residuals
         from mixedbayes.design.variance import row_varying_sigma
         from mixedbayes.results.residual_covariance import residual_covariance
 
         spec = getattr(ctx.fit.design.spec, "residuals", None)
         assert spec is not None
-        varying = row_varying_sigma(ctx.fit.design)  # D R D: only R is one matrix
+        latent = latent_residuals(ctx.fit.design)
+        # D R D: only R is one matrix
+        varying = row_varying_sigma(ctx.fit.design) and not latent
         cor = residual_covariance(ctx.fit, correlation=True)
         cov = cor if varying else residual_covariance(ctx.fit)
         what = "correlation (each row has its own SD)" if varying else "covariance"
+        where = (
+            "a latent process on the linear predictor (link scale, sigma_ar)"
+            if latent
+            else "residuals"
+        )
         return [
             Paragraph(
-                f"Residuals correlated within each subject: {spec.correlation} over "
+                f"Correlated within each subject, {where}: {spec.correlation} over "
                 f"{spec.time!r} (posterior means; with random effects this is the residual "
                 "part only, their covariance adds to it)."
             ),
