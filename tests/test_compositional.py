@@ -438,6 +438,14 @@ def test_multinomial_latent_is_sampled_data_centred_and_exactly() -> None:
     assert loc[0, 0] == pytest.approx(mu[0, 0]) and loc[2, 2] == pytest.approx(mu[2, 2])
     rich = 4000 * (1 - 4000 / counts[0].sum())
     assert v[0, 2] == pytest.approx(1 / np.sqrt(1 / sigma[0, 2] ** 2 + rich))
+    # the row's shift weighs each cell's ℓ − mu by 1/(1/w + sigma²): a cell whose taxon
+    # varies much (large sigma) cannot drag the shift of the others (the dominant taxon's
+    # slow drift at 222 × 110)
+    w = counts * (1 - counts / counts.sum(1, keepdims=True))
+    log_y = np.log(np.maximum(counts, 1))
+    u = w / (1 + w * sigma**2)
+    shift = (u * (mu - log_y)).sum(1, keepdims=True) / u.sum(1, keepdims=True)
+    np.testing.assert_allclose(loc, v**2 * (mu / sigma**2 + w * (log_y + shift)), rtol=1e-9)
 
 
 @pytest.mark.parametrize("parametrization", ["centered", "noncentered"])

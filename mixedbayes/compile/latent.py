@@ -19,7 +19,14 @@ with Jacobian ``Σ log v``): the approximation only decides how round the poster
 For counts from a multinomial with probabilities ``softmax(η)`` per row, ``ℓ = log y + c``
 and ``w = y·(1 − y/n)`` (the diagonal of the multinomial's information), where the row's shift
 ``c`` (which the softmax cannot see) aligns ``ℓ`` with ``μ`` on the observed cells, so that the
-shift stays with ``μ`` rather than moving every ``z`` of the row.
+shift stays with ``μ`` rather than moving every ``z`` of the row. ``c`` is the weighted mean of
+``μ − ℓ`` with weights ``u = 1/(1/w + σ²)``, the precision of each cell's ``ℓ − μ`` (the
+read noise and the latent residual): the conditional mean of the shift given ``μ``, ``σ``
+and the data. (Weights ``w`` alone let the most abundant taxon set every row's shift: a
+chain whose ``σ`` and intercept of that taxon were far from the posterior moved every other
+``z`` of the row with them and crept back over hundreds of draws, looking like modes: on
+dietswap Prevotella's intercept sat at 6.8–10.1 in four chains, R-hat 2.7; with ``u``
+3.51–3.54, R-hat 1.00. On simulated data at 222 samples × 110 taxa, min ESS 3 → 59.)
 """
 
 from __future__ import annotations
@@ -51,8 +58,10 @@ class DataCentred(Transform):
         mu, sigma, w, log_y = params[-4:]
         prior_prec = 1.0 / pt.square(sigma)
         var = 1.0 / (prior_prec + w)
-        shift = pt.sum(w * (mu - log_y), axis=-1, keepdims=True) / pt.maximum(
-            pt.sum(w, axis=-1, keepdims=True), 1e-12
+        # the row's shift: ℓ − μ measures it with variance 1/w + σ² per cell
+        u = w / (1.0 + w * pt.square(sigma))
+        shift = pt.sum(u * (mu - log_y), axis=-1, keepdims=True) / pt.maximum(
+            pt.sum(u, axis=-1, keepdims=True), 1e-12
         )
         loc = var * (mu * prior_prec + w * (log_y + shift))
         return loc, pt.sqrt(var)
