@@ -54,7 +54,9 @@ def cheap_fit() -> mb.Fit:
         spec = mb.load_spec({"formula": LMM})
         design = mb.design(spec, long_data())
         compiled = compile_model(design)
-        prior = pm.sample_prior_predictive(draws=20, model=compiled.model, random_seed=1)
+        prior = pm.sample_prior_predictive(
+            draws=20, model=compiled.model, random_seed=1, compile_kwargs={"mode": "FAST_COMPILE"}
+        )
         tree = xr.DataTree.from_dict({"posterior": prior["prior"].to_dataset()})
         _CHEAP.append(mb.Fit(tree, spec, design, compiled.priors, {}, compiled))
     return _CHEAP[0]
