@@ -30,6 +30,7 @@ __all__ = [
     "effect_draws",
     "group_covariance",
     "included_groups",
+    "level_names",
     "new_effects",
 ]
 
@@ -37,14 +38,24 @@ NewGroups = Literal["error", "sample", "population"]
 Level = str | Sequence[str] | None
 
 
+def level_names(level: Level) -> list[str] | None:
+    """The grouping factors ``level`` names (as in :meth:`Fit.predict`): None for all
+    (``level=None``), none for ``"population"``, else the named ones."""
+    if level is None:
+        return None
+    if isinstance(level, str):
+        return [] if level == "population" else [level]
+    return list(level)
+
+
 def included_groups(design: ModelDesign, level: Level) -> list[GroupFactor]:
     """The grouping factors a prediction includes (``level`` as in :meth:`Fit.predict`)."""
-    if level is None:
+    wanted = level_names(level)
+    if wanted is None:
         return list(design.groups)
-    if isinstance(level, str):
-        if level == "population":
-            return []
-        level = [level]
+    if not wanted:
+        return []
+    level = wanted
     names = [g.name for g in design.groups]
     for dpar in getattr(design, "dpars", ()):  # factors only a distributional formula has
         names += [g.name for g in dpar.groups if g.name not in names]

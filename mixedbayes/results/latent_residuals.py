@@ -18,6 +18,7 @@ import numpy as np
 from mixedbayes.design.residuals import ResidualBatch, block_covariances, residual_design
 from mixedbayes.errors import DataError
 from mixedbayes.naming import Names
+from mixedbayes.results.group_draws import level_names
 from mixedbayes.results.residual_draws import residual_draws
 
 if TYPE_CHECKING:
@@ -46,10 +47,9 @@ def latent_draws(
     prediction leaves the subject factor out (``level="population"`` or a list without it).
     """
     rd_fit = residual_design(design)
-    if level is not None:
-        wanted = [] if level == "population" else [level] if isinstance(level, str) else level
-        if rd_fit.group not in wanted:
-            return 0.0
+    wanted = level_names(level)
+    if wanted is not None and rd_fit.group not in wanted:
+        return 0.0
     e_fit = posterior[Names().param(Names.E_AR)].transpose("chain", "draw", ...).to_numpy()
     if newdata is None:
         return np.asarray(e_fit)

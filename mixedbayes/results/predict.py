@@ -29,6 +29,7 @@ from mixedbayes.results.group_draws import (
     effect_draws,
     group_covariance,
     included_groups,
+    level_names,
 )
 from mixedbayes.results.latent_residuals import latent_draws
 
@@ -125,10 +126,8 @@ def family_params(
 def included_dpar_groups(groups: tuple[GroupFactor, ...], level: Level) -> list[GroupFactor]:
     """The factors of a distributional formula a prediction includes: those ``level`` names
     (all for None, none for ``"population"``), as for the response's factors."""
-    if level is None:
-        return list(groups)
-    wanted = [level] if isinstance(level, str) else list(level)
-    return [g for g in groups if g.name in wanted]
+    wanted = level_names(level)
+    return list(groups) if wanted is None else [g for g in groups if g.name in wanted]
 
 
 def linear_predictor_draws(
